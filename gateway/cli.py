@@ -1,0 +1,76 @@
+"""Command line: `fiscal-gateway run | emulator | check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway.errors import ConfigError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from gateway.registers.emulator import cli as emulator_cli
+
+    parser = argparse.ArgumentParser(prog="fiscal-gateway", description="Fiscal register gateway")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the gateway (embedded defaults without --config)")
+    run.add_argument("--config", type=Path, help="YAML config file")
+
+    emu = sub.add_parser("emulator", help="run the Shtrih-M register emulator")
+    emulator_cli.add_arguments(emu)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gateway import app
+    from gateway.config import default_config, load_config
+    from gateway.log import setup_logging
+
+    try:
+        cfg = load_config(args.config) if args.config else default_config()
+    except ConfigError as err:
+        for issue in err.issues:
+            print(f"{args.config}: {issue}", file=sys.stderr)
+        return 2
+    setup_logging(cfg.log_level)
+    asyncio.run(app.run(cfg))
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.config import check_config
+
+    issues = check_config(args.file)
+    for issue in issues:
+        print(f"{args.file}: {issue}")
+    if not issues:
+        print(f"{args.file}: OK")
+    return 2 if issues else 0
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from gateway.log import setup_logging
+    from gateway.registers.emulator import cli as emulator_cli
+
+    setup_logging("info")
+    return asyncio.run(emulator_cli.run(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run the sub-command; returns the exit code."""
+    args = _build_parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "check-config": _cmd_check_config, "emulator": _cmd_emulator}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

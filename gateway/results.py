@@ -1,0 +1,184 @@
+"""Pure: domain results and errors -> ATOL web-server result shapes and error codes.
+
+Shapes per reference §2 "Results"; error codes follow ATOL's numbering for the states a
+CRM commonly checks (reference §7), so clients written for ATOL react the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from gateway import fiscal
+from gateway.errors import DeviceError, GatewayError, LinkError, ValidationError
+
+# ATOL error codes (libfptr) for the states reference §7 lists.
+ATOL_NO_CONNECTION = 2
+ATOL_DATE_EARLIER = 36
+ATOL_NO_PAPER = 44
+ATOL_COVER_OPEN = 45
+ATOL_PRINTER_FAULT = 46
+ATOL_SHIFT_EXPIRED = 68
+ATOL_RECEIPT_OPEN = 82
+ATOL_FN_EXHAUSTED = 120
+ATOL_OFD_TIMEOUT = 139
+ATOL_INVALID_PARAM = 160
+ATOL_BLOCKED = 501  # web server: the outcome of a fiscal task could not be proven
+ATOL_INTERRUPTED = 502
+ATOL_CANCELED = 503
+ATOL_VALIDATION = 400
+ATOL_OTHER = 999
+# Shtrih register errors without an ATOL twin are reported as 1000 + the register's code.
+REGISTER_CODE_BASE = 1000
+
+_SHTRIH_TO_ATOL: Mapping[int, int] = {
+    0x6B: ATOL_NO_PAPER,
+    0x6C: ATOL_NO_PAPER,
+    0x71: ATOL_PRINTER_FAULT,
+    0xC8: ATOL_PRINTER_FAULT,
+    0x4E: ATOL_SHIFT_EXPIRED,
+    0x16: ATOL_SHIFT_EXPIRED,
+    0x4A: ATOL_RECEIPT_OPEN,
+    0x07: ATOL_DATE_EARLIER,
+    0x05: ATOL_FN_EXHAUSTED,
+    0x12: ATOL_FN_EXHAUSTED,
+    0x14: ATOL_FN_EXHAUSTED,
+    0x15: ATOL_OFD_TIMEOUT,
+    0x33: ATOL_INVALID_PARAM,
+}
+
+
+def error_code(err: BaseException) -> int:
+    """The ATOL-style numeric code reported for an error."""
+    if isinstance(err, DeviceError):
+        return _SHTRIH_TO_ATOL.get(err.error_code, REGISTER_CODE_BASE + err.error_code)
+    if isinstance(err, ValidationError):
+        return ATOL_VALIDATION
+    if isinstance(err, LinkError):
+        return ATOL_NO_CONNECTION
+    return ATOL_OTHER
+
+
+def error_text(err: GatewayError) -> str:
+    """Description for a client: what happened and, when known, what to do."""
+    return f"{err.message} — {err.hint}" if err.hint else err.message
+
+
+def iso(when: dt.datetime | None, tz: dt.tzinfo | None) -> str | None:
+    """ISO 8601 with the offset; the register keeps local wall time without a zone."""
+    if when is None:
+        return None
+    if when.tzinfo is None and tz is not None:
+        when = when.replace(tzinfo=tz)
+    return when.isoformat()
+
+
+def rubles(kopecks: int | None) -> float | None:
+    """Kopecks as the rubles number ATOL prints in results."""
+    return None if kopecks is None else kopecks / 100
+
+
+def fiscal_params(res: fiscal.FiscalResult, tz: dt.tzinfo | None) -> dict[str, Any]:
+    """ATOL `fiscalParams`."""
+    params: dict[str, Any] = {
+        "fiscalDocumentNumber": res.document_number,
+        "fiscalDocumentSign": str(res.fiscal_sign),
+        "fiscalDocumentDateTime": iso(res.datetime, tz),
+        "fiscalReceiptNumber": res.receipt_number,
+        "shiftNumber": res.shift_number,
+        "fnNumber": res.fn_number,
+        "registrationNumber": res.registration_number,
+        "total": rubles(res.total),
+        "fnsUrl": res.fns_url,
+    }
+    params.update(res.extra)
+    return params
+
+
+def fiscal_result(res: fiscal.FiscalResult, tz: dt.tzinfo | None) -> dict[str, Any]:
+    """Result of a receipt or shift task."""
+    return {"fiscalParams": fiscal_params(res, tz), "warnings": None}
+
+
+def recovered_result(doc: fiscal.FoundDocument, fn_number: str, tz: dt.tzinfo | None) -> dict[str, Any]:
+    """Result of a task whose answer was lost, rebuilt from the ФН archive."""
+    res = fiscal.FiscalResult(
+        document_number=doc.number,
+        fiscal_sign=doc.fiscal_sign,
+        datetime=doc.datetime,
+        fn_number=fn_number,
+        total=doc.total,
+    )
+    out = fiscal_result(res, tz)
+    out["warnings"] = {"recovered": True}
+    return out
+
+
+def device_status(
+    status: fiscal.RegisterStatus, info: fiscal.DeviceInfo | None, tz: dt.tzinfo | None
+) -> dict[str, Any]:
+    """getDeviceStatus."""
+    body: dict[str, Any] = {
+        "currentDateTime": iso(status.datetime, tz),
+        "shift": status.shift.value,
+        "coverOpened": status.cover_open,
+        "paperPresent": status.paper_present,
+        "receiptOpened": status.receipt_open,
+        "waitingContinuePrint": status.waiting_continue_print,
+        "mode": status.mode,
+        "submode": status.submode,
+    }
+    if info is not None:
+        body.update(
+            {
+                "modelName": info.model,
+                "serialNumber": info.serial,
+                "firmwareVersion": info.firmware_version,
+                "firmwareBuild": info.firmware_build,
+            }
+        )
+    return {"deviceStatus": body}
+
+
+def shift_status(shift: fiscal.ShiftInfo, tz: dt.tzinfo | None) -> dict[str, Any]:
+    """getShiftStatus."""
+    expires = shift.opened_at + dt.timedelta(hours=24) if shift.opened_at else None
+    return {
+        "shiftStatus": {
+            "state": shift.state.value,
+            "number": shift.number,
+            "expiredTime": iso(expires, tz),
+        }
+    }
+
+
+def fn_status(fn: fiscal.FnStatus, expiry: dt.date | None, tz: dt.tzinfo | None) -> dict[str, Any]:
+    """getFnStatus."""
+    w = fn.warnings
+    return {
+        "fnStatus": {
+            "fiscalDocumentNumber": fn.last_document_number,
+            "fnNumber": fn.number,
+            "lastDocumentDateTime": iso(fn.last_document_datetime, tz),
+            "validityDate": expiry.isoformat() if expiry else None,
+            "warnings": {
+                "needReplacement": fiscal.FnWarning.REPLACE_URGENTLY in w,
+                "resourceExhausted": fiscal.FnWarning.RESOURCE_EXHAUSTED in w,
+                "memoryOverflow": fiscal.FnWarning.MEMORY_ALMOST_FULL in w,
+                "ofdTimeout": fiscal.FnWarning.OFD_TIMEOUT in w,
+                "criticalError": False,
+            },
+        }
+    }
+
+
+def ofd_status(ofd: fiscal.OfdStatus, tz: dt.tzinfo | None) -> dict[str, Any]:
+    """ofdExchangeStatus."""
+    return {
+        "status": {
+            "notSentCount": ofd.unsent_count,
+            "notSentFirstDocNumber": ofd.first_unsent_number,
+            "notSentFirstDocDateTime": iso(ofd.first_unsent_datetime, tz),
+        }
+    }

@@ -1,0 +1,433 @@
+"""The worker: takes jobs in order and prints each fiscal document exactly once (DESIGN §4).
+
+Before the first byte of a fiscal document goes out, the journal holds `in_progress` with
+N0 = the ФН's last document number. After any failure whose outcome is unclear (no
+answer, lost link, crash, power cut) nothing is re-sent blindly:
+  1. settle the link (ENQ: a pending answer is read), resume printing (B0h);
+  2. a receipt left open was not fiscalised: cancel it;
+  3. ФН last number N == N0: not fiscalised, run again; N > N0: read N0+1 — when type and
+     total match, that is our document and its fiscal data become the result;
+  4. anything else: the job is `blocked`, an event is raised, the queue stops.
+Transient states (paper out, cover open, link down) pause the queue and resume by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import fiscal, results
+from gateway.errors import DeviceError, GatewayError, LinkError, ValidationError
+from gateway.journal import Journal, JobRecord, JobState
+from gateway.tasks import (
+    CloseShiftTask,
+    ContinuePrintTask,
+    NameMapping,
+    OpenShiftTask,
+    QueryKind,
+    QueryTask,
+    ReceiptTask,
+    ReportXTask,
+    Task,
+    parse_task,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+IDLE_CHECK_INTERVAL_S = 60.0  # how often an idle worker looks at the shift's age
+PAUSE_POLL_INTERVAL_S = 2.0  # how often a paused queue checks whether the register recovered
+CONNECT_WAIT_S = 5.0
+MAX_RERUNS = 5  # a task proven unprinted is run again at most this many times in a row
+SHIFT_LIMIT = dt.timedelta(hours=24)
+SHIFT_SCAN_LIMIT = 2000  # documents read back to find when a foreign shift was opened
+
+META_SHIFT_OPENED = "shift_opened_at"
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftPolicy:
+    """When the worker opens and closes shifts by itself."""
+
+    auto_open: bool = True
+    close_before_limit: dt.timedelta = dt.timedelta(minutes=30)
+    operator: fiscal.Operator | None = None
+
+
+class Blocked(GatewayError):
+    """The outcome of a fiscal step could not be proven: a person must decide."""
+
+    code = "blocked"
+
+
+class Paused(GatewayError):
+    """The register cannot work right now (paper, cover, link); retry later, same job."""
+
+    code = "paused"
+
+
+class Worker:
+    """One worker per register."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        register: fiscal.Register,
+        connected: asyncio.Event,
+        *,
+        mapping: NameMapping,
+        policy: ShiftPolicy,
+        tz: dt.tzinfo | None = None,
+        now: Callable[[], dt.datetime] | None = None,
+        device_info: Callable[[], fiscal.DeviceInfo | None] = lambda: None,
+    ) -> None:
+        self._journal = journal
+        self._register = register
+        self._connected = connected
+        self._mapping = mapping
+        self._policy = policy
+        self._tz = tz
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._device_info = device_info
+        self._wake = asyncio.Event()
+        self.paused_reason: str | None = None
+        self.current_job: str | None = None
+        self.progress = 0  # bumps on every step: the systemd watchdog checks it moves
+        self.last_activity = self._now()
+
+    def wake(self, _uuid: str | None = None) -> None:
+        """A job was queued or unblocked: look at the queue now."""
+        self._wake.set()
+
+    # --- main loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Take jobs until cancelled."""
+        while True:
+            self._tick()
+            blocked = await self._journal.is_blocked()
+            job = None if blocked else await self._journal.next_job()
+            if job is None:
+                await self._idle()
+                continue
+            if not await self._wait_connected():
+                continue
+            try:
+                await self._run_job(job)
+            except Paused as err:
+                await self._pause(str(err))
+            except LinkError as err:
+                _LOGGER.warning("Job %s: register link failed (%s); will recover when it is back", job.uuid, err)
+
+    def _tick(self) -> None:
+        self.progress += 1
+        self.last_activity = self._now()
+
+    async def _idle(self) -> None:
+        self.current_job = None
+        try:
+            async with asyncio.timeout(IDLE_CHECK_INTERVAL_S):
+                await self._wake.wait()
+        except TimeoutError:
+            if self._connected.is_set() and not await self._journal.is_blocked():
+                try:
+                    await self._shift_maintenance(for_receipt=False)
+                except (GatewayError, OSError) as err:
+                    _LOGGER.warning("Shift maintenance failed: %s", err)
+        self._wake.clear()
+
+    async def _wait_connected(self) -> bool:
+        if self._connected.is_set():
+            return True
+        if self.paused_reason is None:
+            await self._set_paused("register not connected")
+        try:
+            async with asyncio.timeout(CONNECT_WAIT_S):
+                await self._connected.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _pause(self, reason: str) -> None:
+        await self._set_paused(reason)
+        try:
+            async with asyncio.timeout(PAUSE_POLL_INTERVAL_S):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _set_paused(self, reason: str) -> None:
+        if reason != self.paused_reason:
+            _LOGGER.warning("Queue paused: %s", reason)
+            self.paused_reason = reason
+            await self._journal.add_event("queue_paused", {"reason": reason}, now=self._now())
+
+    async def _resumed(self) -> None:
+        if self.paused_reason is not None:
+            _LOGGER.info("Queue resumed (was: %s)", self.paused_reason)
+            await self._journal.add_event("queue_resumed", {"was": self.paused_reason}, now=self._now())
+            self.paused_reason = None
+
+    # --- one job -------------------------------------------------------------------------
+
+    async def _run_job(self, job: JobRecord) -> None:
+        self.current_job = job.uuid
+        if job.state is JobState.QUEUED:
+            job = await self._journal.start(job.uuid, now=self._now())
+        try:
+            tasks = self._parse(job)
+        except ValidationError as err:
+            # Accepted once, invalid now (e.g. the mapping changed since): fail, print nothing.
+            await self._journal.fail_task(job.uuid, 0, results.ATOL_VALIDATION, str(err), now=self._now())
+            return
+        for index, task in enumerate(tasks):
+            if job.task_results[index].status != "wait" and not (
+                index == job.current_task and job.fiscal_step is not None
+            ):
+                continue
+            self._tick()
+            try:
+                result = await self._run_task(job, index, task)
+            except Blocked as err:
+                _LOGGER.error("Job %s task %d blocked: %s", job.uuid, index, err)
+                await self._journal.block(job.uuid, index, results.ATOL_BLOCKED, str(err), now=self._now())
+                return
+            except DeviceError as err:
+                if err.transient:
+                    raise Paused(results.error_text(err)) from err
+                _LOGGER.warning("Job %s task %d refused by the register: %s", job.uuid, index, err)
+                await self._journal.fail_task(
+                    job.uuid, index, results.error_code(err), results.error_text(err), now=self._now()
+                )
+                return
+            await self._journal.finish_task(job.uuid, index, result, now=self._now())
+            await self._resumed()
+            job = await self._journal.get(job.uuid)
+        await self._journal.complete(job.uuid, now=self._now())
+        _LOGGER.info("Job %s done", job.uuid)
+
+    def _parse(self, job: JobRecord) -> list[Task]:
+        raw = json.loads(job.tasks_json)
+        return [parse_task(obj, f"request[{i}]", self._mapping) for i, obj in enumerate(raw)]
+
+    async def _run_task(self, job: JobRecord, index: int, task: Task) -> dict[str, Any]:
+        if isinstance(task, QueryTask):
+            return await self._query(task.kind)
+        if isinstance(task, ReportXTask):
+            await self._ready_to_print()
+            await self._register.x_report()
+            return {}
+        if isinstance(task, ContinuePrintTask):
+            await self._register.continue_print()
+            return {}
+        if isinstance(task, ReceiptTask | OpenShiftTask | CloseShiftTask):
+            return await self._fiscal(job, index, task)
+        raise ValidationError(f"request[{index}]", f"task type {type(task).__name__} is not supported")
+
+    async def _query(self, kind: QueryKind) -> dict[str, Any]:
+        reg = self._register
+        if kind is QueryKind.DEVICE_STATUS:
+            return results.device_status(await reg.status(), self._device_info(), self._tz)
+        if kind is QueryKind.SHIFT_STATUS:
+            info = await reg.shift_info()
+            opened = await self._shift_opened_at(info) if info.state is not fiscal.ShiftState.CLOSED else None
+            return results.shift_status(
+                fiscal.ShiftInfo(info.state, info.number, info.receipts, opened), self._tz
+            )
+        if kind is QueryKind.FN_STATUS:
+            return results.fn_status(await reg.fn_status(), await reg.fn_expiry(), self._tz)
+        return results.ofd_status(await reg.ofd_status(), self._tz)
+
+    # --- fiscal steps ----------------------------------------------------------------------
+
+    async def _fiscal(
+        self, job: JobRecord, index: int, task: ReceiptTask | OpenShiftTask | CloseShiftTask
+    ) -> dict[str, Any]:
+        reruns = 0
+        while True:
+            if job.fiscal_step is not None and job.current_task == index and job.n0 is not None:
+                outcome = await self._reconcile(job, index, task, job.n0)
+                if outcome is not None:
+                    return outcome
+                reruns += 1
+                if reruns > MAX_RERUNS:
+                    raise Blocked(f"the register failed {MAX_RERUNS} times in a row on this document")
+            outcome = await self._attempt(job, index, task)
+            if outcome is not None:
+                return outcome
+            job = await self._journal.get(job.uuid)
+
+    async def _attempt(
+        self, job: JobRecord, index: int, task: ReceiptTask | OpenShiftTask | CloseShiftTask
+    ) -> dict[str, Any] | None:
+        """Prepare, commit N0, send. None means: the outcome is unclear, reconcile."""
+        status = await self._ready_to_print()
+        if isinstance(task, ReceiptTask):
+            await self._shift_maintenance(for_receipt=True)
+        elif isinstance(task, OpenShiftTask) and status.shift is not fiscal.ShiftState.CLOSED:
+            raise DeviceError(0x73, "shift is already open", command=0xFF41, hint="close the shift first")
+        elif isinstance(task, CloseShiftTask) and status.shift is fiscal.ShiftState.CLOSED:
+            raise DeviceError(0x73, "shift is already closed", command=0xFF42)
+        n0 = (await self._register.fn_status()).last_document_number
+        step = task.type_name
+        await self._journal.begin_fiscal_step(job.uuid, index, step, n0, now=self._now())
+        _LOGGER.info("Job %s task %d: %s, N0=%d", job.uuid, index, step, n0)
+        try:
+            if isinstance(task, ReceiptTask):
+                res = await self._register.print_receipt(task.receipt)
+            elif isinstance(task, OpenShiftTask):
+                res = await self._register.open_shift(task.operator or self._policy.operator)
+                await self._remember_shift(res)
+            else:
+                res = await self._register.close_shift(task.operator or self._policy.operator)
+        except LinkError as err:
+            _LOGGER.warning("Job %s task %d: outcome unknown (%s); reconciling", job.uuid, index, err)
+            await self._wait_link_back()
+            return None
+        except DeviceError as err:
+            if err.transient:
+                # e.g. paper ran out while printing: the ФН may have closed the document.
+                _LOGGER.warning("Job %s task %d: %s; reconciling", job.uuid, index, err)
+                return None
+            # A clean refusal: the register said no before fiscalising. Prove it, then fail.
+            if await self._proven_unprinted(n0):
+                raise
+            return None
+        return results.fiscal_result(res, self._tz)
+
+    async def _wait_link_back(self) -> None:
+        while not await self._wait_connected():
+            pass
+
+    async def _proven_unprinted(self, n0: int) -> bool:
+        try:
+            fn = await self._register.fn_status()
+        except LinkError:
+            return False
+        return fn.last_document_number == n0
+
+    async def _reconcile(
+        self, job: JobRecord, index: int, task: ReceiptTask | OpenShiftTask | CloseShiftTask, n0: int
+    ) -> dict[str, Any] | None:
+        """DESIGN §4 steps 1–4. Returns the result when printed, None when proven not printed."""
+        await self._wait_link_back()
+        status = await self._register.settle()
+        if status.receipt_open:
+            _LOGGER.warning("Job %s: a receipt was left open (not fiscalised); cancelling it", job.uuid)
+            await self._register.cancel_receipt()
+            await self._journal.add_event("receipt_cancelled", {"uuid": job.uuid, "task": index}, now=self._now())
+        fn = await self._register.fn_status()
+        last = fn.last_document_number
+        if last == n0:
+            _LOGGER.info("Job %s task %d: not fiscalised (last document still %d); running again", job.uuid, index, n0)
+            return None
+        doc = await self._register.find_document(n0 + 1)
+        problem = _mismatch(doc, task)
+        if problem is not None or last != n0 + 1:
+            raise Blocked(
+                f"document {n0 + 1} in the ФН does not prove this task "
+                f"({problem or f'{last - n0} documents were made since'}); check the register's tape "
+                "and resolve the job on the status page"
+            )
+        _LOGGER.warning("Job %s task %d: fiscalised as document %d (answer was lost); recovered", job.uuid, index, doc.number)
+        if isinstance(task, OpenShiftTask):
+            await self._remember_shift(fiscal.FiscalResult(doc.number, doc.fiscal_sign, doc.datetime))
+        return results.recovered_result(doc, fn.number, self._tz)
+
+    # --- register readiness and shift policy -------------------------------------------------
+
+    async def _ready_to_print(self) -> fiscal.RegisterStatus:
+        """Pause on paper/cover; cancel a stray open receipt no job owns; finish a print."""
+        status = await self._register.status()
+        if status.waiting_continue_print and status.paper_present:
+            await self._register.continue_print()
+            status = await self._register.status()
+        if not status.paper_present:
+            raise Paused("no receipt paper — load a new roll; the queue resumes by itself")
+        if status.cover_open:
+            raise Paused("the printer cover is open — close it; the queue resumes by itself")
+        if status.receipt_open:
+            # Every fiscal step is journalled before it starts, and recovery handles those;
+            # so an open receipt here belongs to no job (e.g. typed on the keyboard).
+            _LOGGER.warning("Cancelling a receipt left open on the register by someone else")
+            await self._register.cancel_receipt()
+            await self._journal.add_event("receipt_cancelled", {"uuid": None}, now=self._now())
+            status = await self._register.status()
+        return status
+
+    async def _shift_maintenance(self, *, for_receipt: bool) -> None:
+        """Close a shift near its 24 h limit; open one when a receipt needs it."""
+        info = await self._register.shift_info()
+        if info.state is fiscal.ShiftState.EXPIRED or (
+            info.state is fiscal.ShiftState.OPENED and await self._shift_near_limit(info)
+        ):
+            _LOGGER.info("Closing shift %d before its 24 h limit", info.number)
+            res = await self._register.close_shift(self._policy.operator)
+            await self._journal.add_event(
+                "shift_closed", {"shift": info.number, "document": res.document_number, "auto": True}, now=self._now()
+            )
+            info = await self._register.shift_info()
+        if for_receipt and info.state is fiscal.ShiftState.CLOSED:
+            if not self._policy.auto_open:
+                raise DeviceError(0x73, "the shift is closed and shift.auto_open is off", command=0xFF46,
+                                  hint="open a shift (openShift task or the status page)")
+            res = await self._register.open_shift(self._policy.operator)
+            await self._remember_shift(res)
+            await self._journal.add_event(
+                "shift_opened", {"shift": res.shift_number, "document": res.document_number, "auto": True}, now=self._now()
+            )
+
+    async def _shift_near_limit(self, info: fiscal.ShiftInfo) -> bool:
+        opened = await self._shift_opened_at(info)
+        if opened is None:
+            return False
+        clock = await self._register.read_clock()
+        return clock - opened >= SHIFT_LIMIT - self._policy.close_before_limit
+
+    async def _remember_shift(self, res: fiscal.FiscalResult) -> None:
+        """Store when the shift we just opened began, keyed by its number."""
+        number = res.shift_number
+        if number is None:
+            number = (await self._register.shift_info()).number
+        when = res.datetime or (await self._register.read_clock())
+        value = json.dumps({"shift": number, "opened_at": when.replace(tzinfo=None).isoformat()})
+        await self._journal.meta_set(META_SHIFT_OPENED, value)
+
+    async def _shift_opened_at(self, info: fiscal.ShiftInfo) -> dt.datetime | None:
+        """When the open shift began (register wall time): remembered, or read from the ФН."""
+        stored = await self._journal.meta_get(META_SHIFT_OPENED)
+        if stored:
+            memo = json.loads(stored)
+            if memo.get("shift") == info.number:
+                return dt.datetime.fromisoformat(memo["opened_at"])
+        fn = await self._register.fn_status()
+        for number in range(fn.last_document_number, max(0, fn.last_document_number - SHIFT_SCAN_LIMIT), -1):
+            doc = await self._register.find_document(number)
+            if doc.document_type == fiscal.DOC_TYPE_SHIFT_OPEN and doc.datetime is not None:
+                value = json.dumps({"shift": info.number, "opened_at": doc.datetime.isoformat()})
+                await self._journal.meta_set(META_SHIFT_OPENED, value)
+                return doc.datetime
+            if doc.document_type == fiscal.DOC_TYPE_SHIFT_CLOSE:
+                break
+        return None
+
+
+def _mismatch(doc: fiscal.FoundDocument, task: ReceiptTask | OpenShiftTask | CloseShiftTask) -> str | None:
+    """Why `doc` is not the document `task` makes, or None when it is."""
+    if isinstance(task, ReceiptTask):
+        if doc.document_type != fiscal.DOC_TYPE_RECEIPT:
+            return f"it is a document of type {doc.document_type}, not a receipt"
+        if doc.receipt_type is not task.receipt.type:
+            return f"it is a {doc.receipt_type} receipt, the task is {task.receipt.type.name}"
+        if doc.total != task.receipt.total:
+            return f"its total is {doc.total} kopecks, the task's is {task.receipt.total}"
+        return None
+    expected = fiscal.DOC_TYPE_SHIFT_OPEN if isinstance(task, OpenShiftTask) else fiscal.DOC_TYPE_SHIFT_CLOSE
+    if doc.document_type != expected:
+        return f"it is a document of type {doc.document_type}, expected {expected}"
+    return None
