@@ -34,7 +34,7 @@ from gateway.tasks import (
     ReceiptTask,
     ReportXTask,
     Task,
-    parse_task,
+    parse_tasks_json,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -212,8 +212,7 @@ class Worker:
         _LOGGER.info("Job %s done", job.uuid)
 
     def _parse(self, job: JobRecord) -> list[Task]:
-        raw = json.loads(job.tasks_json)
-        return [parse_task(obj, f"request[{i}]", self._mapping) for i, obj in enumerate(raw)]
+        return list(parse_tasks_json(job.tasks_json, self._mapping, job_id=job.uuid))
 
     async def _run_task(self, job: JobRecord, index: int, task: Task) -> dict[str, Any]:
         if isinstance(task, QueryTask):

@@ -61,11 +61,17 @@ def test_bad_lrc_gives_bad_frame_then_resyncs() -> None:
     good = encode_frame(b"\x10\x1e\x00\x00\x00")
     bad = good[:-1] + bytes([good[-1] ^ 0xFF])
     events = FrameDecoder().feed(bad + good)
-    assert events == [BadFrame(b"\x10\x1e\x00\x00\x00", good[-1] ^ 0xFF), Frame(b"\x10\x1e\x00\x00\x00")]
+    assert events == [
+        BadFrame(b"\x10\x1e\x00\x00\x00", good[-1] ^ 0xFF),
+        Frame(b"\x10\x1e\x00\x00\x00"),
+    ]
 
 
 def test_zero_length_is_noise() -> None:
-    assert FrameDecoder().feed(bytes([STX, 0]) + bytes([ACK])) == [Garbage(bytes([STX, 0])), Control.ACK]
+    assert FrameDecoder().feed(bytes([STX, 0]) + bytes([ACK])) == [
+        Garbage(bytes([STX, 0])),
+        Control.ACK,
+    ]
 
 
 def test_reset_drops_partial_frame() -> None:

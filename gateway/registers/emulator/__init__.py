@@ -1,1 +1,8 @@
-"""registers.emulator package."""
+"""A ШТРИХ-М-01Ф register with a fiscalised ФН that you can plug in: pty or TCP, state on disk.
+
+Modules: `state` (what it remembers, atomic save/load), `machine` (commands and modes, pure),
+`fn` (documents and fiscal signs), `clock` (RTC), `tape` (paper tape), `faults` (fault names),
+`register` (`Emulator`: state + tape + faults, one command at a time), `wire` (the device side
+of the link), `channels` (pty, TCP), `control` (fault socket), `server` (`EmulatorServer`),
+`cli` (`add_arguments`, `run`).
+"""

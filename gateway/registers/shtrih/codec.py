@@ -1,15 +1,1206 @@
 """Shtrih-M commands: request/answer dataclasses <-> frame bodies. Pure, no I/O.
 
-Every request class encodes to a frame body (`to_body`) and decodes from one (`from_body`,
-used by the emulator); every answer class likewise (`to_body` for the emulator,
-`from_body` for the driver). Integers little-endian; money 5 bytes in kopecks; legacy
-quantity 5 bytes ×1000; FF46h quantity 6 bytes ×10⁶; text cp1251, 0-padded.
-References: [PROTO] "Протокол работы ККТ с ФН" v1.17 (pages cited per command).
+Every request encodes to a frame body (`to_body`) and decodes from one (`from_body`, used
+by the emulator); every answer likewise (`to_body` for the emulator, `from_body` for the
+driver). Each class declares its byte layout once (`LAYOUT`: field name and wire type);
+both directions follow it. Integers little-endian; money 5 bytes in kopecks; legacy
+quantity 5 bytes ×1000; FF46h quantity 6 bytes ×10⁶; text cp1251, 0-padded; legacy dates
+DD MM YY, FN date-times YY MM DD HH MM. [PROTO] = "Протокол работы ККТ с ФН" v1.17.
 
-CONTRACT (filled in by the codec implementation; the fields below are fixed):
-- `encode_request(req) -> bytes` body; `decode_request(body) -> Request` (emulator side).
-- `encode_answer(answer) -> bytes` body with ERR=0; `encode_error(command, code) -> bytes`.
-- `decode_answer(body, answer_cls) -> Answer`; raises `DeviceError` (errors_table) if ERR≠0,
-  `ProtocolError` if the body is for another command or malformed.
-- `split_command(body) -> (command, rest)`: FFxx commands take two bytes.
+Answers: CMD ERR data; with ERR≠0 only CMD ERR ([PROTO] p.8).
 """
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self, TypeVar
+
+from gateway import fiscal
+from gateway.errors import ProtocolError
+from gateway.registers.shtrih.errors_table import device_error
+
+
+class Cmd(enum.IntEnum):
+    """Command codes; FFxx commands go on the wire as two bytes, FF first."""
+
+    SHORT_STATUS = 0x10
+    LONG_STATUS = 0x11
+    SET_TIME = 0x21
+    SET_DATE = 0x22
+    CONFIRM_DATE = 0x23
+    X_REPORT = 0x40
+    Z_REPORT = 0x41
+    SALE = 0x80
+    RETURN_SALE = 0x82
+    CLOSE_RECEIPT = 0x85
+    CANCEL_RECEIPT = 0x88
+    OPEN_RECEIPT = 0x8D
+    CONTINUE_PRINT = 0xB0
+    OPEN_SHIFT = 0xE0
+    DEVICE_TYPE = 0xFC
+    FN_STATUS = 0xFF01
+    FN_EXPIRY = 0xFF03
+    FN_VERSION = 0xFF04
+    FN_CANCEL_DOCUMENT = 0xFF08
+    FN_FIND_DOCUMENT = 0xFF0A
+    FN_OPEN_SHIFT = 0xFF0B
+    FN_SEND_TLV = 0xFF0C
+    FN_OFD_STATUS = 0xFF39
+    FN_BEGIN_OPEN_SHIFT = 0xFF41
+    FN_BEGIN_CLOSE_SHIFT = 0xFF42
+    FN_CLOSE_SHIFT = 0xFF43
+    FN_CLOSE_RECEIPT_V2 = 0xFF45
+    FN_OPERATION_V2 = 0xFF46
+
+
+def command_bytes(cmd: int) -> bytes:
+    """The command's bytes on the wire."""
+    return cmd.to_bytes(2, "big") if cmd > 0xFF else bytes((cmd,))
+
+
+def split_command(body: bytes) -> tuple[int, bytes]:
+    """(command, rest) of a frame body; FFxx commands take two bytes."""
+    if not body:
+        raise ProtocolError("empty frame body")
+    if body[0] == 0xFF:
+        if len(body) < 2:
+            raise ProtocolError("FF command without its second byte")
+        return 0xFF00 | body[1], body[2:]
+    return body[0], body[1:]
+
+
+# --- wire types ------------------------------------------------------------------------------
+
+
+class _Wire:
+    """A field's wire encoding; `size` None means 'the rest of the body'."""
+
+    size: int | None = None
+
+    def encode(self, value: Any) -> bytes:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class _Int(_Wire):
+    def __init__(self, size: int, *, signed: bool = False) -> None:
+        self.size = size
+        self.signed = signed
+
+    def encode(self, value: Any) -> bytes:
+        assert self.size is not None
+        try:
+            return int(value).to_bytes(self.size, "little", signed=self.signed)
+        except OverflowError as err:
+            raise ValueError(f"{value} does not fit in {self.size} bytes") from err
+
+    def decode(self, data: bytes) -> Any:
+        return int.from_bytes(data, "little", signed=self.signed)
+
+
+class _OptMoney(_Wire):
+    """5-byte money where FF FF FF FF FF means 'the register computes it' (FF46h)."""
+
+    size = 5
+
+    def encode(self, value: Any) -> bytes:
+        return b"\xff" * 5 if value is None else _MONEY.encode(value)
+
+    def decode(self, data: bytes) -> Any:
+        return None if data == b"\xff" * 5 else _MONEY.decode(data)
+
+
+class _Ascii(_Wire):
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+
+    def encode(self, value: Any) -> bytes:
+        raw = str(value).encode("ascii")
+        if self.size is None:
+            return raw
+        if len(raw) > self.size:
+            raise ValueError(f"{value!r} is longer than {self.size} characters")
+        return raw.ljust(self.size, b"\0")
+
+    def decode(self, data: bytes) -> Any:
+        return data.rstrip(b"\0").decode("ascii", errors="replace")
+
+
+class _Text(_Wire):
+    """cp1251 text: fixed and 0-padded, or the rest of the body up to `limit` bytes."""
+
+    def __init__(self, size: int | None, limit: int = 255) -> None:
+        self.size = size
+        self.limit = limit
+
+    def encode(self, value: Any) -> bytes:
+        raw = str(value).encode("cp1251", errors="replace")
+        if len(raw) > (self.size or self.limit):
+            raise ValueError(f"text longer than {self.size or self.limit} bytes: {value!r}")
+        return raw.ljust(self.size, b"\0") if self.size is not None else raw
+
+    def decode(self, data: bytes) -> Any:
+        return data.rstrip(b"\0").decode("cp1251", errors="replace")
+
+
+class _Date(_Wire):
+    """Legacy date DD MM YY."""
+
+    size = 3
+
+    def encode(self, value: Any) -> bytes:
+        d: dt.date = value
+        return bytes((d.day, d.month, d.year % 100))
+
+    def decode(self, data: bytes) -> Any:
+        if data == b"\0\0\0":
+            return dt.date(2000, 1, 1)
+        try:
+            return dt.date(2000 + data[2], data[1], data[0])
+        except ValueError as err:
+            raise ProtocolError(f"bad date bytes {data.hex()}") from err
+
+
+class _Time(_Wire):
+    """Legacy time HH MM SS."""
+
+    size = 3
+
+    def encode(self, value: Any) -> bytes:
+        t: dt.time = value
+        return bytes((t.hour, t.minute, t.second))
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            return dt.time(data[0], data[1], data[2])
+        except ValueError as err:
+            raise ProtocolError(f"bad time bytes {data.hex()}") from err
+
+
+class _FnDate(_Wire):
+    """FN date YY MM DD (FF03h)."""
+
+    size = 3
+
+    def encode(self, value: Any) -> bytes:
+        d: dt.date = value
+        return bytes((d.year % 100, d.month, d.day))
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            return dt.date(2000 + data[0], data[1], data[2])
+        except ValueError as err:
+            raise ProtocolError(f"bad FN date bytes {data.hex()}") from err
+
+
+class _FnDateTime(_Wire):
+    """FN date-time YY MM DD HH MM; all zeros means none."""
+
+    size = 5
+
+    def encode(self, value: Any) -> bytes:
+        if value is None:
+            return bytes(5)
+        w: dt.datetime = value
+        return bytes((w.year % 100, w.month, w.day, w.hour, w.minute))
+
+    def decode(self, data: bytes) -> Any:
+        if data == bytes(5):
+            return None
+        try:
+            return dt.datetime(2000 + data[0], data[1], data[2], data[3], data[4])
+        except ValueError as err:
+            raise ProtocolError(f"bad FN date-time bytes {data.hex()}") from err
+
+
+class _Tuple(_Wire):
+    def __init__(self, item: _Wire, count: int) -> None:
+        assert item.size is not None
+        self.item = item
+        self.count = count
+        self.size = item.size * count
+
+    def encode(self, value: Any) -> bytes:
+        values = tuple(value)
+        if len(values) != self.count:
+            raise ValueError(f"expected {self.count} values, got {len(values)}")
+        return b"".join(self.item.encode(v) for v in values)
+
+    def decode(self, data: bytes) -> Any:
+        step = self.item.size or 0
+        return tuple(self.item.decode(data[i : i + step]) for i in range(0, len(data), step))
+
+
+class _Bool(_Wire):
+    size = 1
+
+    def encode(self, value: Any) -> bytes:
+        return b"\x01" if value else b"\x00"
+
+    def decode(self, data: bytes) -> Any:
+        return data[0] != 0
+
+
+class _Rest(_Wire):
+    """Raw bytes to the end of the body."""
+
+    def encode(self, value: Any) -> bytes:
+        return bytes(value)
+
+    def decode(self, data: bytes) -> Any:
+        return bytes(data)
+
+
+U8, U16, U32 = _Int(1), _Int(2), _Int(4)
+_MONEY = _Int(5)
+MONEY = _MONEY
+QTY5 = _Int(5)  # ×1000
+QTY6 = _Int(6)  # ×10⁶
+PASSWORD = _Int(4)
+
+
+def _pack(obj: Any, layout: tuple[tuple[str, _Wire], ...]) -> bytes:
+    out = bytearray()
+    for name, wire in layout:
+        value = getattr(obj, name)
+        if value is None and wire.size is None:
+            continue
+        if value is None and not isinstance(wire, _OptMoney | _FnDateTime):
+            continue  # an optional tail field that is absent
+        out += wire.encode(value)
+    return bytes(out)
+
+
+def _unpack(data: bytes, layout: tuple[tuple[str, _Wire], ...], optional_from: int | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    pos = 0
+    for index, (name, wire) in enumerate(layout):
+        if optional_from is not None and index >= optional_from and pos >= len(data):
+            values[name] = None
+            continue
+        if wire.size is None:
+            values[name] = wire.decode(data[pos:])
+            pos = len(data)
+            continue
+        chunk = data[pos : pos + wire.size]
+        if len(chunk) < wire.size:
+            raise ProtocolError(f"body too short for field {name!r}: {data.hex()}")
+        values[name] = wire.decode(chunk)
+        pos += wire.size
+    return values
+
+
+# --- message bases -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A command to the register; carries the access password ([PROTO] "Пароли")."""
+
+    COMMAND: ClassVar[Cmd]
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = ()
+    HAS_PASSWORD: ClassVar[bool] = True
+    password: int = 30
+
+    def to_body(self) -> bytes:
+        """CMD [password] params."""
+        head = command_bytes(self.COMMAND)
+        if self.HAS_PASSWORD:
+            head += PASSWORD.encode(self.password)
+        return head + _pack(self, self.LAYOUT)
+
+    @classmethod
+    def from_body(cls, body: bytes) -> Self:
+        """Parse a request body (the emulator's side)."""
+        command, rest = split_command(body)
+        if command != cls.COMMAND:
+            raise ProtocolError(f"body is command {command:#x}, not {cls.COMMAND:#x}")
+        kwargs: dict[str, Any] = {}
+        if cls.HAS_PASSWORD:
+            if len(rest) < 4:
+                raise ProtocolError(f"command {command:#x}: no password")
+            kwargs["password"] = PASSWORD.decode(rest[:4])
+            rest = rest[4:]
+        kwargs.update(_unpack(rest, cls.LAYOUT, None))
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A register's answer with ERR = 0."""
+
+    COMMAND: ClassVar[Cmd]
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = ()
+    OPTIONAL_FROM: ClassVar[int | None] = None  # fields from this index on may be absent
+
+    def to_body(self) -> bytes:
+        """CMD 00 data."""
+        return command_bytes(self.COMMAND) + b"\x00" + _pack(self, self.LAYOUT)
+
+    @classmethod
+    def from_body(cls, body: bytes) -> Self:
+        """Parse an answer body (the driver's side); ERR must be 0."""
+        command, rest = split_command(body)
+        if command != cls.COMMAND:
+            raise ProtocolError(f"answer is for command {command:#x}, expected {cls.COMMAND:#x}")
+        if not rest:
+            raise ProtocolError(f"answer to {command:#x} has no error byte")
+        if rest[0] != 0:
+            raise device_error(rest[0], command)
+        return cls(**_unpack(rest[1:], cls.LAYOUT, cls.OPTIONAL_FROM))
+
+
+def _op() -> tuple[tuple[str, _Wire], ...]:
+    return (("operator", U8),)
+
+
+# --- status and identity -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShortStatusRequest(Request):
+    """10h short status."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.SHORT_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class ShortStatus(Answer):
+    """10h answer: op, flags(2), mode, submode, ops lo, battery, power, FP err, EKLZ err, ops hi, 3 reserved, [print result]."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.SHORT_STATUS
+    operator: int
+    flags: int
+    mode: int
+    submode: int
+    receipt_operations: int
+    battery_voltage: int
+    power_voltage: int
+    last_print_result: int | None = None
+
+    def to_body(self) -> bytes:
+        """Mode bytes per [PROTO] 10h; receipt operations split in a low and a high byte."""
+        ops = self.receipt_operations
+        data = bytes((self.operator,)) + U16.encode(self.flags)
+        data += bytes((self.mode, self.submode, ops & 0xFF, self.battery_voltage, self.power_voltage, 0, 0))
+        data += bytes((ops >> 8 & 0xFF, 0, 0, 0))
+        if self.last_print_result is not None:
+            data += bytes((self.last_print_result,))
+        return command_bytes(self.COMMAND) + b"\x00" + data
+
+    @classmethod
+    def from_body(cls, body: bytes) -> Self:
+        """Parse the 10h answer."""
+        command, rest = split_command(body)
+        if command != cls.COMMAND or not rest:
+            raise ProtocolError(f"not a 10h answer: {body.hex()}")
+        if rest[0]:
+            raise device_error(rest[0], command)
+        d = rest[1:]
+        if len(d) < 14:
+            raise ProtocolError(f"10h answer too short: {body.hex()}")
+        return cls(
+            operator=d[0],
+            flags=U16.decode(d[1:3]),
+            mode=d[3],
+            submode=d[4],
+            receipt_operations=d[5] | d[10] << 8,
+            battery_voltage=d[6],
+            power_voltage=d[7],
+            last_print_result=d[14] if len(d) > 14 else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LongStatusRequest(Request):
+    """11h long status."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.LONG_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class LongStatus(Answer):
+    """11h answer, the legacy layout real devices send (reference §1 "Long status 11h")."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.LONG_STATUS
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("operator", U8),
+        ("firmware_version", _Ascii(2)),
+        ("firmware_build", U16),
+        ("firmware_date", _Date()),
+        ("hall", U8),
+        ("document_number", U16),
+        ("flags", U16),
+        ("mode", U8),
+        ("submode", U8),
+        ("port", U8),
+        ("fp_version", _Ascii(2)),
+        ("fp_build", U16),
+        ("fp_date", _Date()),
+        ("date", _Date()),
+        ("time", _Time()),
+        ("fp_flags", U8),
+        ("serial_low", U32),
+        ("last_shift", U16),
+        ("free_fp_records", U16),
+        ("registrations", U8),
+        ("registrations_left", U8),
+        ("inn", _Int(6)),
+        ("serial_high", U16),
+    )
+    OPTIONAL_FROM: ClassVar[int | None] = 22
+    operator: int
+    firmware_version: str
+    firmware_build: int
+    firmware_date: dt.date
+    hall: int
+    document_number: int
+    flags: int
+    mode: int
+    submode: int
+    port: int
+    fp_version: str
+    fp_build: int
+    fp_date: dt.date
+    date: dt.date
+    time: dt.time
+    fp_flags: int
+    serial: int
+    last_shift: int
+    free_fp_records: int
+    registrations: int
+    registrations_left: int
+    inn: int
+
+    @property
+    def serial_low(self) -> int:
+        """Low 4 bytes of the serial."""
+        return self.serial & 0xFFFFFFFF
+
+    @property
+    def serial_high(self) -> int:
+        """High 2 bytes of the serial (newer firmware appends them)."""
+        return self.serial >> 32 & 0xFFFF
+
+    @classmethod
+    def from_body(cls, body: bytes) -> Self:
+        """Parse, joining the serial's low and high parts."""
+        command, rest = split_command(body)
+        if command != cls.COMMAND or not rest:
+            raise ProtocolError(f"not an 11h answer: {body.hex()}")
+        if rest[0]:
+            raise device_error(rest[0], command)
+        values = _unpack(rest[1:], cls.LAYOUT, cls.OPTIONAL_FROM)
+        values["serial"] = values.pop("serial_low") | (values.pop("serial_high") or 0) << 32
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTypeRequest(Request):
+    """FCh device type; the only command without a password."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.DEVICE_TYPE
+    HAS_PASSWORD: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceType(Answer):
+    """FCh answer: type, subtype, protocol version and subversion, model, language, name."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.DEVICE_TYPE
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("device_type", U8),
+        ("subtype", U8),
+        ("protocol_version", U8),
+        ("protocol_subversion", U8),
+        ("model", U8),
+        ("language", U8),
+        ("name", _Text(None)),
+    )
+    device_type: int
+    subtype: int
+    protocol_version: int
+    protocol_subversion: int
+    model: int
+    language: int
+    name: str
+
+
+# --- clock ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimeRequest(Request):
+    """21h set time HH MM SS (shift closed)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.SET_TIME
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("time", _Time()),)
+    time: dt.time = dt.time()
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimeAnswer(Answer):
+    """21h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.SET_TIME
+
+
+@dataclass(frozen=True, slots=True)
+class SetDateRequest(Request):
+    """22h set date DD MM YY; the register then waits for 23h (mode 6)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.SET_DATE
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("date", _Date()),)
+    date: dt.date = dt.date(2000, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SetDateAnswer(Answer):
+    """22h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.SET_DATE
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmDateRequest(Request):
+    """23h confirm the date set by 22h."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CONFIRM_DATE
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("date", _Date()),)
+    date: dt.date = dt.date(2000, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmDateAnswer(Answer):
+    """23h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CONFIRM_DATE
+
+
+# --- reports, shifts, legacy receipts ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class XReportRequest(Request):
+    """40h X report."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.X_REPORT
+
+
+@dataclass(frozen=True, slots=True)
+class XReportAnswer(Answer):
+    """40h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.X_REPORT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    operator: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ZReportRequest(Request):
+    """41h Z report (closes the shift)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.Z_REPORT
+
+
+@dataclass(frozen=True, slots=True)
+class ZReportAnswer(Answer):
+    """41h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.Z_REPORT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    operator: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class OpenShiftRequest(Request):
+    """E0h open shift."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.OPEN_SHIFT
+
+
+@dataclass(frozen=True, slots=True)
+class OpenShiftAnswer(Answer):
+    """E0h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.OPEN_SHIFT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    operator: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReceiptRequest(Request):
+    """8Dh open receipt: 0 sale, 1 buy, 2 sale return, 3 buy return."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.OPEN_RECEIPT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("receipt_type", U8),)
+    receipt_type: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReceiptAnswer(Answer):
+    """8Dh answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.OPEN_RECEIPT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    operator: int = 30
+
+
+_LINE_LAYOUT: tuple[tuple[str, _Wire], ...] = (
+    ("quantity", QTY5),
+    ("price", MONEY),
+    ("department", U8),
+    ("taxes", _Tuple(U8, 4)),
+    ("text", _Text(40)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRequest(Request):
+    """80h sale line: qty ×1000, price, department, tax groups 1..4, text(40)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.SALE
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _LINE_LAYOUT
+    quantity: int = 1000
+    price: int = 0
+    department: int = 1
+    taxes: tuple[int, int, int, int] = (0, 0, 0, 0)
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SaleAnswer(Answer):
+    """80h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.SALE
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    operator: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnSaleRequest(Request):
+    """82h sale-return line, same layout as 80h."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.RETURN_SALE
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _LINE_LAYOUT
+    quantity: int = 1000
+    price: int = 0
+    department: int = 1
+    taxes: tuple[int, int, int, int] = (0, 0, 0, 0)
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnSaleAnswer(Answer):
+    """82h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.RETURN_SALE
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    operator: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReceiptRequest(Request):
+    """85h close: 4 payment sums (cash first), discount % ×100 (int16), tax groups, text(40)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CLOSE_RECEIPT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("payments", _Tuple(MONEY, 4)),
+        ("discount_percent_x100", _Int(2, signed=True)),
+        ("taxes", _Tuple(U8, 4)),
+        ("text", _Text(40)),
+    )
+    payments: tuple[int, int, int, int] = (0, 0, 0, 0)
+    discount_percent_x100: int = 0
+    taxes: tuple[int, int, int, int] = (0, 0, 0, 0)
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReceiptAnswer(Answer):
+    """85h answer: op, change(5)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CLOSE_RECEIPT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("operator", U8), ("change", MONEY))
+    operator: int = 30
+    change: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceiptRequest(Request):
+    """88h cancel the open receipt."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CANCEL_RECEIPT
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceiptAnswer(Answer):
+    """88h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CANCEL_RECEIPT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    operator: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuePrintRequest(Request):
+    """B0h continue printing after paper was loaded."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CONTINUE_PRINT
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuePrintAnswer(Answer):
+    """B0h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CONTINUE_PRINT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    operator: int = 30
+
+
+# --- ФН commands -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FnStatusRequest(Request):
+    """FF01h FN status."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class FnStatus(Answer):
+    """FF01h answer: phase, current doc, doc data, shift open, warnings, last FD datetime, FN No, last FD No."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_STATUS
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("life_phase", U8),
+        ("current_document", U8),
+        ("document_data", U8),
+        ("shift_open", _Bool()),
+        ("warnings", U8),
+        ("last_document_datetime", _FnDateTime()),
+        ("fn_number", _Ascii(16)),
+        ("last_document_number", U32),
+    )
+    life_phase: int
+    current_document: int
+    document_data: int
+    shift_open: bool
+    warnings: int
+    last_document_datetime: dt.datetime | None
+    fn_number: str
+    last_document_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnExpiryRequest(Request):
+    """FF03h FN validity."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_EXPIRY
+
+
+@dataclass(frozen=True, slots=True)
+class FnExpiry(Answer):
+    """FF03h answer: expiry YY MM DD, re-registrations left, done."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_EXPIRY
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("expiry", _FnDate()),
+        ("registrations_left", U8),
+        ("registrations_done", U8),
+    )
+    expiry: dt.date
+    registrations_left: int
+    registrations_done: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnVersionRequest(Request):
+    """FF04h FN firmware version."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class FnVersion(Answer):
+    """FF04h answer: version (16 ASCII), type (0 debug, 1 serial)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_VERSION
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("version", _Ascii(16)), ("fn_type", U8))
+    version: str
+    fn_type: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnCancelDocumentRequest(Request):
+    """FF08h cancel the FN document in progress."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_CANCEL_DOCUMENT
+
+
+@dataclass(frozen=True, slots=True)
+class FnCancelDocumentAnswer(Answer):
+    """FF08h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_CANCEL_DOCUMENT
+
+
+@dataclass(frozen=True, slots=True)
+class FnFindDocumentRequest(Request):
+    """FF0Ah find a fiscal document by number."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_FIND_DOCUMENT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("number", U32),)
+    number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FnDocument(Answer):
+    """FF0Ah answer: type, OFD ack, datetime, FD, FP; a receipt (type 3) adds operation(1) total(5)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_FIND_DOCUMENT
+    document_type: int
+    ofd_acknowledged: bool
+    datetime: dt.datetime | None
+    number: int
+    fiscal_sign: int
+    receipt_type: int | None = None
+    total: int | None = None
+    tail: bytes = b""
+
+    _HEAD: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("document_type", U8),
+        ("ofd_acknowledged", _Bool()),
+        ("datetime", _FnDateTime()),
+        ("number", U32),
+        ("fiscal_sign", U32),
+    )
+    _RECEIPT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("receipt_type", U8), ("total", MONEY))
+
+    def to_body(self) -> bytes:
+        """Head, then the receipt part for receipts, then any tail."""
+        data = _pack(self, self._HEAD)
+        if self.document_type == fiscal.DOC_TYPE_RECEIPT:
+            data += _pack(self, self._RECEIPT)
+        return command_bytes(self.COMMAND) + b"\x00" + data + self.tail
+
+    @classmethod
+    def from_body(cls, body: bytes) -> Self:
+        """Parse the head; decode the receipt part for receipts, keep the rest as `tail`."""
+        command, rest = split_command(body)
+        if command != cls.COMMAND or not rest:
+            raise ProtocolError(f"not an FF0Ah answer: {body.hex()}")
+        if rest[0]:
+            raise device_error(rest[0], command)
+        data = rest[1:]
+        values = _unpack(data[:15], cls._HEAD, None)
+        tail = data[15:]
+        if values["document_type"] == fiscal.DOC_TYPE_RECEIPT and len(tail) >= 6:
+            values.update(_unpack(tail[:6], cls._RECEIPT, None))
+            tail = tail[6:]
+        return cls(tail=tail, **values)
+
+
+@dataclass(frozen=True, slots=True)
+class FnBeginOpenShiftRequest(Request):
+    """FF41h begin opening a shift (TLVs may follow)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_BEGIN_OPEN_SHIFT
+
+
+@dataclass(frozen=True, slots=True)
+class FnBeginOpenShiftAnswer(Answer):
+    """FF41h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_BEGIN_OPEN_SHIFT
+
+
+@dataclass(frozen=True, slots=True)
+class FnOpenShiftRequest(Request):
+    """FF0Bh open the shift."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_OPEN_SHIFT
+
+
+_SHIFT_DOC: tuple[tuple[str, _Wire], ...] = (
+    ("shift_number", U16),
+    ("document_number", U32),
+    ("fiscal_sign", U32),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FnOpenShiftAnswer(Answer):
+    """FF0Bh answer: shift No(2), FD(4), FP(4)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_OPEN_SHIFT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _SHIFT_DOC
+    shift_number: int
+    document_number: int
+    fiscal_sign: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnBeginCloseShiftRequest(Request):
+    """FF42h begin closing the shift (TLVs may follow)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_BEGIN_CLOSE_SHIFT
+
+
+@dataclass(frozen=True, slots=True)
+class FnBeginCloseShiftAnswer(Answer):
+    """FF42h answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_BEGIN_CLOSE_SHIFT
+
+
+@dataclass(frozen=True, slots=True)
+class FnCloseShiftRequest(Request):
+    """FF43h close the shift (the Z report)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_CLOSE_SHIFT
+
+
+@dataclass(frozen=True, slots=True)
+class FnCloseShiftAnswer(Answer):
+    """FF43h answer: shift No(2), FD(4), FP(4)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_CLOSE_SHIFT
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _SHIFT_DOC
+    shift_number: int
+    document_number: int
+    fiscal_sign: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnSendTlvRequest(Request):
+    """FF0Ch TLV data for the open document (tag u16, len u16, value; ≤250 bytes)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_SEND_TLV
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("tlv", _Rest()),)
+    tlv: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class FnSendTlvAnswer(Answer):
+    """FF0Ch answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_SEND_TLV
+
+
+@dataclass(frozen=True, slots=True)
+class FnOfdStatusRequest(Request):
+    """FF39h OFD exchange status."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_OFD_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class FnOfdStatus(Answer):
+    """FF39h answer: exchange status, read flag, count(2), first doc No(4), first doc datetime(5)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_OFD_STATUS
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("exchange_status", U8),
+        ("read_flag", U8),
+        ("count", U16),
+        ("first_number", U32),
+        ("first_datetime", _FnDateTime()),
+    )
+    exchange_status: int
+    read_flag: int
+    count: int
+    first_number: int
+    first_datetime: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FnCloseReceiptV2Request(Request):
+    """FF45h close receipt: 16 payment sums, rounding, 6 tax sums, tax system, text(≤64)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_CLOSE_RECEIPT_V2
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("payments", _Tuple(MONEY, 16)),
+        ("rounding", U8),
+        ("taxes", _Tuple(MONEY, 6)),
+        ("tax_system", U8),
+        ("text", _Text(None, 64)),
+    )
+    payments: tuple[int, ...] = (0,) * 16
+    rounding: int = 0
+    taxes: tuple[int, ...] = (0,) * 6
+    tax_system: int = 1
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FnCloseReceiptV2Answer(Answer):
+    """FF45h answer: change(5), FD(4), FP(4), [datetime 5]."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_CLOSE_RECEIPT_V2
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("change", MONEY),
+        ("document_number", U32),
+        ("fiscal_sign", U32),
+        ("datetime", _FnDateTime()),
+    )
+    OPTIONAL_FROM: ClassVar[int | None] = 3
+    change: int
+    document_number: int
+    fiscal_sign: int
+    datetime: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FnOperationV2Request(Request):
+    """FF46h receipt line V2 ([PROTO] FF46h; reference §1)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_OPERATION_V2
+    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+        ("operation", U8),
+        ("quantity", QTY6),
+        ("price", MONEY),
+        ("amount", _OptMoney()),
+        ("tax_amount", _OptMoney()),
+        ("tax_rate", U8),
+        ("department", U8),
+        ("payment_method", U8),
+        ("payment_object", U8),
+        ("name", _Text(None, 128)),
+    )
+    operation: int = 1
+    quantity: int = 1_000_000
+    price: int = 0
+    amount: int | None = None
+    tax_amount: int | None = None
+    tax_rate: int = 8
+    department: int = 1
+    payment_method: int = 4
+    payment_object: int = 1
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FnOperationV2Answer(Answer):
+    """FF46h answer (empty)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_OPERATION_V2
+
+
+# FF46h tax-rate bitmask (reference §1); the 2025–2026 rates per Shtrih JavaPOS (UNSURE).
+VAT_TO_TAX_RATE: Mapping[fiscal.Vat, int] = {
+    fiscal.Vat.VAT20: 0x01,
+    fiscal.Vat.VAT10: 0x02,
+    fiscal.Vat.VAT0: 0x04,
+    fiscal.Vat.NONE: 0x08,
+    fiscal.Vat.VAT120: 0x10,
+    fiscal.Vat.VAT110: 0x20,
+    fiscal.Vat.VAT5: 0x81,
+    fiscal.Vat.VAT7: 0x82,
+    fiscal.Vat.VAT105: 0x84,
+    fiscal.Vat.VAT107: 0x88,
+    fiscal.Vat.VAT22: 0xCB,
+    fiscal.Vat.VAT122: 0xCC,
+}
+TAX_RATE_TO_VAT: Mapping[int, fiscal.Vat] = {v: k for k, v in VAT_TO_TAX_RATE.items()}
+
+
+# --- TLV ---------------------------------------------------------------------------------------------
+
+
+def encode_tlv(tag: int, value: bytes) -> bytes:
+    """tag u16 LE, length u16 LE, value."""
+    if len(value) > 0xFFFF:
+        raise ValueError("TLV value too long")
+    return U16.encode(tag) + U16.encode(len(value)) + value
+
+
+def tlv_str(tag: int, text: str) -> bytes:
+    """A string TLV in cp1251."""
+    return encode_tlv(tag, text.encode("cp1251", errors="replace"))
+
+
+def decode_tlvs(data: bytes) -> list[tuple[int, bytes]]:
+    """All TLVs in `data`."""
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise ProtocolError(f"truncated TLV header at {pos}")
+        tag = U16.decode(data[pos : pos + 2])
+        length = U16.decode(data[pos + 2 : pos + 4])
+        value = data[pos + 4 : pos + 4 + length]
+        if len(value) != length:
+            raise ProtocolError(f"truncated TLV {tag}")
+        out.append((tag, value))
+        pos += 4 + length
+    return out
+
+
+# --- dispatch ----------------------------------------------------------------------------------------
+
+A = TypeVar("A", bound=Answer)
+
+_REQUESTS: Mapping[int, type[Request]] = {
+    cls.COMMAND: cls
+    for cls in (
+        ShortStatusRequest, LongStatusRequest, DeviceTypeRequest, SetTimeRequest, SetDateRequest,
+        ConfirmDateRequest, XReportRequest, ZReportRequest, OpenShiftRequest, OpenReceiptRequest,
+        SaleRequest, ReturnSaleRequest, CloseReceiptRequest, CancelReceiptRequest, ContinuePrintRequest,
+        FnStatusRequest, FnExpiryRequest, FnVersionRequest, FnCancelDocumentRequest, FnFindDocumentRequest,
+        FnBeginOpenShiftRequest, FnOpenShiftRequest, FnBeginCloseShiftRequest, FnCloseShiftRequest,
+        FnSendTlvRequest, FnOfdStatusRequest, FnCloseReceiptV2Request, FnOperationV2Request,
+    )
+}
+
+
+def encode_request(req: Request) -> bytes:
+    """The request's frame body."""
+    return req.to_body()
+
+
+def decode_request(body: bytes) -> Request:
+    """Parse any known request (the emulator's side)."""
+    command, _ = split_command(body)
+    cls = _REQUESTS.get(command)
+    if cls is None:
+        raise ProtocolError(f"unknown command {command:#x}")
+    try:
+        return cls.from_body(body)
+    except (ValueError, IndexError) as err:
+        raise ProtocolError(f"malformed command {command:#x}: {err}") from err
+
+
+def encode_answer(answer: Answer) -> bytes:
+    """The answer's frame body with ERR = 0."""
+    return answer.to_body()
+
+
+def encode_error(command: int, code: int) -> bytes:
+    """An error answer: CMD ERR only."""
+    return command_bytes(command) + bytes((code,))
+
+
+def answer_error_code(body: bytes) -> int:
+    """The ERR byte of an answer body."""
+    _, rest = split_command(body)
+    if not rest:
+        raise ProtocolError(f"answer without an error byte: {body.hex()}")
+    return rest[0]
+
+
+def decode_answer(body: bytes, cls: type[A]) -> A:
+    """Parse an answer as `cls`; ERR≠0 raises DeviceError."""
+    return cls.from_body(body)
+
+
+def fields_of(obj: Request | Answer) -> dict[str, Any]:
+    """The dataclass fields as a dict (for logs and tests)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}

@@ -1,0 +1,48 @@
+"""Error codes the emulated register answers with ([PROTO] pp.67–70, reference §1 "Errors").
+
+The same ERR byte carries KKT errors and, for FFxxh commands, ФН errors; both tables are
+Shtrih's own numbering.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Kkt(enum.IntEnum):
+    """KKT (register) errors."""
+
+    BAD_PARAMETERS = 0x33
+    UNSUPPORTED = 0x37
+    PAYMENTS_BELOW_TOTAL = 0x45
+    WRONG_RECEIPT_TYPE = 0x49  # operation impossible in an open receipt of this type
+    RECEIPT_OPEN = 0x4A
+    CASHLESS_ABOVE_TOTAL = 0x4D
+    SHIFT_OVER_24H = 0x4E
+    WRONG_PASSWORD = 0x4F
+    WAITING_CONTINUE_PRINT = 0x58
+    NO_PAPER = 0x6B
+    WRONG_SUBMODE = 0x72
+    WRONG_MODE = 0x73
+    PRINTER_SENSORS = 0x77  # "printer error: no signal from the sensors" — used for the cover
+    DATE_MISMATCH = 0x7C
+    CONFIRM_DATE = 0xC0
+
+
+class Fn(enum.IntEnum):
+    """ФН errors."""
+
+    WRONG_STATE = 0x02
+    EXPIRED = 0x05
+    BAD_DATETIME = 0x07
+    NO_DATA = 0x08
+    OFD_WAIT_EXHAUSTED = 0x15
+    SHIFT_OVER_24H = 0x16
+
+
+class Refused(Exception):
+    """Raised inside a command handler: the register answers with `code`."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"refused with {code:#04x}")
+        self.code = code

@@ -1,0 +1,153 @@
+"""The register's side of the Shtrih-M link on a byte stream ([PROTO] p.8, Appendix 3).
+
+- ENQ: NAK when idle; ACK followed by the answer again when an answer is pending, i.e. sent
+  but not yet acknowledged by the host.
+- A good frame: ACK, execute, send the answer, keep it pending until the host's ACK. The same
+  command frame arriving again while its answer is pending is not executed twice: it gets ACK
+  and the pending answer.
+- A frame with a bad LRC: NAK. A frame whose bytes stop coming is dropped (byte timeout).
+- The host's NAK of an answer: "the message is not repeated; the KKT waits for ENQ to repeat
+  the answer" ([PROTO] p.8), so the answer stays pending.
+- One 0xFF after the host's ACK (TCP, RNDIS) is ignored, as is any other line noise.
+
+The pending answer belongs to the register, not to a connection: it survives an unplug or a
+new TCP client, as it does in a real register that stays powered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from gateway.registers.emulator.register import Emulator, Reply
+from gateway.registers.shtrih.framing import (
+    ACK,
+    NAK,
+    BadFrame,
+    Control,
+    Frame,
+    FrameDecoder,
+    Garbage,
+    encode_frame,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+# A frame whose bytes stop for this long is dropped. [PROTO] default is 50 ms; a little more
+# keeps a loaded test machine from splitting a host's frame.
+BYTE_TIMEOUT_S = 0.2
+# Reads wake up this often while the line is quiet.
+IDLE_READ_S = 1.0
+# Writing one answer (a full pty or socket buffer means the host is gone).
+WRITE_TIMEOUT_S = 10.0
+READ_CHUNK_BYTES = 4096
+
+
+class Channel(Protocol):
+    """A byte stream to the host: a pty master or a TCP connection."""
+
+    async def read(self) -> bytes:
+        """Some bytes; b"" once the stream is closed."""
+
+    async def write(self, data: bytes) -> None:
+        """Send bytes."""
+
+
+class DeviceLink:
+    """Serves the host on one channel after another; holds the pending answer between them."""
+
+    def __init__(self, emulator: Emulator, *, bytes_per_s: float | None = None) -> None:
+        self.emulator = emulator
+        self.bytes_per_s = bytes_per_s
+        self.pending: Reply | None = None
+        self.power_cut = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceLink(pending={self.pending is not None}, power_cut={self.power_cut.is_set()})"
+        )
+
+    async def serve(self, channel: Channel) -> None:
+        """Answer the host until the channel closes or the register loses power."""
+        decoder = FrameDecoder()
+        while not self.power_cut.is_set():
+            try:
+                async with asyncio.timeout(BYTE_TIMEOUT_S if decoder.in_frame else IDLE_READ_S):
+                    data = await channel.read()
+            except TimeoutError:
+                if decoder.in_frame:
+                    dropped = decoder.reset()
+                    _LOGGER.debug("Dropped an incomplete frame: %s", dropped.hex())
+                continue
+            if not data:
+                return
+            for event in decoder.feed(data):
+                await self._event_received(channel, event)
+                if self.power_cut.is_set():
+                    return
+
+    async def _event_received(
+        self, channel: Channel, event: Control | Frame | BadFrame | Garbage
+    ) -> None:
+        if event is Control.ENQ:
+            if self.pending is None:
+                await self._send(channel, bytes((NAK,)))
+            else:
+                await self._send(channel, bytes((ACK,)) + encode_frame(self.pending.answer))
+        elif event is Control.ACK:
+            self.pending = None
+        elif event is Control.NAK:
+            _LOGGER.debug("Host NAKed the answer; it stays pending until ENQ")
+        elif isinstance(event, BadFrame):
+            _LOGGER.debug("Bad LRC on %s; NAK", event.body.hex())
+            await self._send(channel, bytes((NAK,)))
+        elif isinstance(event, Frame):
+            await self._frame_received(channel, event.body)
+        # Garbage, such as the 0xFF after an ACK over TCP, is ignored.
+
+    async def _frame_received(self, channel: Channel, body: bytes) -> None:
+        if self.pending is not None and self.pending.request == body:
+            _LOGGER.debug(
+                "Repeated command %#x while its answer is pending: answer again",
+                self.pending.command,
+            )
+            await self._send(channel, bytes((ACK,)) + encode_frame(self.pending.answer))
+            return
+        self.pending = None
+        await self._send(channel, bytes((ACK,)))
+        reply = await self.emulator.handle(body)
+        if reply.power_cut:
+            _LOGGER.warning("Power cut after command %#x: the answer is never sent", reply.command)
+            self.power_cut.set()
+            return
+        faults = self.emulator.faults
+        if reply.closes_document and faults.answer_dropped:
+            faults.answer_dropped -= 1
+            _LOGGER.warning("Fault: the answer to %#x is dropped", reply.command)
+            return
+        self.pending = reply
+        if reply.closes_document and faults.answer_lost:
+            faults.answer_lost -= 1
+            _LOGGER.warning(
+                "Fault: the answer to %#x is lost on the wire (still pending)", reply.command
+            )
+            return
+        frame = encode_frame(reply.answer)
+        if faults.garbled:
+            faults.garbled -= 1
+            frame = frame[:-2] + bytes((frame[-2] ^ 0x5A,)) + frame[-1:]
+            _LOGGER.warning("Fault: the answer to %#x goes out garbled", reply.command)
+        await self._send(channel, frame)
+
+    async def _send(self, channel: Channel, data: bytes) -> None:
+        async with asyncio.timeout(WRITE_TIMEOUT_S + len(data) * self.emulator.faults.slow_byte_s):
+            if self.emulator.faults.slow_byte_s:
+                for byte in data:
+                    await asyncio.sleep(self.emulator.faults.slow_byte_s)
+                    await channel.write(bytes((byte,)))
+            else:
+                await channel.write(data)
+        if self.bytes_per_s:
+            # Pace like a serial line: the next byte cannot leave before this one is out.
+            await asyncio.sleep(len(data) / self.bytes_per_s)
