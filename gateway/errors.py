@@ -125,7 +125,9 @@ class DeviceError(RegisterError):
         hint: str | None = None,
         transient: bool = False,
     ) -> None:
-        super().__init__(f"register error {error_code:#04x} on command {command:#x}: {text}", hint=hint)
+        super().__init__(
+            f"register error {error_code:#04x} on command {command:#x}: {text}", hint=hint
+        )
         self.error_code = error_code
         self.text = text
         self.command = command

@@ -132,7 +132,9 @@ class RegisterSupervisor:
 
     async def _backoff(self) -> None:
         delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** min(self._failures, 10))
-        delay *= random.uniform(0.5, 1.0)  # jitter: boxes that lost power together don't retry together
+        delay *= random.uniform(
+            0.5, 1.0
+        )  # jitter: boxes that lost power together don't retry together
         try:
             async with asyncio.timeout(delay):
                 await self._kick.wait()

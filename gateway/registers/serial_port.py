@@ -62,7 +62,9 @@ async def open_connection(
     try:
         async with asyncio.timeout(timeout_s):
             if spec.kind == "tcp":
-                transport, protocol = await loop.create_connection(protocol_factory, spec.host, spec.port)
+                transport, protocol = await loop.create_connection(
+                    protocol_factory, spec.host, spec.port
+                )
             else:
                 transport, protocol = await serial_asyncio.create_serial_connection(
                     loop,
@@ -83,7 +85,9 @@ async def open_connection(
         raise NotConnected(_explain(spec.path, err)) from err
     except OSError as err:
         where = spec.path if spec.kind == "serial" else f"{spec.host}:{spec.port}"
-        raise NotConnected(_explain(where, err) if spec.kind == "serial" else f"cannot connect to {where}: {err}") from err
+        raise NotConnected(
+            _explain(where, err) if spec.kind == "serial" else f"cannot connect to {where}: {err}"
+        ) from err
     # pyserial-asyncio schedules connection_made with call_soon: let it run before use.
     await asyncio.sleep(0)
-    return transport, protocol  # type: ignore[return-value]
+    return transport, protocol

@@ -77,11 +77,13 @@ class Host:
 
     def quiet(self) -> bytes:
         """Whatever arrives within QUIET_S (expected: nothing)."""
-        self.port.timeout = QUIET_S
         try:
-            return bytes(self.port.read(64))
-        finally:
+            self.port.timeout = QUIET_S
+            data = bytes(self.port.read(64))
             self.port.timeout = READ_TIMEOUT_S
+        except serial.SerialException:
+            return b""  # the register lost power: a dead line says nothing
+        return data
 
     def command(self, body: bytes) -> bytes:
         """A whole exchange: ENQ/NAK, frame/ACK, answer/ACK. Returns the answer body."""

@@ -26,7 +26,9 @@ async def emulator(tmp_path: Path) -> AsyncIterator[EmulatorServer]:
 
 
 @pytest.fixture
-async def register(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ShtrihRegister]:
+async def register(
+    emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[ShtrihRegister]:
     # Faults that swallow answers should fail fast in tests.
     monkeypatch.setattr(driver_mod, "PRINT_TIMEOUT_S", 1.5)
     monkeypatch.setattr(driver_mod, "QUERY_TIMEOUT_S", 1.5)
@@ -43,13 +45,27 @@ def tape(tmp_path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def item(name: str, price: int, qty: float = 1, vat: fiscal.Vat = fiscal.Vat.VAT20, amount: int | None = None) -> fiscal.Item:
+def item(
+    name: str,
+    price: int,
+    qty: float = 1,
+    vat: fiscal.Vat = fiscal.Vat.VAT20,
+    amount: int | None = None,
+) -> fiscal.Item:
     quantity = round(qty * fiscal.QTY_SCALE)
     full = fiscal.round_qty(price * quantity)
-    return fiscal.Item(name=name, price=price, quantity=quantity, amount=full if amount is None else amount, vat=vat)
+    return fiscal.Item(
+        name=name,
+        price=price,
+        quantity=quantity,
+        amount=full if amount is None else amount,
+        vat=vat,
+    )
 
 
-def receipt(kind: fiscal.ReceiptType, *items: fiscal.Item, cash: int | None = None, card: int = 0) -> fiscal.Receipt:
+def receipt(
+    kind: fiscal.ReceiptType, *items: fiscal.Item, cash: int | None = None, card: int = 0
+) -> fiscal.Receipt:
     total = sum(i.amount for i in items)
     pays = []
     if cash is None:
@@ -74,7 +90,8 @@ async def test_identity_and_status(register: ShtrihRegister) -> None:
     assert info.serial
     status = await register.status()
     assert status.shift is fiscal.ShiftState.CLOSED
-    assert status.paper_present and not status.cover_open
+    assert status.paper_present
+    assert not status.cover_open
     fn = await register.fn_status()
     assert len(fn.number) == 16
     assert await register.fn_expiry() is not None
@@ -117,7 +134,9 @@ async def test_full_shift_with_every_receipt_type(register: ShtrihRegister, tmp_
     assert sell["total"] == 8990 * 2 + 32094 + 500
 
 
-async def test_discounted_line_prints_exact_amounts(register: ShtrihRegister, tmp_path: Path) -> None:
+async def test_discounted_line_prints_exact_amounts(
+    register: ShtrihRegister, tmp_path: Path
+) -> None:
     await register.open_shift()
     # 7 × 0.20 with the line discounted to 1.00: no single price fits, so two lines.
     r = receipt(fiscal.ReceiptType.SELL, item("Спички", 20, 7, amount=100))
@@ -156,7 +175,9 @@ async def test_date_before_last_document_refused(register: ShtrihRegister) -> No
         await register.set_clock(dt.datetime.now() - dt.timedelta(days=3))
 
 
-async def test_paper_out_is_transient_and_recovers(register: ShtrihRegister, emulator: EmulatorServer) -> None:
+async def test_paper_out_is_transient_and_recovers(
+    register: ShtrihRegister, emulator: EmulatorServer
+) -> None:
     await register.open_shift()
     await emulator.apply_fault("paper_out", True)
     status = await register.status()
@@ -182,7 +203,9 @@ async def test_cover_open_refused(register: ShtrihRegister, emulator: EmulatorSe
     await register.x_report()
 
 
-async def test_payments_below_total_refused_and_cancelled(register: ShtrihRegister, tmp_path: Path) -> None:
+async def test_payments_below_total_refused_and_cancelled(
+    register: ShtrihRegister, tmp_path: Path
+) -> None:
     await register.open_shift()
     bad = receipt(fiscal.ReceiptType.SELL, item("Хлеб", 4550), cash=100)
     with pytest.raises(DeviceError) as err:
@@ -192,7 +215,9 @@ async def test_payments_below_total_refused_and_cancelled(register: ShtrihRegist
     assert [line["type"] for line in tape(tmp_path)] == ["openShift"]
 
 
-async def test_answer_pending_recovery(register: ShtrihRegister, emulator: EmulatorServer, tmp_path: Path) -> None:
+async def test_answer_pending_recovery(
+    register: ShtrihRegister, emulator: EmulatorServer, tmp_path: Path
+) -> None:
     await register.open_shift()
     n0 = (await register.fn_status()).last_document_number
     await emulator.apply_fault("answer_lost", True)
@@ -209,7 +234,9 @@ async def test_answer_pending_recovery(register: ShtrihRegister, emulator: Emula
     assert [line["type"] for line in tape(tmp_path)].count("sell") == 1
 
 
-async def test_answer_dropped_then_reconcile(register: ShtrihRegister, emulator: EmulatorServer) -> None:
+async def test_answer_dropped_then_reconcile(
+    register: ShtrihRegister, emulator: EmulatorServer
+) -> None:
     await register.open_shift()
     n0 = (await register.fn_status()).last_document_number
     await emulator.apply_fault("answer_dropped", True)
@@ -260,12 +287,18 @@ async def test_power_cut_mid_receipt_leaves_it_open(
         await revived.close()
 
 
-async def test_unplug_fails_waiters_and_replug_works(register: ShtrihRegister, emulator: EmulatorServer) -> None:
+async def test_unplug_fails_waiters_and_replug_works(
+    register: ShtrihRegister, emulator: EmulatorServer
+) -> None:
     await emulator.unplug(0.5)
-    with pytest.raises(LinkError):
+
+    async def poll_until_failure() -> None:
         for _ in range(50):
             await register.status()
             await asyncio.sleep(0.02)
+
+    with pytest.raises(LinkError):
+        await poll_until_failure()
     assert not register.connected
     await register.close()
     for _ in range(100):

@@ -19,7 +19,12 @@ from gateway.registers.shtrih.framing import (
     lrc,
 )
 
-BODIES = [b"\x10\x1e\x00\x00\x00", b"\xff\x46" + bytes(range(40)), bytes([0x02] * 10), bytes(MAX_BODY)]
+BODIES = [
+    b"\x10\x1e\x00\x00\x00",
+    b"\xff\x46" + bytes(range(40)),
+    bytes([0x02] * 10),
+    bytes(MAX_BODY),
+]
 
 
 def test_encode_known_vector() -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway import fiscal
+from gateway.errors import ProtocolError
 from gateway.registers.emulator import fn
 from gateway.registers.emulator.refusals import Fn, Kkt, Refused
 from gateway.registers.emulator.state import (
@@ -717,7 +718,7 @@ def _fn_send_tlv(state: EmulatorState, req: codec.FnSendTlvRequest, ctx: _Ctx) -
     _require_mode(state, ctx, MODE_SHIFT_OPEN, MODE_SHIFT_EXPIRED, MODE_SHIFT_CLOSED, MODE_DOCUMENT)
     try:
         tlvs = tuple(Tlv(tag, value) for tag, value in codec.decode_tlvs(req.tlv))
-    except (ValueError, codec.ProtocolError):
+    except (ValueError, ProtocolError):
         raise Refused(Kkt.BAD_PARAMETERS) from None
     if state.receipt is not None:
         new = replace(state, receipt=replace(state.receipt, tlvs=state.receipt.tlvs + tlvs))

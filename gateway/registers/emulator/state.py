@@ -235,7 +235,8 @@ def load_state(path: Path) -> EmulatorState:
     if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
         raise StateError(f"emulator state {path} has an unknown version")
     try:
-        return _decode(EmulatorState, raw)
+        state: EmulatorState = _decode(EmulatorState, raw)
+        return state
     except (KeyError, TypeError, ValueError) as err:
         raise StateError(f"emulator state {path} is malformed: {err}") from err
 

@@ -277,7 +277,9 @@ def _pack(obj: Any, layout: tuple[tuple[str, _Wire], ...]) -> bytes:
     return bytes(out)
 
 
-def _unpack(data: bytes, layout: tuple[tuple[str, _Wire], ...], optional_from: int | None) -> dict[str, Any]:
+def _unpack(
+    data: bytes, layout: tuple[tuple[str, _Wire], ...], optional_from: int | None
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
     pos = 0
     for index, (name, wire) in enumerate(layout):
@@ -388,7 +390,9 @@ class ShortStatus(Answer):
         """Mode bytes per [PROTO] 10h; receipt operations split in a low and a high byte."""
         ops = self.receipt_operations
         data = bytes((self.operator,)) + U16.encode(self.flags)
-        data += bytes((self.mode, self.submode, ops & 0xFF, self.battery_voltage, self.power_voltage, 0, 0))
+        data += bytes(
+            (self.mode, self.submode, ops & 0xFF, self.battery_voltage, self.power_voltage, 0, 0)
+        )
         data += bytes((ops >> 8 & 0xFF, 0, 0, 0))
         if self.last_print_result is not None:
             data += bytes((self.last_print_result,))
@@ -1151,12 +1155,34 @@ A = TypeVar("A", bound=Answer)
 _REQUESTS: Mapping[int, type[Request]] = {
     cls.COMMAND: cls
     for cls in (
-        ShortStatusRequest, LongStatusRequest, DeviceTypeRequest, SetTimeRequest, SetDateRequest,
-        ConfirmDateRequest, XReportRequest, ZReportRequest, OpenShiftRequest, OpenReceiptRequest,
-        SaleRequest, ReturnSaleRequest, CloseReceiptRequest, CancelReceiptRequest, ContinuePrintRequest,
-        FnStatusRequest, FnExpiryRequest, FnVersionRequest, FnCancelDocumentRequest, FnFindDocumentRequest,
-        FnBeginOpenShiftRequest, FnOpenShiftRequest, FnBeginCloseShiftRequest, FnCloseShiftRequest,
-        FnSendTlvRequest, FnOfdStatusRequest, FnCloseReceiptV2Request, FnOperationV2Request,
+        ShortStatusRequest,
+        LongStatusRequest,
+        DeviceTypeRequest,
+        SetTimeRequest,
+        SetDateRequest,
+        ConfirmDateRequest,
+        XReportRequest,
+        ZReportRequest,
+        OpenShiftRequest,
+        OpenReceiptRequest,
+        SaleRequest,
+        ReturnSaleRequest,
+        CloseReceiptRequest,
+        CancelReceiptRequest,
+        ContinuePrintRequest,
+        FnStatusRequest,
+        FnExpiryRequest,
+        FnVersionRequest,
+        FnCancelDocumentRequest,
+        FnFindDocumentRequest,
+        FnBeginOpenShiftRequest,
+        FnOpenShiftRequest,
+        FnBeginCloseShiftRequest,
+        FnCloseShiftRequest,
+        FnSendTlvRequest,
+        FnOfdStatusRequest,
+        FnCloseReceiptV2Request,
+        FnOperationV2Request,
     )
 }
 

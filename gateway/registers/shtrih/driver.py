@@ -125,7 +125,12 @@ class ShtrihRegister:
             await self.close()
             raise
         self._fn_number = fn.number
-        _LOGGER.info("Register on %s answers; ФН %s, last document %d", self._port, fn.number, fn.last_document_number)
+        _LOGGER.info(
+            "Register on %s answers; ФН %s, last document %d",
+            self._port,
+            fn.number,
+            fn.last_document_number,
+        )
 
     async def close(self) -> None:
         """Close the link (an exchange on the wire finishes first)."""
@@ -135,7 +140,9 @@ class ShtrihRegister:
 
     # --- plumbing ----------------------------------------------------------------------
 
-    async def _call(self, request: codec.Request, answer_cls: type[A], timeout_s: float = QUERY_TIMEOUT_S) -> A:
+    async def _call(
+        self, request: codec.Request, answer_cls: type[A], timeout_s: float = QUERY_TIMEOUT_S
+    ) -> A:
         link = self._link
         if link is None or not link.connected:
             raise NotConnected(f"register on {self._port} is not connected")
@@ -144,7 +151,9 @@ class ShtrihRegister:
 
     async def _send_tlv(self, tag: int, value: str) -> None:
         tlv = codec.tlv_str(tag, value)
-        await self._call(codec.FnSendTlvRequest(password=self._password, tlv=tlv), codec.FnSendTlvAnswer)
+        await self._call(
+            codec.FnSendTlvRequest(password=self._password, tlv=tlv), codec.FnSendTlvAnswer
+        )
 
     async def _send_operator(self, operator: fiscal.Operator | None) -> None:
         if operator is None:
@@ -175,7 +184,9 @@ class ShtrihRegister:
     async def status(self) -> fiscal.RegisterStatus:
         """Mode, submode, paper and cover from the long status (11h)."""
         st = await self._long_status()
-        return _status_from(st.mode, st.submode, st.flags, dt.datetime.combine(st.date, st.time), st.last_shift)
+        return _status_from(
+            st.mode, st.submode, st.flags, dt.datetime.combine(st.date, st.time), st.last_shift
+        )
 
     async def fn_status(self) -> fiscal.FnStatus:
         """ФН state (FF01h)."""
@@ -218,28 +229,43 @@ class ShtrihRegister:
 
     async def open_shift(self, operator: fiscal.Operator | None = None) -> fiscal.FiscalResult:
         """FF41h, cashier TLVs, FF0Bh."""
-        await self._call(codec.FnBeginOpenShiftRequest(password=self._password), codec.FnBeginOpenShiftAnswer)
+        await self._call(
+            codec.FnBeginOpenShiftRequest(password=self._password), codec.FnBeginOpenShiftAnswer
+        )
         await self._send_operator(operator)
         done = await self._call(
-            codec.FnOpenShiftRequest(password=self._password), codec.FnOpenShiftAnswer, PRINT_TIMEOUT_S
+            codec.FnOpenShiftRequest(password=self._password),
+            codec.FnOpenShiftAnswer,
+            PRINT_TIMEOUT_S,
         )
         return await self._result(done.document_number, done.fiscal_sign, shift=done.shift_number)
 
     async def close_shift(self, operator: fiscal.Operator | None = None) -> fiscal.FiscalResult:
         """FF42h, cashier TLVs, FF43h (the Z report)."""
-        await self._call(codec.FnBeginCloseShiftRequest(password=self._password), codec.FnBeginCloseShiftAnswer)
+        await self._call(
+            codec.FnBeginCloseShiftRequest(password=self._password), codec.FnBeginCloseShiftAnswer
+        )
         await self._send_operator(operator)
         done = await self._call(
-            codec.FnCloseShiftRequest(password=self._password), codec.FnCloseShiftAnswer, REPORT_TIMEOUT_S
+            codec.FnCloseShiftRequest(password=self._password),
+            codec.FnCloseShiftAnswer,
+            REPORT_TIMEOUT_S,
         )
         return await self._result(done.document_number, done.fiscal_sign, shift=done.shift_number)
 
     async def x_report(self) -> None:
         """40h: shift totals on paper, no fiscal document."""
-        await self._call(codec.XReportRequest(password=self._password), codec.XReportAnswer, REPORT_TIMEOUT_S)
+        await self._call(
+            codec.XReportRequest(password=self._password), codec.XReportAnswer, REPORT_TIMEOUT_S
+        )
 
     async def _result(
-        self, number: int, sign: int, *, shift: int | None = None, total: int | None = None,
+        self,
+        number: int,
+        sign: int,
+        *,
+        shift: int | None = None,
+        total: int | None = None,
         when: dt.datetime | None = None,
     ) -> fiscal.FiscalResult:
         if when is None:
@@ -322,7 +348,9 @@ class ShtrihRegister:
 
     async def cancel_receipt(self) -> None:
         """88h: cancel a receipt that is open (not fiscalised)."""
-        await self._call(codec.CancelReceiptRequest(password=self._password), codec.CancelReceiptAnswer)
+        await self._call(
+            codec.CancelReceiptRequest(password=self._password), codec.CancelReceiptAnswer
+        )
 
     async def find_document(self, number: int) -> fiscal.FoundDocument:
         """FF0Ah: read a document back from the ФН archive."""
@@ -335,13 +363,19 @@ class ShtrihRegister:
             datetime=doc.datetime,
             fiscal_sign=doc.fiscal_sign,
             ofd_acknowledged=doc.ofd_acknowledged,
-            receipt_type=fiscal.ReceiptType(doc.receipt_type) if doc.receipt_type in (1, 2, 3, 4) else None,
+            receipt_type=fiscal.ReceiptType(doc.receipt_type)
+            if doc.receipt_type in (1, 2, 3, 4)
+            else None,
             total=doc.total,
         )
 
     async def continue_print(self) -> None:
         """B0h: finish printing a document after paper was loaded."""
-        await self._call(codec.ContinuePrintRequest(password=self._password), codec.ContinuePrintAnswer, PRINT_TIMEOUT_S)
+        await self._call(
+            codec.ContinuePrintRequest(password=self._password),
+            codec.ContinuePrintAnswer,
+            PRINT_TIMEOUT_S,
+        )
 
     # --- clock -------------------------------------------------------------------------
 
@@ -352,8 +386,13 @@ class ShtrihRegister:
 
     async def set_clock(self, when: dt.datetime) -> None:
         """22h + 23h (date, confirmed) then 21h (time); the register allows it with the shift closed."""
-        await self._call(codec.SetDateRequest(password=self._password, date=when.date()), codec.SetDateAnswer)
-        await self._call(codec.ConfirmDateRequest(password=self._password, date=when.date()), codec.ConfirmDateAnswer)
+        await self._call(
+            codec.SetDateRequest(password=self._password, date=when.date()), codec.SetDateAnswer
+        )
+        await self._call(
+            codec.ConfirmDateRequest(password=self._password, date=when.date()),
+            codec.ConfirmDateAnswer,
+        )
         await self._call(
             codec.SetTimeRequest(password=self._password, time=when.time().replace(microsecond=0)),
             codec.SetTimeAnswer,

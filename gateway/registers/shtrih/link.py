@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.errors import ConnectionLost, FrameError, NoAnswer, NotConnected
 from gateway.registers.shtrih.framing import (
@@ -156,7 +158,7 @@ class ShtrihLink(asyncio.Protocol):
 
     # --- exchange --------------------------------------------------------------------------------
 
-    async def _run(self, coro: object) -> bytes | None:
+    async def _run(self, coro: Coroutine[Any, Any, bytes | None]) -> bytes | None:
         if not self.connected:
             raise NotConnected("the register link is not open")
         async with self._lock:
@@ -164,7 +166,7 @@ class ShtrihLink(asyncio.Protocol):
                 raise NotConnected("the register link is not open")
             # A frame on the wire cannot be taken back: the exchange runs to its end even if
             # the caller is cancelled, and the lock is held until then.
-            task: asyncio.Future[bytes | None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+            task = asyncio.ensure_future(coro)
             self._exchange = task
             try:
                 return await asyncio.shield(task)
@@ -213,7 +215,9 @@ class ShtrihLink(asyncio.Protocol):
                 return False
             if event is Control.ACK:
                 return True
-        raise NoAnswer("the register does not answer (check the cable and power)", command_sent=False)
+        raise NoAnswer(
+            "the register does not answer (check the cable and power)", command_sent=False
+        )
 
     async def _read_answer(self, timeout_s: float) -> bytes | None:
         """Wait for an answer frame; ACK it. None when none came in time."""
@@ -241,7 +245,9 @@ class ShtrihLink(asyncio.Protocol):
     async def _collect_pending(self) -> bytes:
         body = await self._read_answer(ACK_TIMEOUT_S * 2)
         if body is None:
-            raise NoAnswer("register signalled a pending answer but did not send it", command_sent=False)
+            raise NoAnswer(
+                "register signalled a pending answer but did not send it", command_sent=False
+            )
         return body
 
     async def _probe(self, timeout_s: float) -> bytes | None:
@@ -249,7 +255,9 @@ class ShtrihLink(asyncio.Protocol):
             return None
         body = await self._read_answer(timeout_s)
         if body is None:
-            raise NoAnswer("register signalled a pending answer but did not send it", command_sent=False)
+            raise NoAnswer(
+                "register signalled a pending answer but did not send it", command_sent=False
+            )
         return body
 
     async def _exchange_request(self, body: bytes, timeout_s: float) -> bytes:
@@ -273,14 +281,15 @@ class ShtrihLink(asyncio.Protocol):
                 break
             if event is Control.NAK:
                 continue
-            if event is None or isinstance(event, Frame | BadFrame):
-                # Did it get the frame? ACK to ENQ = yes (working on it or done).
-                if await self._enq():
-                    break
+            # No reply (or a stray frame): did it get ours? ACK to ENQ = yes, working or done.
+            if (event is None or isinstance(event, Frame | BadFrame)) and await self._enq():
+                break
         else:
             raise FrameError(f"register refused the frame {MAX_SEND_TRIES} times")
         # 3. the answer.
         answer = await self._read_answer(timeout_s)
         if answer is None:
-            raise NoAnswer(f"no answer within {timeout_s:.0f} s; the command may have run", command_sent=True)
+            raise NoAnswer(
+                f"no answer within {timeout_s:.0f} s; the command may have run", command_sent=True
+            )
         return answer

@@ -1,0 +1,263 @@
+"""Builds the components, owns the one TaskGroup, start and stop order, READY / STOPPING.
+
+Start order: journal -> register (embedded emulator first when configured) -> worker ->
+ingress -> READY. Nothing waits for NTP or the broker: a shop may be offline for days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import datetime as dt
+import zoneinfo
+
+from gateway import __version__, fiscal
+from gateway.config import Config
+from gateway.errors import GatewayError
+from gateway.ingress.http_api import HttpApi
+from gateway.journal import Journal
+from gateway.registers.emulator.server import EmulatorServer
+from gateway.registers.shtrih.driver import ShtrihRegister
+from gateway.supervisor import LinkState, RegisterSupervisor
+from gateway.systemd import Notifier
+from gateway.worker import ShiftPolicy, Worker
+
+_LOGGER = logging.getLogger(__name__)
+
+EMULATOR_STATE = "emulator.state"
+EMULATOR_LINK = "emulator.tty"
+JOURNAL_FILE = "journal.sqlite3"
+RETENTION_INTERVAL_S = 6 * 3600.0
+WATCHDOG_STALL_S = 300.0  # a worker busy this long on one step without progress counts as hung
+
+
+def _timezone(name: str) -> dt.tzinfo | None:
+    """The register's wall-clock zone: an IANA name, or the box's local zone."""
+    if name == "local":
+        return dt.datetime.now().astimezone().tzinfo
+    return zoneinfo.ZoneInfo(name)
+
+
+class Gateway:
+    """The daemon: one instance per process."""
+
+    def __init__(self, cfg: Config, *, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.notifier = notifier or Notifier()
+        self.stop_event = asyncio.Event()
+        self.emulator: EmulatorServer | None = None
+        self.register: fiscal.Register | None = None
+        self.supervisor: RegisterSupervisor | None = None
+        self.journal: Journal | None = None
+        self.worker: Worker | None = None
+        self.http: HttpApi | None = None
+        self.started_at = dt.datetime.now(dt.UTC)
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def request_stop(self) -> None:
+        """Begin a clean shutdown (signal handlers call this)."""
+        self.stop_event.set()
+
+    @contextlib.asynccontextmanager
+    async def _register(self) -> AsyncIterator[fiscal.Register]:
+        reg = self.cfg.register
+        port = reg.port
+        if reg.driver != "shtrih":
+            raise GatewayError(f"register.driver {reg.driver!r} is not available in this build", code="config_invalid")
+        if port == "emulator":
+            state_dir = self.cfg.state_dir
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self.emulator = EmulatorServer(state_dir / EMULATOR_STATE)
+            port = await self.emulator.start_pty(link=state_dir / EMULATOR_LINK)
+            _LOGGER.info("Built-in register emulator on %s (paper tape %s.journal.jsonl)", port, state_dir / EMULATOR_STATE)
+        try:
+            yield ShtrihRegister(port, baudrate=reg.baudrate, password=reg.device_password)
+        finally:
+            if self.emulator is not None:
+                await self.emulator.close()
+
+    def _spawn(self, tg: asyncio.TaskGroup, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(tg.create_task(coro, name=name))
+
+    async def run(self) -> None:
+        """Run until `request_stop()`; every background task lives in one TaskGroup."""
+        cfg = self.cfg
+        _LOGGER.info("fiscal-gateway %s starting, box %s", __version__, cfg.box_id)
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        journal = await Journal.open(cfg.state_dir / JOURNAL_FILE, recreate_if_corrupt=cfg.journal.recreate_if_corrupt)
+        self.journal = journal
+        try:
+            async with self._register() as register:
+                await self._serve(journal, register)
+        finally:
+            await journal.close()
+        _LOGGER.info("Stopped")
+
+    async def _serve(self, journal: Journal, register: fiscal.Register) -> None:
+        cfg = self.cfg
+        self.register = register
+        self.supervisor = supervisor = RegisterSupervisor(register)
+        supervisor.add_listener(self._on_link_state)
+        operator = (
+            fiscal.Operator(cfg.register.operator.name, cfg.register.operator.vatin)
+            if cfg.register.operator is not None
+            else None
+        )
+        self.worker = worker = Worker(
+            journal,
+            register,
+            supervisor.connected_event,
+            mapping=cfg.mapping,
+            policy=ShiftPolicy(
+                auto_open=cfg.shift.auto_open,
+                close_before_limit=dt.timedelta(minutes=cfg.shift.close_before_limit_min),
+                operator=operator,
+            ),
+            tz=_timezone(cfg.timezone),
+            device_info=lambda: supervisor.device,
+        )
+        self.http = HttpApi(
+            config=cfg.http, journal=journal, mapping=cfg.mapping, health=self.health, on_submitted=worker.wake
+        )
+        async with asyncio.TaskGroup() as tg:
+            self._spawn(tg, supervisor.run(), "register-supervisor")
+            self._spawn(tg, self._report_register(), "register-report")
+            self._spawn(tg, worker.run(), "worker")
+            self._spawn(tg, self._retention(), "journal-retention")
+            await self.http.start()
+            try:
+                self._spawn(tg, self._watchdog(), "systemd-watchdog")
+                self.notifier.ready(self._status_line())
+                await self.stop_event.wait()
+                _LOGGER.info("Stopping")
+                self.notifier.stopping()
+            finally:
+                await self.http.stop()
+                for task in self._tasks:
+                    task.cancel()
+
+    async def _retention(self) -> None:
+        """Purge finished jobs past `journal.retention_days`, a few times a day."""
+        assert self.journal is not None
+        while True:
+            removed = await self.journal.purge(self.cfg.journal.retention_days, now=dt.datetime.now(dt.UTC))
+            if removed:
+                _LOGGER.info("Purged %d finished jobs older than %d days", removed, self.cfg.journal.retention_days)
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 only while the loop runs and the worker is not stuck on one step."""
+        interval = self.notifier.watchdog_interval_s
+        if interval is None:
+            return
+        while True:
+            worker = self.worker
+            if worker is not None:
+                idle_for = (dt.datetime.now(dt.UTC) - worker.last_activity).total_seconds()
+                waiting = worker.current_job is None or worker.paused_reason is not None
+                if waiting or idle_for < WATCHDOG_STALL_S:
+                    self.notifier.watchdog()
+                else:
+                    _LOGGER.error("Worker made no progress for %.0f s; withholding the watchdog ping", idle_for)
+            self.notifier.status(self._status_line())
+            await asyncio.sleep(interval)
+
+    async def health(self) -> dict[str, object]:
+        """`/health`: register, journal and queue state; ok / degraded / down."""
+        sup, worker, journal = self.supervisor, self.worker, self.journal
+        register_state = sup.state.value if sup else "starting"
+        body: dict[str, object] = {"version": __version__, "box_id": self.cfg.box_id}
+        body["register"] = {
+            "state": register_state,
+            "error": sup.last_error if sup else None,
+            "model": sup.device.model if sup and sup.device else None,
+            "serial": sup.device.serial if sup and sup.device else None,
+        }
+        queue: dict[str, object] = {}
+        journal_ok = journal is not None
+        if journal is not None:
+            try:
+                blocked = await journal.is_blocked()
+                queue = {
+                    "depth": await journal.queue_depth(),
+                    "blocked": blocked.uuid if blocked else None,
+                    "paused": worker.paused_reason if worker else None,
+                }
+            except GatewayError as err:
+                journal_ok = False
+                queue = {"error": str(err)}
+        body["journal"] = {"state": "ok" if journal_ok else "down"}
+        body["queue"] = queue
+        body["mqtt"] = {"state": "off"}
+        if not journal_ok:
+            status = "down"
+        elif register_state != "connected" or queue.get("blocked") or queue.get("paused"):
+            status = "degraded"
+        else:
+            status = "ok"
+        body["status"] = status
+        return body
+
+    def _status_line(self) -> str:
+        sup, worker = self.supervisor, self.worker
+        parts = [f"register {sup.state.value if sup else 'starting'}"]
+        if worker is not None and worker.paused_reason:
+            parts.append(f"queue paused: {worker.paused_reason}")
+        elif worker is not None and worker.current_job:
+            parts.append(f"printing {worker.current_job}")
+        return "; ".join(parts)
+
+    def _on_link_state(self, state: LinkState) -> None:
+        self.notifier.status(self._status_line())
+
+    async def _report_register(self) -> None:
+        """Log what the register says each time it (re)connects."""
+        assert self.supervisor is not None and self.register is not None
+        supervisor, register = self.supervisor, self.register
+        changed = asyncio.Event()
+        unsubscribe = supervisor.add_listener(lambda _state: changed.set())
+        try:
+            while True:
+                if supervisor.state is LinkState.CONNECTED:
+                    await self._log_register(register)
+                await changed.wait()
+                changed.clear()
+        finally:
+            unsubscribe()
+
+    @staticmethod
+    async def _log_register(register: fiscal.Register) -> None:
+        try:
+            status = await register.status()
+            fn = await register.fn_status()
+        except GatewayError as err:
+            _LOGGER.warning("Could not read the register's status: %s", err)
+            return
+        _LOGGER.info(
+            "Register mode %d submode %d, shift %s, paper %s, cover %s; ФН %s, last document %d",
+            status.mode,
+            status.submode,
+            status.shift.value,
+            "ok" if status.paper_present else "OUT",
+            "open" if status.cover_open else "closed",
+            fn.number,
+            fn.last_document_number,
+        )
+
+
+async def run(cfg: Config) -> None:
+    """Entry for `fiscal-gateway run`: stops cleanly on SIGINT/SIGTERM."""
+    gateway = Gateway(cfg)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, gateway.request_stop)
+    try:
+        await gateway.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
