@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,13 +125,13 @@ class ShtrihLink(asyncio.Protocol):
 
     async def request(self, body: bytes, *, timeout_s: float) -> bytes:
         """Send one command body; return the answer body. One request at a time."""
-        result = await self._run(self._exchange_request(body, timeout_s))
+        result = await self._run(lambda: self._exchange_request(body, timeout_s))
         assert result is not None
         return result
 
     async def probe_pending(self, *, timeout_s: float) -> bytes | None:
         """ENQ: if an answer is pending read and return it; None when the register is idle."""
-        return await self._run(self._probe(timeout_s))
+        return await self._run(lambda: self._probe(timeout_s))
 
     async def close(self) -> None:
         """Let an exchange on the wire finish, then close the port."""
@@ -158,7 +158,7 @@ class ShtrihLink(asyncio.Protocol):
 
     # --- exchange --------------------------------------------------------------------------------
 
-    async def _run(self, coro: Coroutine[Any, Any, bytes | None]) -> bytes | None:
+    async def _run(self, exchange: Callable[[], Coroutine[Any, Any, bytes | None]]) -> bytes | None:
         if not self.connected:
             raise NotConnected("the register link is not open")
         async with self._lock:
@@ -166,7 +166,7 @@ class ShtrihLink(asyncio.Protocol):
                 raise NotConnected("the register link is not open")
             # A frame on the wire cannot be taken back: the exchange runs to its end even if
             # the caller is cancelled, and the lock is held until then.
-            task = asyncio.ensure_future(coro)
+            task = asyncio.ensure_future(exchange())
             self._exchange = task
             try:
                 return await asyncio.shield(task)
