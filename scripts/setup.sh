@@ -2,7 +2,7 @@
 # Sets up everything fiscal-gateway needs on Debian 12 / Raspberry Pi OS bookworm:
 # Debian packages (apt) and a Python virtual environment in .venv with the project installed.
 #   scripts/setup.sh           what the daemon needs
-#   scripts/setup.sh --test    plus what the test suite needs (mosquitto, test tools)
+#   scripts/setup.sh --test    plus what the test suite needs (pytest, ruff, mypy, …)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,9 +10,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 apt_packages=(python3 python3-venv)
-if [ "$want_test" = 1 ]; then
-  apt_packages+=(mosquitto mosquitto-clients openssl)
-fi
+# The test suite needs nothing from apt yet beyond Python; the MQTT tests will add mosquitto here.
 
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -30,7 +28,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# Debian starts the system mosquitto on install; the tests run their own brokers on free ports.
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
