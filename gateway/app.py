@@ -8,23 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
+import zoneinfo
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from gateway import __version__, fiscal
 from gateway.config import Config
 from gateway.errors import GatewayError
+from gateway.ingress.http_api import HttpApi
+from gateway.journal import Journal
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.supervisor import LinkState, RegisterSupervisor
 from gateway.systemd import Notifier
+from gateway.worker import ShiftPolicy, Worker
 
 _LOGGER = logging.getLogger(__name__)
 
 EMULATOR_STATE = "emulator.state"
 EMULATOR_LINK = "emulator.tty"
+JOURNAL_FILE = "journal.sqlite3"
+RETENTION_INTERVAL_S = 6 * 3600.0
+WATCHDOG_STALL_S = 300.0  # a worker busy this long on one step without progress counts as hung
+
+
+def _timezone(name: str) -> dt.tzinfo | None:
+    """The register's wall-clock zone: an IANA name, or the box's local zone."""
+    if name == "local":
+        return dt.datetime.now().astimezone().tzinfo
+    return zoneinfo.ZoneInfo(name)
 
 
 class Gateway:
@@ -37,6 +52,10 @@ class Gateway:
         self.emulator: EmulatorServer | None = None
         self.register: fiscal.Register | None = None
         self.supervisor: RegisterSupervisor | None = None
+        self.journal: Journal | None = None
+        self.worker: Worker | None = None
+        self.http: HttpApi | None = None
+        self.started_at = dt.datetime.now(dt.UTC)
         self._tasks: list[asyncio.Task[Any]] = []
 
     def request_stop(self) -> None:
@@ -73,26 +92,146 @@ class Gateway:
 
     async def run(self) -> None:
         """Run until `request_stop()`; every background task lives in one TaskGroup."""
-        _LOGGER.info("fiscal-gateway %s starting, box %s", __version__, self.cfg.box_id)
-        async with self._register() as register:
-            self.register = register
-            self.supervisor = RegisterSupervisor(register)
-            self.supervisor.add_listener(self._on_link_state)
-            async with asyncio.TaskGroup() as tg:
-                self._spawn(tg, self.supervisor.run(), "register-supervisor")
-                self._spawn(tg, self._report_register(), "register-report")
+        cfg = self.cfg
+        _LOGGER.info("fiscal-gateway %s starting, box %s", __version__, cfg.box_id)
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        journal = await Journal.open(
+            cfg.state_dir / JOURNAL_FILE, recreate_if_corrupt=cfg.journal.recreate_if_corrupt
+        )
+        self.journal = journal
+        try:
+            async with self._register() as register:
+                await self._serve(journal, register)
+        finally:
+            await journal.close()
+        _LOGGER.info("Stopped")
+
+    async def _serve(self, journal: Journal, register: fiscal.Register) -> None:
+        cfg = self.cfg
+        self.register = register
+        self.supervisor = supervisor = RegisterSupervisor(register)
+        supervisor.add_listener(self._on_link_state)
+        operator = (
+            fiscal.Operator(cfg.register.operator.name, cfg.register.operator.vatin)
+            if cfg.register.operator is not None
+            else None
+        )
+        self.worker = worker = Worker(
+            journal,
+            register,
+            supervisor.connected_event,
+            mapping=cfg.mapping,
+            policy=ShiftPolicy(
+                auto_open=cfg.shift.auto_open,
+                close_before_limit=dt.timedelta(minutes=cfg.shift.close_before_limit_min),
+                operator=operator,
+            ),
+            tz=_timezone(cfg.timezone),
+            device_info=lambda: supervisor.device,
+        )
+        self.http = HttpApi(
+            config=cfg.http,
+            journal=journal,
+            mapping=cfg.mapping,
+            health=self.health,
+            on_submitted=worker.wake,
+        )
+        async with asyncio.TaskGroup() as tg:
+            self._spawn(tg, supervisor.run(), "register-supervisor")
+            self._spawn(tg, self._report_register(), "register-report")
+            self._spawn(tg, worker.run(), "worker")
+            self._spawn(tg, self._retention(), "journal-retention")
+            await self.http.start()
+            try:
+                self._spawn(tg, self._watchdog(), "systemd-watchdog")
                 self.notifier.ready(self._status_line())
                 await self.stop_event.wait()
                 _LOGGER.info("Stopping")
                 self.notifier.stopping()
+            finally:
+                await self.http.stop()
                 for task in self._tasks:
                     task.cancel()
-        _LOGGER.info("Stopped")
+
+    async def _retention(self) -> None:
+        """Purge finished jobs past `journal.retention_days`, a few times a day."""
+        assert self.journal is not None
+        while True:
+            removed = await self.journal.purge(
+                self.cfg.journal.retention_days, now=dt.datetime.now(dt.UTC)
+            )
+            if removed:
+                _LOGGER.info(
+                    "Purged %d finished jobs older than %d days",
+                    removed,
+                    self.cfg.journal.retention_days,
+                )
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 only while the loop runs and the worker is not stuck on one step."""
+        interval = self.notifier.watchdog_interval_s
+        if interval is None:
+            return
+        while True:
+            worker = self.worker
+            if worker is not None:
+                idle_for = (dt.datetime.now(dt.UTC) - worker.last_activity).total_seconds()
+                waiting = worker.current_job is None or worker.paused_reason is not None
+                if waiting or idle_for < WATCHDOG_STALL_S:
+                    self.notifier.watchdog()
+                else:
+                    _LOGGER.error(
+                        "Worker made no progress for %.0f s; withholding the watchdog ping",
+                        idle_for,
+                    )
+            self.notifier.status(self._status_line())
+            await asyncio.sleep(interval)
+
+    async def health(self) -> dict[str, object]:
+        """`/health`: register, journal and queue state; ok / degraded / down."""
+        sup, worker, journal = self.supervisor, self.worker, self.journal
+        register_state = sup.state.value if sup else "starting"
+        body: dict[str, object] = {"version": __version__, "box_id": self.cfg.box_id}
+        body["register"] = {
+            "state": register_state,
+            "error": sup.last_error if sup else None,
+            "model": sup.device.model if sup and sup.device else None,
+            "serial": sup.device.serial if sup and sup.device else None,
+        }
+        queue: dict[str, object] = {}
+        journal_ok = journal is not None
+        if journal is not None:
+            try:
+                blocked = await journal.is_blocked()
+                queue = {
+                    "depth": await journal.queue_depth(),
+                    "blocked": blocked.uuid if blocked else None,
+                    "paused": worker.paused_reason if worker else None,
+                }
+            except GatewayError as err:
+                journal_ok = False
+                queue = {"error": str(err)}
+        body["journal"] = {"state": "ok" if journal_ok else "down"}
+        body["queue"] = queue
+        body["mqtt"] = {"state": "off"}
+        if not journal_ok:
+            status = "down"
+        elif register_state != "connected" or queue.get("blocked") or queue.get("paused"):
+            status = "degraded"
+        else:
+            status = "ok"
+        body["status"] = status
+        return body
 
     def _status_line(self) -> str:
-        sup = self.supervisor
-        state = sup.state.value if sup else "starting"
-        return f"register {state}"
+        sup, worker = self.supervisor, self.worker
+        parts = [f"register {sup.state.value if sup else 'starting'}"]
+        if worker is not None and worker.paused_reason:
+            parts.append(f"queue paused: {worker.paused_reason}")
+        elif worker is not None and worker.current_job:
+            parts.append(f"printing {worker.current_job}")
+        return "; ".join(parts)
 
     def _on_link_state(self, state: LinkState) -> None:
         self.notifier.status(self._status_line())

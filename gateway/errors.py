@@ -160,9 +160,10 @@ class DuplicateJob(JournalError):
 
     code = "duplicate"
 
-    def __init__(self, uuid: str) -> None:
+    def __init__(self, uuid: str, record: object = None) -> None:
         super().__init__(f"a job with uuid {uuid!r} exists already")
         self.uuid = uuid
+        self.record = record  # the stored job (a journal JobRecord)
 
 
 class JobNotFound(JournalError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway import fiscal, results
 from gateway.errors import DeviceError, GatewayError, LinkError, ValidationError
-from gateway.journal import Journal, JobRecord, JobState
+from gateway.journal import JobRecord, JobState, Journal
 from gateway.tasks import (
     CloseShiftTask,
     ContinuePrintTask,
@@ -121,7 +121,9 @@ class Worker:
             except Paused as err:
                 await self._pause(str(err))
             except LinkError as err:
-                _LOGGER.warning("Job %s: register link failed (%s); will recover when it is back", job.uuid, err)
+                _LOGGER.warning(
+                    "Job %s: register link failed (%s); will recover when it is back", job.uuid, err
+                )
 
     def _tick(self) -> None:
         self.progress += 1
@@ -170,7 +172,9 @@ class Worker:
     async def _resumed(self) -> None:
         if self.paused_reason is not None:
             _LOGGER.info("Queue resumed (was: %s)", self.paused_reason)
-            await self._journal.add_event("queue_resumed", {"was": self.paused_reason}, now=self._now())
+            await self._journal.add_event(
+                "queue_resumed", {"was": self.paused_reason}, now=self._now()
+            )
             self.paused_reason = None
 
     # --- one job -------------------------------------------------------------------------
@@ -183,7 +187,9 @@ class Worker:
             tasks = self._parse(job)
         except ValidationError as err:
             # Accepted once, invalid now (e.g. the mapping changed since): fail, print nothing.
-            await self._journal.fail_task(job.uuid, 0, results.ATOL_VALIDATION, str(err), now=self._now())
+            await self._journal.fail_task(
+                job.uuid, 0, results.ATOL_VALIDATION, str(err), now=self._now()
+            )
             return
         for index, task in enumerate(tasks):
             if job.task_results[index].status != "wait" and not (
@@ -195,14 +201,20 @@ class Worker:
                 result = await self._run_task(job, index, task)
             except Blocked as err:
                 _LOGGER.error("Job %s task %d blocked: %s", job.uuid, index, err)
-                await self._journal.block(job.uuid, index, results.ATOL_BLOCKED, str(err), now=self._now())
+                await self._journal.block(
+                    job.uuid, index, results.ATOL_BLOCKED, str(err), now=self._now()
+                )
                 return
             except DeviceError as err:
                 if err.transient:
                     raise Paused(results.error_text(err)) from err
                 _LOGGER.warning("Job %s task %d refused by the register: %s", job.uuid, index, err)
                 await self._journal.fail_task(
-                    job.uuid, index, results.error_code(err), results.error_text(err), now=self._now()
+                    job.uuid,
+                    index,
+                    results.error_code(err),
+                    results.error_text(err),
+                    now=self._now(),
                 )
                 return
             await self._journal.finish_task(job.uuid, index, result, now=self._now())
@@ -226,7 +238,9 @@ class Worker:
             return {}
         if isinstance(task, ReceiptTask | OpenShiftTask | CloseShiftTask):
             return await self._fiscal(job, index, task)
-        raise ValidationError(f"request[{index}]", f"task type {type(task).__name__} is not supported")
+        raise ValidationError(
+            f"request[{index}]", f"task type {type(task).__name__} is not supported"
+        )
 
     async def _query(self, kind: QueryKind) -> dict[str, Any]:
         reg = self._register
@@ -234,7 +248,11 @@ class Worker:
             return results.device_status(await reg.status(), self._device_info(), self._tz)
         if kind is QueryKind.SHIFT_STATUS:
             info = await reg.shift_info()
-            opened = await self._shift_opened_at(info) if info.state is not fiscal.ShiftState.CLOSED else None
+            opened = (
+                await self._shift_opened_at(info)
+                if info.state is not fiscal.ShiftState.CLOSED
+                else None
+            )
             return results.shift_status(
                 fiscal.ShiftInfo(info.state, info.number, info.receipts, opened), self._tz
             )
@@ -255,7 +273,9 @@ class Worker:
                     return outcome
                 reruns += 1
                 if reruns > MAX_RERUNS:
-                    raise Blocked(f"the register failed {MAX_RERUNS} times in a row on this document")
+                    raise Blocked(
+                        f"the register failed {MAX_RERUNS} times in a row on this document"
+                    )
             outcome = await self._attempt(job, index, task)
             if outcome is not None:
                 return outcome
@@ -269,7 +289,9 @@ class Worker:
         if isinstance(task, ReceiptTask):
             await self._shift_maintenance(for_receipt=True)
         elif isinstance(task, OpenShiftTask) and status.shift is not fiscal.ShiftState.CLOSED:
-            raise DeviceError(0x73, "shift is already open", command=0xFF41, hint="close the shift first")
+            raise DeviceError(
+                0x73, "shift is already open", command=0xFF41, hint="close the shift first"
+            )
         elif isinstance(task, CloseShiftTask) and status.shift is fiscal.ShiftState.CLOSED:
             raise DeviceError(0x73, "shift is already closed", command=0xFF42)
         n0 = (await self._register.fn_status()).last_document_number
@@ -285,7 +307,9 @@ class Worker:
             else:
                 res = await self._register.close_shift(task.operator or self._policy.operator)
         except LinkError as err:
-            _LOGGER.warning("Job %s task %d: outcome unknown (%s); reconciling", job.uuid, index, err)
+            _LOGGER.warning(
+                "Job %s task %d: outcome unknown (%s); reconciling", job.uuid, index, err
+            )
             await self._wait_link_back()
             return None
         except DeviceError as err:
@@ -311,19 +335,32 @@ class Worker:
         return fn.last_document_number == n0
 
     async def _reconcile(
-        self, job: JobRecord, index: int, task: ReceiptTask | OpenShiftTask | CloseShiftTask, n0: int
+        self,
+        job: JobRecord,
+        index: int,
+        task: ReceiptTask | OpenShiftTask | CloseShiftTask,
+        n0: int,
     ) -> dict[str, Any] | None:
         """DESIGN §4 steps 1–4. Returns the result when printed, None when proven not printed."""
         await self._wait_link_back()
         status = await self._register.settle()
         if status.receipt_open:
-            _LOGGER.warning("Job %s: a receipt was left open (not fiscalised); cancelling it", job.uuid)
+            _LOGGER.warning(
+                "Job %s: a receipt was left open (not fiscalised); cancelling it", job.uuid
+            )
             await self._register.cancel_receipt()
-            await self._journal.add_event("receipt_cancelled", {"uuid": job.uuid, "task": index}, now=self._now())
+            await self._journal.add_event(
+                "receipt_cancelled", {"uuid": job.uuid, "task": index}, now=self._now()
+            )
         fn = await self._register.fn_status()
         last = fn.last_document_number
         if last == n0:
-            _LOGGER.info("Job %s task %d: not fiscalised (last document still %d); running again", job.uuid, index, n0)
+            _LOGGER.info(
+                "Job %s task %d: not fiscalised (last document still %d); running again",
+                job.uuid,
+                index,
+                n0,
+            )
             return None
         doc = await self._register.find_document(n0 + 1)
         problem = _mismatch(doc, task)
@@ -333,9 +370,16 @@ class Worker:
                 f"({problem or f'{last - n0} documents were made since'}); check the register's tape "
                 "and resolve the job on the status page"
             )
-        _LOGGER.warning("Job %s task %d: fiscalised as document %d (answer was lost); recovered", job.uuid, index, doc.number)
+        _LOGGER.warning(
+            "Job %s task %d: fiscalised as document %d (answer was lost); recovered",
+            job.uuid,
+            index,
+            doc.number,
+        )
         if isinstance(task, OpenShiftTask):
-            await self._remember_shift(fiscal.FiscalResult(doc.number, doc.fiscal_sign, doc.datetime))
+            await self._remember_shift(
+                fiscal.FiscalResult(doc.number, doc.fiscal_sign, doc.datetime)
+            )
         return results.recovered_result(doc, fn.number, self._tz)
 
     # --- register readiness and shift policy -------------------------------------------------
@@ -368,17 +412,25 @@ class Worker:
             _LOGGER.info("Closing shift %d before its 24 h limit", info.number)
             res = await self._register.close_shift(self._policy.operator)
             await self._journal.add_event(
-                "shift_closed", {"shift": info.number, "document": res.document_number, "auto": True}, now=self._now()
+                "shift_closed",
+                {"shift": info.number, "document": res.document_number, "auto": True},
+                now=self._now(),
             )
             info = await self._register.shift_info()
         if for_receipt and info.state is fiscal.ShiftState.CLOSED:
             if not self._policy.auto_open:
-                raise DeviceError(0x73, "the shift is closed and shift.auto_open is off", command=0xFF46,
-                                  hint="open a shift (openShift task or the status page)")
+                raise DeviceError(
+                    0x73,
+                    "the shift is closed and shift.auto_open is off",
+                    command=0xFF46,
+                    hint="open a shift (openShift task or the status page)",
+                )
             res = await self._register.open_shift(self._policy.operator)
             await self._remember_shift(res)
             await self._journal.add_event(
-                "shift_opened", {"shift": res.shift_number, "document": res.document_number, "auto": True}, now=self._now()
+                "shift_opened",
+                {"shift": res.shift_number, "document": res.document_number, "auto": True},
+                now=self._now(),
             )
 
     async def _shift_near_limit(self, info: fiscal.ShiftInfo) -> bool:
@@ -405,7 +457,9 @@ class Worker:
             if memo.get("shift") == info.number:
                 return dt.datetime.fromisoformat(memo["opened_at"])
         fn = await self._register.fn_status()
-        for number in range(fn.last_document_number, max(0, fn.last_document_number - SHIFT_SCAN_LIMIT), -1):
+        for number in range(
+            fn.last_document_number, max(0, fn.last_document_number - SHIFT_SCAN_LIMIT), -1
+        ):
             doc = await self._register.find_document(number)
             if doc.document_type == fiscal.DOC_TYPE_SHIFT_OPEN and doc.datetime is not None:
                 value = json.dumps({"shift": info.number, "opened_at": doc.datetime.isoformat()})
@@ -416,7 +470,9 @@ class Worker:
         return None
 
 
-def _mismatch(doc: fiscal.FoundDocument, task: ReceiptTask | OpenShiftTask | CloseShiftTask) -> str | None:
+def _mismatch(
+    doc: fiscal.FoundDocument, task: ReceiptTask | OpenShiftTask | CloseShiftTask
+) -> str | None:
     """Why `doc` is not the document `task` makes, or None when it is."""
     if isinstance(task, ReceiptTask):
         if doc.document_type != fiscal.DOC_TYPE_RECEIPT:
@@ -426,7 +482,11 @@ def _mismatch(doc: fiscal.FoundDocument, task: ReceiptTask | OpenShiftTask | Clo
         if doc.total != task.receipt.total:
             return f"its total is {doc.total} kopecks, the task's is {task.receipt.total}"
         return None
-    expected = fiscal.DOC_TYPE_SHIFT_OPEN if isinstance(task, OpenShiftTask) else fiscal.DOC_TYPE_SHIFT_CLOSE
+    expected = (
+        fiscal.DOC_TYPE_SHIFT_OPEN
+        if isinstance(task, OpenShiftTask)
+        else fiscal.DOC_TYPE_SHIFT_CLOSE
+    )
     if doc.document_type != expected:
         return f"it is a document of type {doc.document_type}, expected {expected}"
     return None

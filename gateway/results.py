@@ -101,7 +101,9 @@ def fiscal_result(res: fiscal.FiscalResult, tz: dt.tzinfo | None) -> dict[str, A
     return {"fiscalParams": fiscal_params(res, tz), "warnings": None}
 
 
-def recovered_result(doc: fiscal.FoundDocument, fn_number: str, tz: dt.tzinfo | None) -> dict[str, Any]:
+def recovered_result(
+    doc: fiscal.FoundDocument, fn_number: str, tz: dt.tzinfo | None
+) -> dict[str, Any]:
     """Result of a task whose answer was lost, rebuilt from the ФН archive."""
     res = fiscal.FiscalResult(
         document_number=doc.number,
