@@ -45,13 +45,26 @@ def receipt(uuid: str, rng: random.Random) -> dict[str, object]:
     price = rng.choice([10.0, 45.5, 89.9, 120.0])
     amount = round(price * qty, 2)
     items: list[dict[str, object]] = [
-        {"type": "position", "name": f"item {uuid}", "price": price, "quantity": qty, "amount": amount,
-         "tax": {"type": "vat20"}}
+        {
+            "type": "position",
+            "name": f"item {uuid}",
+            "price": price,
+            "quantity": qty,
+            "amount": amount,
+            "tax": {"type": "vat20"},
+        }
     ]
     total = amount
     if rng.random() < 0.5:
         items.append(
-            {"type": "position", "name": "пакет", "price": 5.0, "quantity": 1, "amount": 5.0, "tax": {"type": "vat20"}}
+            {
+                "type": "position",
+                "name": "пакет",
+                "price": 5.0,
+                "quantity": 1,
+                "amount": 5.0,
+                "tax": {"type": "vat20"},
+            }
         )
         total = round(total + 5.0, 2)
     return {
@@ -113,9 +126,17 @@ class Harness:
     async def start_emulator(self) -> None:
         """Start the emulator and wait for its READY line."""
         self.emulator = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "emulator", "--pty", "--link", str(self.tty),
-            "--state", str(self.emu_state),
-            stdout=asyncio.subprocess.PIPE, stderr=self.logs,
+            sys.executable,
+            "-m",
+            "gateway",
+            "emulator",
+            "--pty",
+            "--link",
+            str(self.tty),
+            "--state",
+            str(self.emu_state),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self.logs,
         )
         assert self.emulator.stdout is not None
         async with asyncio.timeout(START_TIMEOUT_S):
@@ -126,8 +147,14 @@ class Harness:
     async def start_daemon(self) -> None:
         """Start the daemon and wait until its HTTP API answers."""
         self.daemon = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "run", "--config", str(self.config),
-            stdout=self.logs, stderr=self.logs,
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(self.config),
+            stdout=self.logs,
+            stderr=self.logs,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         async with aiohttp.ClientSession() as session:
@@ -160,7 +187,9 @@ class Harness:
 
     # --- client and chaos ------------------------------------------------------------------
 
-    async def post(self, session: aiohttp.ClientSession, uuid: str, body: dict[str, object]) -> int | None:
+    async def post(
+        self, session: aiohttp.ClientSession, uuid: str, body: dict[str, object]
+    ) -> int | None:
         """POST one request; the HTTP status, or None when the daemon was not there."""
         try:
             async with asyncio.timeout(10):
@@ -201,6 +230,7 @@ class Harness:
                 else:
                     pending.append(uuid)  # daemon down or busy: same uuid later
                     await asyncio.sleep(0.2)
+                await asyncio.sleep(self.rng.uniform(0.0, 0.15))  # a shop's pace, so kills land mid-print
 
     async def chaos(self, stop: asyncio.Event) -> None:
         """Kill the daemon at random moments; cut the emulator's power; lose answers."""
@@ -232,7 +262,9 @@ class Harness:
             while remaining and time.monotonic() < deadline:
                 for uuid in sorted(remaining):
                     try:
-                        async with session.get(f"http://127.0.0.1:{self.http_port}/api/v2/requests/{uuid}") as r:
+                        async with session.get(
+                            f"http://127.0.0.1:{self.http_port}/api/v2/requests/{uuid}"
+                        ) as r:
                             body = await r.json()
                     except aiohttp.ClientError:
                         break
@@ -243,7 +275,9 @@ class Harness:
                 if remaining:
                     await asyncio.sleep(0.5)
         if remaining:
-            raise AssertionError(f"{len(remaining)} accepted jobs never finished, e.g. {sorted(remaining)[:5]}")
+            raise AssertionError(
+                f"{len(remaining)} accepted jobs never finished, e.g. {sorted(remaining)[:5]}"
+            )
 
     def read_tape(self) -> None:
         """Count each uuid's item on the paper tape."""
@@ -270,9 +304,9 @@ class Harness:
         await self.start_daemon()
         stop = asyncio.Event()
         try:
+            # Chaos runs its full count, through intake and printing alike.
             chaos = asyncio.create_task(self.chaos(stop), name="chaos")
             await self.client()
-            stop.set()
             await chaos
             # Faults stay off for the end; the daemon finishes what was accepted.
             await self.wait_finished()
@@ -303,7 +337,9 @@ def main() -> None:
 
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="crash-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    outcome = asyncio.run(Harness(workdir, receipts=args.receipts, kills=args.kills, seed=args.seed).run())
+    outcome = asyncio.run(
+        Harness(workdir, receipts=args.receipts, kills=args.kills, seed=args.seed).run()
+    )
     problems = outcome.problems()
     print(f"seed {args.seed}, dir {workdir}, {outcome.seconds:.0f} s")
     print(

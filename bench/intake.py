@@ -26,7 +26,14 @@ import aiohttp
 RECEIPT = {
     "type": "sell",
     "items": [
-        {"type": "position", "name": "Хлеб", "price": 45.5, "quantity": 1, "amount": 45.5, "tax": {"type": "vat10"}}
+        {
+            "type": "position",
+            "name": "Хлеб",
+            "price": 45.5,
+            "quantity": 1,
+            "amount": 45.5,
+            "tax": {"type": "vat10"},
+        }
     ],
     "payments": [{"type": "cash", "sum": 50}],
 }
@@ -98,7 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where the files go (default: a temp dir)"
+    )
     args = parser.parse_args()
     base = Path(args.dir or tempfile.mkdtemp(prefix="intake-"))
     base.mkdir(parents=True, exist_ok=True)
