@@ -1,93 +1,169 @@
-"""YAML config -> frozen dataclasses; every error names its key path and line.
+"""YAML config -> frozen dataclasses; every error names its dotted key path and its line."""
 
-The schema is the dataclasses below: a generic walker reads the YAML node tree (so each
-value keeps its line), checks types, enums (Literal), ranges, unknown keys (with a "did you
-mean"), and secrets given inline or as `<key>_file` (a path, or `credential:NAME` for
-systemd's LoadCredential directory). Pure: stdlib and PyYAML only.
-"""
+# How it works: the YAML is composed into a node tree (every node keeps its line) and a generic
+# reader walks it against the dataclasses below. Each field's type says how its value is read
+# (bool, int, float, str, Path, enum, Listen, Secret, a nested section, a list); `_rule(...)` in
+# the field metadata adds ranges, allowed values, text parsers and checks; `_validator`
+# functions check combinations inside one section. Every problem is collected, so one run
+# reports them all. Scalars are read from their source text where YAML 1.1 would mangle it
+# (`close_at: 23:55` is not 1435, `vatin: 0274062111` is not octal, `mode: off` is not false).
+# Pure: stdlib and PyYAML only.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import dataclasses
+import datetime as dt
 import difflib
+import enum
+import ipaddress
 import os
 import re
 import types
 import typing
+import urllib.parse
+import zoneinfo
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, TypeVar
 
 import yaml
 
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.tasks import NameMapping
 
-_BOX_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_BAUDRATES = (2400, 4800, 9600, 19200, 38400, 57600, 115200)
-_PAYMENT_NAMES = ("cash", "electronically", "prepaid", "credit", "other")
-_VAT_NAMES = tuple(
-    [
-        "none",
-        "vat0",
-        "vat5",
-        "vat7",
-        "vat10",
-        "vat20",
-        "vat22",
-        "vat105",
-        "vat107",
-        "vat110",
-        "vat120",
-        "vat122",
-    ]
+__all__ = [
+    "ClockConfig",
+    "ClockTrust",
+    "CommandSigning",
+    "Config",
+    "EmulatorConfig",
+    "HealthConfig",
+    "HttpConfig",
+    "JournalConfig",
+    "Listen",
+    "LogLevel",
+    "MqttConfig",
+    "MqttProtocol",
+    "MqttTls",
+    "OpenShiftClockPolicy",
+    "OperatorConfig",
+    "RegisterConfig",
+    "RegisterDriver",
+    "Secret",
+    "ShiftConfig",
+    "SigningMode",
+    "TlsFiles",
+    "TokenConfig",
+    "UsbConfig",
+    "WebConfig",
+    "WebLanguage",
+    "check_config",
+    "default_config",
+    "load_config",
+    "parse_config",
+    "redacted",
+]
+
+DEFAULT_STATE_DIR: Final = "var"  # under the working directory when no config names one
+SHTRIH_BAUDRATES: Final = (2400, 4800, 9600, 19200, 38400, 57600, 115200)
+MIN_TOKEN_CHARS: Final = 16
+MAX_SECRET_FILE_BYTES: Final = 64 * 1024
+MAX_SCRYPT_MEMORY: Final = 256 * 1024 * 1024  # 128 * r * N bytes; more would starve the box
+
+PAYMENT_TYPE_NAMES: Final = ("cash", "electronically", "prepaid", "credit", "other")
+VAT_NAMES: Final = (
+    "none",
+    "vat0",
+    "vat5",
+    "vat7",
+    "vat10",
+    "vat20",
+    "vat22",
+    "vat105",
+    "vat107",
+    "vat110",
+    "vat120",
+    "vat122",
 )
-_UNIT_NAMES = tuple(
-    [
-        "piece",
-        "gram",
-        "kilogram",
-        "ton",
-        "centimeter",
-        "decimeter",
-        "meter",
-        "squareCentimeter",
-        "squareDecimeter",
-        "squareMeter",
-        "milliliter",
-        "liter",
-        "cubicMeter",
-        "kilowattHour",
-        "gkal",
-        "day",
-        "hour",
-        "minute",
-        "second",
-        "kilobyte",
-        "megabyte",
-        "gigabyte",
-        "terabyte",
-        "otherUnits",
-    ]
+UNIT_NAMES: Final = (
+    "piece",
+    "gram",
+    "kilogram",
+    "ton",
+    "centimeter",
+    "decimeter",
+    "meter",
+    "squareCentimeter",
+    "squareDecimeter",
+    "squareMeter",
+    "milliliter",
+    "liter",
+    "cubicMeter",
+    "kilowattHour",
+    "gkal",
+    "day",
+    "hour",
+    "minute",
+    "second",
+    "kilobyte",
+    "megabyte",
+    "gigabyte",
+    "terabyte",
+    "otherUnits",
 )
+_MAPPING_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
+    "payment_types": PAYMENT_TYPE_NAMES,
+    "vat": VAT_NAMES,
+    "units": UNIT_NAMES,
+}
+
+_BOX_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+_VATIN = re.compile(r"\d{10}|\d{12}")
+_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_B64 = r"[A-Za-z0-9+/.]+={0,2}"
+_SCRYPT_PHC = re.compile(rf"\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\${_B64}\${_B64}")
+_PEM_BLOCK = re.compile(
+    r"-----BEGIN PUBLIC KEY-----(?P<body>[A-Za-z0-9+/=\s]*?)-----END PUBLIC KEY-----"
+)
+_ED25519_SPKI_PREFIX: Final = bytes.fromhex("302a300506032b6570032100")
+_ED25519_KEY_BYTES: Final = 32
+_CREDENTIAL_PREFIX: Final = "credential:"
+_YAML_TAG: Final = "tag:yaml.org,2002:"
+_NULL_TAG: Final = "tag:yaml.org,2002:null"
+# Keys people reach for to switch TLS verification off; refused with a reason, not a shrug.
+_NO_VERIFY_KEYS: Final = frozenset(
+    {"insecure", "tls_insecure", "verify", "check_hostname", "cert_reqs", "skip_verify"}
+)
+
+
+# --- value types -----------------------------------------------------------------------------
 
 
 class Secret:
-    """A secret value; never shown by repr/str, so it cannot reach a log by accident."""
+    """A secret string that shows as '***' in repr/str, so it cannot reach a log by accident."""
 
+    # A plain class on purpose: dataclasses.asdict() would copy a dataclass's value out.
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
 
     def reveal(self) -> str:
-        """The secret itself."""
+        """The secret itself; call it only where the value is used."""
         return self._value
 
     def __repr__(self) -> str:
-        return "Secret('***')"
+        return "'***'"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return "***"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
@@ -98,7 +174,7 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class Listen:
-    """host:port to bind."""
+    """A host and port to bind (`host:port`, IPv6 as `[::1]:port`)."""
 
     host: str
     port: int
@@ -106,47 +182,370 @@ class Listen:
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    @property
+    def is_loopback(self) -> bool:
+        """True when only this box can connect."""
+        return _is_loopback(self.host)
 
-def _range(lo: float, hi: float) -> dict[str, Any]:
-    return {"range": (lo, hi)}
+
+class LogLevel(enum.StrEnum):
+    """`log_level`."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class RegisterDriver(enum.StrEnum):
+    """`register.driver`: a Shtrih-M register on a serial line, or a Ukrainian cloud РРО."""
+
+    SHTRIH = "shtrih"
+    CHECKBOX = "checkbox"
+    VCHASNO = "vchasno"
+
+
+class WebLanguage(enum.StrEnum):
+    """`web.language`."""
+
+    RU = "ru"
+    UK = "uk"
+    EN = "en"
+
+
+class MqttProtocol(enum.StrEnum):
+    """`mqtt.protocol`."""
+
+    V5 = "5"
+    V311 = "3.1.1"
+
+
+class SigningMode(enum.StrEnum):
+    """`mqtt.command_signing.mode`."""
+
+    OFF = "off"
+    REQUIRED = "required"
+
+
+class ClockTrust(enum.StrEnum):
+    """`clock.trust`: when the box's own clock counts as the truth."""
+
+    AUTO = "auto"  # when the system says it is NTP-synchronised
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class OpenShiftClockPolicy(enum.StrEnum):
+    """`clock.correct_in_open_shift`: what to do about drift while a shift is open."""
+
+    ALERT = "alert"
+    CLOSE_SHIFT = "close_shift"
+
+
+# --- field rules -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """How one field is checked beyond its type."""
+
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[int, ...] = ()
+    parse: Callable[[str], object] | None = None  # source text -> value; ValueError = message
+    check: Callable[[Any], str | None] | None = None  # converted value -> problem or None
+    must_exist: bool = False  # a Path that must name a readable file
+    from_file: Callable[[str], object] | None = None  # `<key>_file` contents -> value
+
+
+_NO_RULE: Final = _Rule()
+
+
+def _rule(
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[int, ...] = (),
+    parse: Callable[[str], object] | None = None,
+    check: Callable[[Any], str | None] | None = None,
+    must_exist: bool = False,
+    from_file: Callable[[str], object] | None = None,
+) -> dict[str, _Rule]:
+    """Field metadata carrying a `_Rule`."""
+    return {"rule": _Rule(lo, hi, choices, parse, check, must_exist, from_file)}
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a host name or address is this box only."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        name = host.lower().rstrip(".")
+        return name == "localhost" or name.endswith(".localhost")
+
+
+def _host_problem(host: str) -> str | None:
+    """Why `host` is not an IP address or a DNS name, or None."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(host) or len(host) > 253:
+            return f"{host!r} is not an IP address or a host name"
+    return None
+
+
+def _parse_listen(text: str) -> Listen:
+    """`host:port` or `[ipv6]:port` -> Listen."""
+    example = "like 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080"
+    m = re.fullmatch(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]\s]+):(?P<port>\d+)", text)
+    if m is None:
+        raise ValueError(f"must be host:port, {example}; got {text!r}")
+    if m["v6"] is not None:
+        host, port = m["v6"], int(m["p6"])
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
+    else:
+        host, port = m["host"], int(m["port"])
+        problem = _host_problem(host)
+        if problem is not None:
+            raise ValueError(problem)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port must be 1..65535; got {port}")
+    return Listen(host, port)
+
+
+def _parse_hhmm(text: str) -> dt.time:
+    """`HH:MM` (24-hour) -> time."""
+    m = _HHMM.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f'must be a time of day as "HH:MM", like "23:50"; got {text!r}')
+    return dt.time(int(m[1]), int(m[2]))
+
+
+def _parse_usb_id(text: str) -> str:
+    """A USB vendor/product id as lsusb shows it (`1fc9`, `0x1FC9`) -> 4 lowercase hex digits."""
+    digits = text.strip().lower().removeprefix("0x")
+    if not re.fullmatch(r"[0-9a-f]{1,4}", digits):
+        raise ValueError(
+            f'must be a 4-digit hex USB id as lsusb shows it, like "1fc9"; got {text!r}'
+        )
+    return digits.zfill(4)
+
+
+def _parse_register_port(text: str) -> str:
+    """`emulator`, an absolute device path, or `tcp://host:port`."""
+    if text == "emulator" or text.startswith("/"):
+        return text
+    if text.startswith("tcp://"):
+        try:
+            url = urllib.parse.urlsplit(text)
+            port = url.port
+        except ValueError:
+            port = None
+        if not url.hostname or port is None or url.path or url.query:
+            raise ValueError(f"must be tcp://host:port; got {text!r}")
+        problem = _host_problem(url.hostname)
+        if problem is not None:
+            raise ValueError(problem)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port must be 1..65535; got {port}")
+        return text
+    hint = f"; did you mean /dev/{text}?" if re.fullmatch(r"tty\w+", text) else ""
+    raise ValueError(
+        f"must be emulator, a device path such as /dev/ttyACM0, or tcp://host:port; "
+        f"got {text!r}{hint}"
+    )
+
+
+def _check_url(url: str) -> str | None:
+    """A cloud API root: https, or http only to this box (credentials never go out in clear)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        return f"is not a URL; got {url!r}"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"must be an https:// URL like https://api.checkbox.ua/api/v1; got {url!r}"
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return "must use https:// (http:// only to this box); credentials go over it"
+    if parts.query or parts.fragment:
+        return "must be the API root, without ?query or #fragment"
+    return None
+
+
+def _check_box_id(value: str) -> str | None:
+    """`box_id` goes into MQTT topics and file names."""
+    if not _BOX_ID.fullmatch(value):
+        return "must be 1..64 letters, digits, '_', '.' or '-' (it goes into MQTT topics)"
+    return None
+
+
+def _check_timezone(value: str) -> str | None:
+    """An IANA zone name the box knows, or `local`."""
+    if value == "local":
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r}; use an IANA name like Europe/Moscow, or local"
+    return None
+
+
+def _check_text(limit: int) -> Callable[[Any], str | None]:
+    """A non-blank single-line text of at most `limit` characters."""
+
+    def check(value: Any) -> str | None:
+        text = value.reveal() if isinstance(value, Secret) else str(value)
+        if not text.strip():
+            return "must not be empty"
+        if _CONTROL.search(text):
+            return "must be one line without control characters"
+        if len(text) > limit:
+            return f"longer than {limit} characters"
+        return None
+
+    return check
+
+
+def _check_vatin(value: str) -> str | None:
+    """ИНН: 10 digits (organisation) or 12 (person)."""
+    return None if _VATIN.fullmatch(value) else "must be an ИНН of 10 or 12 digits"
+
+
+def _check_topic_prefix(value: str) -> str | None:
+    """MQTT topic levels without wildcards or empty levels."""
+    if not value or any(level == "" for level in value.split("/")):
+        return "must be topic levels like fiscal/v1 (no leading, trailing or double '/')"
+    if set(value) & {"+", "#", "\x00"}:
+        return "must not contain the MQTT wildcards + or #"
+    return None
+
+
+def _check_by_id(value: str) -> str | None:
+    """A device path (glob allowed) under /dev."""
+    if not value.startswith("/dev/"):
+        return "must be a path under /dev, like /dev/serial/by-id/usb-SHTRIH*"
+    return None
+
+
+def _check_scrypt(value: Secret) -> str | None:
+    """A PHC scrypt string: $scrypt$ln=15,r=8,p=1$<salt>$<hash>."""
+    m = _SCRYPT_PHC.fullmatch(value.reveal())
+    if m is None:
+        return "must be an scrypt hash like $scrypt$ln=15,r=8,p=1$<salt>$<hash> (see the example)"
+    ln, r, p = int(m[1]), int(m[2]), int(m[3])
+    if ln < 14 or r < 1 or p < 1:
+        return "scrypt cost too low (needs ln >= 14, r >= 1, p >= 1)"
+    if ln > 30 or 128 * r * (1 << ln) > MAX_SCRYPT_MEMORY:
+        return "scrypt cost needs more memory than the box can spare (128·r·2^ln <= 256 MiB)"
+    return None
+
+
+def _secret_from_file(text: str) -> Secret:
+    """A secret file's contents, surrounding whitespace (the final newline) removed."""
+    value = text.strip()
+    if not value:
+        raise ValueError("the file is empty")
+    return Secret(value)
+
+
+def _b64decode(text: str) -> bytes:
+    """Standard or URL-safe base64, padding optional."""
+    body = "".join(text.split()).replace("-", "+").replace("_", "/")
+    body += "=" * (-len(body) % 4)
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise ValueError("is not base64") from None
+
+
+def _parse_ed25519_key(text: str) -> bytes:
+    """An Ed25519 public key (raw 32 bytes or SPKI, as base64 or PEM) -> its 32 raw bytes."""
+    body = text.strip()
+    if body.startswith("-----BEGIN"):
+        m = _PEM_BLOCK.fullmatch(body)
+        if m is None:
+            raise ValueError("is not a PEM PUBLIC KEY block")
+        body = m["body"]
+    raw = _b64decode(body)
+    if len(raw) == len(_ED25519_SPKI_PREFIX) + _ED25519_KEY_BYTES and raw.startswith(
+        _ED25519_SPKI_PREFIX
+    ):
+        return raw[len(_ED25519_SPKI_PREFIX) :]
+    if len(raw) == _ED25519_KEY_BYTES:
+        return raw
+    raise ValueError("is not an Ed25519 public key (32 bytes raw, or a PEM/SPKI public key)")
+
+
+def _parse_ed25519_key_file(text: str) -> tuple[bytes, ...]:
+    """PEM blocks and/or one base64 key per line; `#` starts a comment."""
+    keys: list[bytes] = []
+    for m in _PEM_BLOCK.finditer(text):
+        keys.append(_parse_ed25519_key(m[0]))
+    rest = _PEM_BLOCK.sub("", text)
+    for number, line in enumerate(rest.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            try:
+                keys.append(_parse_ed25519_key(entry))
+            except ValueError as err:
+                raise ValueError(f"line {number} of the file {err}") from None
+    if not keys:
+        raise ValueError("the file holds no public key")
+    return tuple(keys)
+
+
+# --- the schema ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class OperatorConfig:
-    """Cashier printed on documents (ФФД 1021/1203)."""
+    """The cashier printed on documents when a task names none (ФФД tags 1021 and 1203)."""
 
-    name: str
-    vatin: str | None = None
+    name: str = field(metadata=_rule(check=_check_text(64)))
+    vatin: str | None = field(default=None, metadata=_rule(check=_check_vatin))
 
 
 @dataclass(frozen=True, slots=True)
 class UsbConfig:
     """How hotplug recognises the register's USB device."""
 
-    vendor_id: str | None = None
-    product_id: str | None = None
-    by_id: str | None = None
+    vendor_id: str | None = field(default=None, metadata=_rule(parse=_parse_usb_id))
+    product_id: str | None = field(default=None, metadata=_rule(parse=_parse_usb_id))
+    by_id: str | None = field(default=None, metadata=_rule(check=_check_by_id))
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """The built-in emulator (`register.port: emulator`); its state is <state_dir>/emulator.state."""
+
+    clock_offset_s: float | None = field(default=None, metadata=_rule(lo=-3.2e8, hi=3.2e8))
+    ofd_interval_s: float | None = field(default=None, metadata=_rule(lo=0.01, hi=86400))
 
 
 @dataclass(frozen=True, slots=True)
 class RegisterConfig:
     """The fiscal register and how to reach it."""
 
-    driver: Literal["shtrih", "checkbox", "vchasno"] = "shtrih"
-    port: str = "emulator"
-    baudrate: int = 115200
-    device_password: int = field(default=30, metadata=_range(1, 30))
+    driver: RegisterDriver = RegisterDriver.SHTRIH
+    port: str = field(default="emulator", metadata=_rule(parse=_parse_register_port))
+    baudrate: int = field(default=115200, metadata=_rule(choices=SHTRIH_BAUDRATES))
+    device_password: int = field(default=30, metadata=_rule(lo=1, hi=30))
     operator: OperatorConfig | None = None
-    answer_timeout_s: float = field(default=5.0, metadata=_range(0.1, 600))
-    report_timeout_s: float = field(default=90.0, metadata=_range(1, 900))
+    answer_timeout_s: float = field(default=5.0, metadata=_rule(lo=0.5, hi=120))
+    print_timeout_s: float = field(default=30.0, metadata=_rule(lo=1, hi=600))
+    report_timeout_s: float = field(default=90.0, metadata=_rule(lo=5, hi=900))
     usb: UsbConfig = UsbConfig()
-    url: str | None = None
-    client_name: str = "fiscal-gateway"
-    license_key: Secret | None = None
-    login: Secret | None = None
-    password: Secret | None = None
-    pin_code: Secret | None = None
-    token: Secret | None = None
+    emulator: EmulatorConfig = EmulatorConfig()
+    url: str | None = field(default=None, metadata=_rule(check=_check_url))
+    client_name: str = field(default="fiscal-gateway", metadata=_rule(check=_check_text(64)))
+    license_key: Secret | None = field(default=None, metadata=_rule(check=_check_text(256)))
+    login: Secret | None = field(default=None, metadata=_rule(check=_check_text(256)))
+    password: Secret | None = field(default=None, metadata=_rule(check=_check_text(256)))
+    pin_code: Secret | None = field(default=None, metadata=_rule(check=_check_text(64)))
+    token: Secret | None = field(default=None, metadata=_rule(check=_check_text(1024)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,33 +553,33 @@ class ShiftConfig:
     """When the worker opens and closes shifts by itself."""
 
     auto_open: bool = True
-    close_before_limit_min: int = field(default=30, metadata=_range(1, 600))
-    close_at: str | None = None
+    close_before_limit_min: int = field(default=30, metadata=_rule(lo=1, hi=720))
+    close_at: dt.time | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class JournalConfig:
-    """The durable journal."""
+    """The durable SQLite journal."""
 
-    retention_days: int = field(default=30, metadata=_range(1, 3650))
+    retention_days: int = field(default=30, metadata=_rule(lo=1, hi=3650))
     recreate_if_corrupt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class TokenConfig:
-    """One API client's bearer token (inline, from a file, or only its SHA-256)."""
+    """One API client: its name and its bearer token, or only the token's SHA-256."""
 
-    name: str
+    name: str = field(metadata=_rule(check=_check_text(64)))
     token: Secret | None = None
     token_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TlsFiles:
-    """A certificate and its key."""
+    """A certificate chain and its private key (PEM files)."""
 
-    cert_file: Path
-    key_file: Path
+    cert_file: Path = field(metadata=_rule(must_exist=True))
+    key_file: Path = field(metadata=_rule(must_exist=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +590,7 @@ class HttpConfig:
     tokens: tuple[TokenConfig, ...] = ()
     allow_loopback_without_token: bool = True
     tls: TlsFiles | None = None
-    max_body_bytes: int = field(default=32768, metadata=_range(1024, 1_048_576))
+    max_body_bytes: int = field(default=32768, metadata=_rule(lo=1024, hi=1_048_576))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,27 +599,29 @@ class WebConfig:
 
     enabled: bool = True
     listen: Listen = Listen("127.0.0.1", 8080)
-    password_hash: Secret | None = None
-    language: Literal["ru", "uk", "en"] = "ru"
+    password_hash: Secret | None = field(default=None, metadata=_rule(check=_check_scrypt))
+    language: WebLanguage = WebLanguage.RU
     public_overview: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class MqttTls:
-    """TLS to the broker; verification of the broker is never switched off."""
+    """TLS to the broker; the broker's certificate is always verified."""
 
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: Path | None = field(default=None, metadata=_rule(must_exist=True))
+    cert_file: Path | None = field(default=None, metadata=_rule(must_exist=True))
+    key_file: Path | None = field(default=None, metadata=_rule(must_exist=True))
 
 
 @dataclass(frozen=True, slots=True)
 class CommandSigning:
-    """End-to-end Ed25519 signatures on office commands."""
+    """End-to-end Ed25519 signatures on the office's commands."""
 
-    mode: Literal["off", "required"] = "off"
-    public_keys: Secret | None = None
-    max_age_s: int = field(default=900, metadata=_range(10, 86400 * 7))
+    mode: SigningMode = SigningMode.OFF
+    public_keys: tuple[bytes, ...] = field(
+        default=(), metadata=_rule(parse=_parse_ed25519_key, from_file=_parse_ed25519_key_file)
+    )
+    max_age_s: int = field(default=86400, metadata=_rule(lo=60, hi=7 * 86400))
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,49 +629,49 @@ class MqttConfig:
     """The link to the central office's broker."""
 
     enabled: bool = False
-    host: str | None = None
-    port: int | None = field(default=None, metadata=_range(1, 65535))
-    protocol: Literal["5", "3.1.1"] = "5"
-    client_id: str | None = None
-    username: str | None = None
-    password: Secret | None = None
-    keepalive_s: int = field(default=60, metadata=_range(5, 3600))
-    session_expiry_s: int = field(default=7 * 86400, metadata=_range(0, 2**32 - 1))
+    host: str | None = field(default=None, metadata=_rule(check=_host_problem))
+    port: int = field(default=1883, metadata=_rule(lo=1, hi=65535))  # 8883 with tls
+    protocol: MqttProtocol = MqttProtocol.V5
+    client_id: str = field(default="", metadata=_rule(check=_check_text(128)))  # "" = box_id
+    username: str | None = field(default=None, metadata=_rule(check=_check_text(256)))
+    password: Secret | None = field(default=None, metadata=_rule(check=_check_text(1024)))
+    keepalive_s: int = field(default=60, metadata=_rule(lo=5, hi=65535))
+    session_expiry_s: int = field(default=7 * 86400, metadata=_rule(lo=0, hi=2**32 - 1))
     tls: MqttTls | None = None
-    topic_prefix: str = "fiscal/v1"
-    telemetry_interval_s: int = field(default=60, metadata=_range(5, 86400))
+    topic_prefix: str = field(default="fiscal/v1", metadata=_rule(check=_check_topic_prefix))
+    telemetry_interval_s: int = field(default=60, metadata=_rule(lo=5, hi=86400))
     command_signing: CommandSigning = CommandSigning()
 
 
 @dataclass(frozen=True, slots=True)
 class ClockConfig:
-    """Register clock policy."""
+    """How the register's clock is watched and corrected."""
 
-    trust: Literal["auto", "always", "never"] = "auto"
-    check_interval_s: int = field(default=300, metadata=_range(10, 86400))
-    drift_threshold_s: int = field(default=30, metadata=_range(1, 3600))
-    correct_in_open_shift: Literal["alert", "close_shift"] = "alert"
+    trust: ClockTrust = ClockTrust.AUTO
+    check_interval_s: int = field(default=300, metadata=_rule(lo=10, hi=86400))
+    drift_threshold_s: int = field(default=30, metadata=_rule(lo=1, hi=299))
+    correct_in_open_shift: OpenShiftClockPolicy = OpenShiftClockPolicy.ALERT
     set_box_clock_from_register: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class HealthConfig:
-    """Health thresholds."""
+    """How often the register is polled and when its state becomes a warning."""
 
-    poll_interval_s: int = field(default=60, metadata=_range(5, 86400))
-    fn_expiry_warn_days: int = field(default=30, metadata=_range(1, 400))
-    ofd_backlog_warn_days: int = field(default=3, metadata=_range(1, 30))
-    min_firmware: str | None = None
+    poll_interval_s: int = field(default=60, metadata=_rule(lo=5, hi=86400))
+    fn_expiry_warn_days: int = field(default=30, metadata=_rule(lo=1, hi=400))
+    ofd_backlog_warn_days: int = field(default=3, metadata=_rule(lo=1, hi=29))
+    min_firmware: str | None = field(default=None, metadata=_rule(check=_check_text(64)))
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
-    box_id: str = "box-local"
-    state_dir: Path = Path("var")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    timezone: str = "local"
+    box_id: str = field(default="box-local", metadata=_rule(check=_check_box_id))
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    log_level: LogLevel = LogLevel.INFO
+    timezone: str = field(default="local", metadata=_rule(check=_check_timezone))
     register: RegisterConfig = RegisterConfig()
     shift: ShiftConfig = ShiftConfig()
     journal: JournalConfig = JournalConfig()
@@ -282,351 +683,774 @@ class Config:
     mapping: NameMapping = field(default_factory=NameMapping)
 
 
-# --- the walker ------------------------------------------------------------------------------
+# --- section checks --------------------------------------------------------------------------
+
+_D = TypeVar("_D")
+_Validator = Callable[[Any, "_Scope"], Any]
+_VALIDATORS: dict[type, _Validator] = {}
 
 
-class _Reader:
-    """Walks YAML nodes against the dataclasses, collecting issues."""
+def _validator(cls: type[_D]) -> Callable[[Callable[[_D, _Scope], _D]], Callable[[_D, _Scope], _D]]:
+    """Register the combination check of one section; it returns the (possibly completed) value."""
 
-    def __init__(self, base_dir: Path) -> None:
-        self.base_dir = base_dir
-        self.issues: list[ConfigIssue] = []
+    def register(fn: Callable[[_D, _Scope], _D]) -> Callable[[_D, _Scope], _D]:
+        _VALIDATORS[cls] = fn
+        return fn
 
-    def issue(self, path: str, node: yaml.Node | None, message: str) -> None:
-        line = node.start_mark.line + 1 if node is not None else None
-        self.issues.append(ConfigIssue(path, line, message))
+    return register
 
-    def dataclass_(self, cls: type[Any], node: yaml.Node | None, path: str) -> Any:
-        if node is None or (
-            isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-        ):
-            node = yaml.MappingNode("tag:yaml.org,2002:map", [])
-        if not isinstance(node, yaml.MappingNode):
-            self.issue(path or "(top)", node, "must be a mapping of keys")
-            return None
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        given: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in given:
-                self.issue(_join(path, key), key_node, "given twice")
-            given[key] = (key_node, value_node)
-        kwargs: dict[str, Any] = {}
-        for key, (key_node, value_node) in given.items():
-            name = key[: -len("_file")] if key.endswith("_file") and key[:-5] in fields else key
-            if name not in fields:
-                hint = difflib.get_close_matches(key, list(fields), n=1)
-                self.issue(
-                    _join(path, key),
-                    key_node,
-                    "unknown key" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+
+_CLOUD_ONLY: Final = ("url", "client_name", "license_key", "login", "password", "pin_code", "token")
+_SERIAL_ONLY: Final = ("port", "baudrate", "device_password", "usb", "emulator")
+
+
+@_validator(RegisterConfig)
+def _check_register(reg: RegisterConfig, s: _Scope) -> RegisterConfig:
+    """Each driver's required settings; settings another driver would use are refused."""
+    driver = reg.driver
+    if driver is RegisterDriver.SHTRIH:
+        for name in _CLOUD_ONLY:
+            if s.given(name):
+                s.issue(
+                    name,
+                    "is only for the cloud РРО drivers (register.driver checkbox/vchasno)",
+                    needs=("driver",),
                 )
-                continue
-            if name != key:
-                if _unwrap(hints[name]) is not Secret:
-                    self.issue(_join(path, key), key_node, "unknown key")
-                    continue
-                if name in given:
-                    self.issue(_join(path, key), key_node, f"give either {name} or {key}, not both")
-                    continue
-                kwargs[name] = self.secret_file(value_node, _join(path, key))
-                continue
-            kwargs[name] = self.value(hints[name], value_node, _join(path, key), fields[name])
-        missing = [
-            n
-            for n, f in fields.items()
-            if n not in kwargs
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
-        ]
-        for name in missing:
-            self.issue(_join(path, name), node, "is required")
-        if missing or any(v is _BAD for v in kwargs.values()):
-            return _BAD
-        return cls(**kwargs)
-
-    def value(
-        self, hint: Any, node: yaml.Node, path: str, fld: dataclasses.Field[Any] | None = None
-    ) -> Any:
-        origin = typing.get_origin(hint)
-        args = typing.get_args(hint)
-        is_null = isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-        if origin in (types.UnionType, typing.Union):
-            if is_null and type(None) in args:
-                return None
-            hint = next(a for a in args if a is not type(None))
-            return self.value(hint, node, path, fld)
-        if hint is NameMapping:
-            return self.mapping(node, path)
-        if dataclasses.is_dataclass(hint) and hint is not Listen:
-            return self.dataclass_(hint, node, path)  # type: ignore[arg-type]
-        if origin is tuple:
-            if not isinstance(node, yaml.SequenceNode):
-                self.issue(path, node, "must be a list")
-                return _BAD
-            return tuple(
-                self.value(args[0], item, f"{path}[{i}]") for i, item in enumerate(node.value)
+        if s.given("emulator") and reg.port != "emulator":
+            s.issue("emulator", "is only used with register.port: emulator", needs=("port",))
+        return reg
+    serial_defaults = RegisterConfig()
+    for name in _SERIAL_ONLY:
+        if getattr(reg, name) != getattr(serial_defaults, name):
+            s.issue(
+                name,
+                f"is only for serial registers; the {driver} driver uses register.url",
+                needs=("driver",),
             )
-        if not isinstance(node, yaml.ScalarNode) or is_null:
-            self.issue(path, node, "must be a single value" if not is_null else "must not be empty")
-            return _BAD
-        raw = (
-            yaml.safe_load(yaml.serialize(node))
-            if node.tag != "tag:yaml.org,2002:str"
-            else node.value
-        )
-        if origin is Literal:
-            if str(raw) not in [str(a) for a in args]:
-                self.issue(path, node, f"must be one of {', '.join(map(str, args))}; got {raw!r}")
-                return _BAD
-            return str(raw)
-        if hint is bool:
-            if not isinstance(raw, bool):
-                self.issue(path, node, f"must be true or false; got {raw!r}")
-                return _BAD
-            return raw
-        if hint in (int, float):
-            if (
-                isinstance(raw, bool)
-                or not isinstance(raw, int | float)
-                or (hint is int and not isinstance(raw, int))
-            ):
-                self.issue(
-                    path,
-                    node,
-                    f"must be {'a whole number' if hint is int else 'a number'}; got {raw!r}",
+    if reg.url is None:
+        s.issue("url", f"is required with driver {driver}", at="driver")
+    if driver is RegisterDriver.CHECKBOX:
+        if reg.license_key is None:
+            s.issue("license_key", "is required with driver checkbox", at="driver")
+        if reg.pin_code is None and (reg.login is None or reg.password is None):
+            if reg.login is not None:
+                s.issue("password", "is required with login (or give pin_code instead)", at="login")
+            elif reg.password is not None:
+                s.issue(
+                    "login", "is required with password (or give pin_code instead)", at="password"
                 )
-                return _BAD
-            lo, hi = (fld.metadata.get("range") if fld is not None else None) or (None, None)
-            if lo is not None and hi is not None and not lo <= raw <= hi:
-                self.issue(path, node, f"must be between {lo:g} and {hi:g}; got {raw}")
-                return _BAD
-            return hint(raw)
-        if hint is str:
-            return str(raw)
-        if hint is Path:
-            return self.path(str(raw))
-        if hint is Listen:
-            return self.listen(str(raw), node, path)
-        if hint is Secret:
-            return Secret(str(raw))
-        raise TypeError(f"config schema uses an unsupported type {hint!r}")  # pragma: no cover
-
-    def path(self, raw: str) -> Path:
-        p = Path(raw).expanduser()
-        return p if p.is_absolute() else self.base_dir / p
-
-    def listen(self, raw: str, node: yaml.Node, path: str) -> Any:
-        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\s]+):(\d+)", raw)
-        if m is None:
-            self.issue(path, node, f"must be host:port (or [ipv6]:port); got {raw!r}")
-            return _BAD
-        host = m.group(1) or m.group(3)
-        port = int(m.group(2) or m.group(4))
-        if not 0 <= port <= 65535:
-            self.issue(path, node, f"port must be 0..65535; got {port}")
-            return _BAD
-        return Listen(host, port)
-
-    def secret_file(self, node: yaml.Node, path: str) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            self.issue(path, node, "must be a file path")
-            return _BAD
-        raw = str(node.value)
-        if raw.startswith("credential:"):
-            creds = os.environ.get("CREDENTIALS_DIRECTORY")
-            if not creds:
-                self.issue(
-                    path, node, "credential: needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)"
+            else:
+                s.issue(
+                    "pin_code",
+                    "checkbox needs the cashier's pin_code, or login and password",
+                    at="driver",
                 )
-                return _BAD
-            file = Path(creds) / raw[len("credential:") :]
+        if s.given("token"):
+            s.issue(
+                "token",
+                "is for driver vchasno; checkbox signs in with the keys above",
+                needs=("driver",),
+            )
+    else:
+        if reg.token is None:
+            s.issue("token", "is required with driver vchasno", at="driver")
+        for name in ("license_key", "login", "password", "pin_code"):
+            if s.given(name):
+                s.issue(
+                    name, "is for driver checkbox; vchasno uses register.token", needs=("driver",)
+                )
+    return reg
+
+
+@_validator(UsbConfig)
+def _check_usb(usb: UsbConfig, s: _Scope) -> UsbConfig:
+    """A product id means nothing without its vendor id."""
+    if usb.product_id is not None and usb.vendor_id is None:
+        s.issue("vendor_id", "is required with product_id", at="product_id")
+    return usb
+
+
+@_validator(TokenConfig)
+def _check_token(entry: TokenConfig, s: _Scope) -> TokenConfig:
+    """Exactly one of token / token_file / token_sha256; tokens long enough to resist guessing."""
+    if entry.token is None and entry.token_sha256 is None:
+        s.issue("token", "give one of token, token_file or token_sha256", at="name")
+        return entry
+    if entry.token is not None and entry.token_sha256 is not None:
+        s.issue("token_sha256", "give either the token or its SHA-256, not both")
+        return entry
+    if entry.token is not None and len(entry.token.reveal()) < MIN_TOKEN_CHARS:
+        s.issue("token", f"too short; use at least {MIN_TOKEN_CHARS} random characters")
+    if entry.token_sha256 is not None:
+        if not _SHA256_HEX.fullmatch(entry.token_sha256):
+            s.issue("token_sha256", "must be 64 hex digits (the SHA-256 of the token)")
         else:
-            file = self.path(raw)
-        try:
-            return Secret(file.read_text(encoding="utf-8").strip())
-        except OSError as err:
-            self.issue(path, node, f"cannot read {file}: {err.strerror or err}")
-            return _BAD
+            return dataclasses.replace(entry, token_sha256=entry.token_sha256.lower())
+    return entry
 
-    def mapping(self, node: yaml.Node, path: str) -> Any:
-        allowed = {"payment_types": _PAYMENT_NAMES, "vat": _VAT_NAMES, "units": _UNIT_NAMES}
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-            return NameMapping()
-        if not isinstance(node, yaml.MappingNode):
-            self.issue(path, node, "must be a mapping")
-            return _BAD
-        out: dict[str, dict[str, str]] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key not in allowed:
-                self.issue(
-                    _join(path, key), key_node, f"unknown key; expected one of {', '.join(allowed)}"
-                )
-                continue
-            if not isinstance(value_node, yaml.MappingNode):
-                self.issue(_join(path, key), value_node, "must map CRM names to ATOL names")
-                continue
-            section: dict[str, str] = {}
-            for name_node, target_node in value_node.value:
-                target = str(target_node.value)
-                if target not in allowed[key]:
-                    self.issue(
-                        f"{path}.{key}[{name_node.value!r}]",
-                        target_node,
-                        f"{target!r} is not one of {', '.join(allowed[key])}",
-                    )
-                section[str(name_node.value)] = target
-            out[key] = section
-        return NameMapping(**out)
+
+@_validator(HttpConfig)
+def _check_http(http: HttpConfig, s: _Scope) -> HttpConfig:
+    """API client names are unique (they name the caller in logs and the journal)."""
+    seen: set[str] = set()
+    for i, entry in enumerate(http.tokens):
+        if entry.name in seen:
+            s.issue(f"tokens[{i}].name", f"{entry.name!r} is already used by another client")
+        seen.add(entry.name)
+    return http
+
+
+@_validator(WebConfig)
+def _check_web(web: WebConfig, s: _Scope) -> WebConfig:
+    """The page has actions, so beyond this box it needs a password."""
+    if web.enabled and web.password_hash is None and not web.listen.is_loopback:
+        s.issue(
+            "password_hash",
+            "is required when the status page listens beyond this box (web.listen)",
+            at="listen",
+            needs=("enabled",),
+        )
+    return web
+
+
+@_validator(MqttTls)
+def _check_mqtt_tls(tls: MqttTls, s: _Scope) -> MqttTls:
+    """A client certificate comes with its key."""
+    if (tls.cert_file is None) != (tls.key_file is None):
+        missing = "key_file" if tls.key_file is None else "cert_file"
+        s.issue(missing, "give cert_file and key_file together (the box's client certificate)")
+    return tls
+
+
+@_validator(CommandSigning)
+def _check_signing(signing: CommandSigning, s: _Scope) -> CommandSigning:
+    """Required signatures need at least one office key."""
+    if signing.mode is SigningMode.REQUIRED and not signing.public_keys:
+        s.issue("public_keys", "is required when mode is required", at="mode")
+    return signing
+
+
+@_validator(MqttConfig)
+def _check_mqtt(mqtt: MqttConfig, s: _Scope) -> MqttConfig:
+    """A broker host when enabled; the port follows TLS; no password in clear over a network."""
+    if not s.given("port") and mqtt.tls is not None:
+        mqtt = dataclasses.replace(mqtt, port=8883)
+    if mqtt.enabled and mqtt.host is None:
+        s.issue("host", "is required when mqtt.enabled is true", at="enabled")
+    if (
+        mqtt.password is not None
+        and mqtt.tls is None
+        and mqtt.host is not None
+        and not _is_loopback(mqtt.host)
+    ):
+        s.issue(
+            "password",
+            "would cross the network in clear text; configure mqtt.tls",
+            needs=("tls", "host"),
+        )
+    if mqtt.password is not None and mqtt.username is None and mqtt.protocol is MqttProtocol.V311:
+        s.issue(
+            "username",
+            "MQTT 3.1.1 needs a username with a password",
+            at="password",
+            needs=("protocol",),
+        )
+    return mqtt
+
+
+@_validator(Config)
+def _check_config(cfg: Config, s: _Scope) -> Config:
+    """Cross-section defaults and conflicts."""
+    changes: dict[str, Any] = {}
+    if not cfg.mqtt.client_id:
+        changes["mqtt"] = dataclasses.replace(cfg.mqtt, client_id=cfg.box_id)
+    if not s.given("state_dir"):
+        changes["state_dir"] = Path.cwd() / DEFAULT_STATE_DIR
+    if cfg.web.enabled and cfg.web.listen == cfg.http.listen:
+        s.issue(
+            "web.listen",
+            f"is the same address as http.listen ({cfg.http.listen})",
+            needs=("http",),
+        )
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+# --- the reader ------------------------------------------------------------------------------
 
 
 class _Bad:
+    """Marks a value that failed; its issue is already recorded."""
+
     def __repr__(self) -> str:
         return "<invalid>"
 
 
-_BAD: Any = _Bad()
+_BAD: Final[Any] = _Bad()
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One schema field: its type, rule and whether it may be left out."""
+
+    hint: Any
+    rule: _Rule
+    required: bool
+    file_ok: bool
+
+
+_FIELDS: dict[type, dict[str, _Field]] = {}
+
+
+def _fields(cls: type) -> dict[str, _Field]:
+    """The schema fields of a dataclass, cached."""
+    cached = _FIELDS.get(cls)
+    if cached is None:
+        hints = typing.get_type_hints(cls)
+        cached = {}
+        for f in dataclasses.fields(cls):
+            rule = f.metadata.get("rule", _NO_RULE)
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            hint = hints[f.name]
+            file_ok = _unwrap(hint) is Secret or rule.from_file is not None
+            cached[f.name] = _Field(hint, rule, required, file_ok)
+        _FIELDS[cls] = cached
+    return cached
 
 
 def _unwrap(hint: Any) -> Any:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return (
-        args[0]
-        if typing.get_origin(hint) in (types.UnionType, typing.Union) and len(args) == 1
-        else hint
-    )
+    """`X | None` -> X."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
 
 
-def _line_of(root: yaml.Node | None, dotted: str) -> int | None:
-    node = root
-    for part in dotted.split("."):
+def _is_optional(hint: Any) -> bool:
+    """Whether None is allowed."""
+    return typing.get_origin(hint) in (types.UnionType, typing.Union) and type(
+        None
+    ) in typing.get_args(hint)
+
+
+def _is_null(node: yaml.Node | None) -> bool:
+    """An absent value or YAML null (`key:`, `~`, `null`)."""
+    return node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG)
+
+
+def _line(node: yaml.Node) -> int:
+    """1-based line where a node starts."""
+    return int(node.start_mark.line) + 1
+
+
+def _join(path: str, key: str) -> str:
+    """Dotted path of a member."""
+    return f"{path}.{key}" if path else key
+
+
+def _field_of(name: str) -> str:
+    """The field a relative key path starts with (`tokens[1].name` -> `tokens`)."""
+    return re.split(r"[.\[]", name, maxsplit=1)[0]
+
+
+def _kind(node: yaml.Node) -> str:
+    """What a node is, for messages."""
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return "a single value"
+
+
+def _plain_text(node: yaml.ScalarNode) -> str:
+    """The scalar as written (quoted or not)."""
+    return str(node.value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """A section being checked: issues land on its keys, with their lines."""
+
+    reader: _Reader
+    path: str
+    line: int | None
+    written: Mapping[str, str]  # field name -> key as written (`password` or `password_file`)
+    present: frozenset[str]  # fields the file gives a value (a key left empty does not count)
+    failed: frozenset[str]  # fields whose own value was refused; checked here as their default
+
+    def given(self, name: str) -> bool:
+        """Whether the file sets this field to something."""
+        return name in self.present
+
+    def issue(
+        self, name: str, message: str, *, at: str | None = None, needs: tuple[str, ...] = ()
+    ) -> None:
+        """An issue on field `name`; its line is that key's, else `at`'s, else the section's."""
+        # A conclusion drawn from a refused field's stand-in default would only mislead.
+        if any(_field_of(n) in self.failed for n in (name, at, *needs) if n is not None):
+            return
+        path = _join(self.path, self.written.get(name, name))
+        lines = self.reader.lines
+        line = lines.get(path)
+        if line is None and at is not None:
+            line = lines.get(_join(self.path, self.written.get(at, at)))
+        self.reader.issue(path, line if line is not None else self.line, message)
+
+
+class _Reader:
+    """Walks the YAML node tree against the schema, collecting every issue."""
+
+    def __init__(self, loader: yaml.SafeLoader, base_dir: Path) -> None:
+        self.loader = loader
+        self.base_dir = base_dir
+        self.issues: list[ConfigIssue] = []
+        self.lines: dict[str, int] = {}  # dotted path -> line of its key (or list item)
+
+    def issue(self, path: str, line: int | None, message: str) -> None:
+        """Record one problem."""
+        self.issues.append(ConfigIssue(path, line, message))
+
+    def section(self, cls: type, node: yaml.Node | None, path: str, line: int | None) -> Any:
+        """A dataclass from a mapping node; absent or null means all defaults."""
+        if node is not None and _is_null(node):
+            node = None
+        if node is not None and not isinstance(node, yaml.MappingNode):
+            where = path or "(document)"
+            self.issue(where, _line(node), f"must be a mapping of keys, not {_kind(node)}")
+            return _BAD
+        fields = _fields(cls)
+        pairs = self._pairs(node, path)
+        kwargs: dict[str, Any] = {}
+        written: dict[str, str] = {}
+        present: set[str] = set()
+        failed: set[str] = set()
+        for key, (key_node, value_node) in pairs.items():
+            key_path = _join(path, key)
+            key_line = _line(key_node)
+            name = key
+            via_file = False
+            if key.endswith("_file") and key[: -len("_file")] in fields:
+                name, via_file = key[: -len("_file")], True
+                if not fields[name].file_ok:
+                    name, via_file = key, False
+            if name not in fields:
+                self._unknown(cls, fields, key, key_path, key_line)
+                continue
+            if via_file and name in pairs:
+                self.issue(key_path, key_line, f"give either {name} or {key}, not both")
+                failed.add(name)
+                continue
+            written[name] = key
+            if not _is_null(value_node):
+                present.add(name)
+            self.lines.setdefault(_join(path, name), key_line)
+            f = fields[name]
+            if via_file:
+                value = self._from_file(f, value_node, key_path)
+            else:
+                value = self.value(f.hint, value_node, key_path, f.rule, key_line)
+            if value is not _BAD and value is not None:
+                value = self._check(f.rule, value, key_path, _line(value_node))
+            if value is _BAD:
+                failed.add(name)
+            else:
+                kwargs[name] = value
+        missing = [n for n, f in fields.items() if f.required and n not in kwargs]
+        for name in missing:
+            if name not in failed:
+                self.issue(_join(path, name), line, "is required")
+        if missing:
+            return _BAD
+        obj = cls(**kwargs)  # refused fields stand in as their defaults, for the checks below
+        check = _VALIDATORS.get(cls)
+        if check is not None:
+            before = len(self.issues)
+            scope = _Scope(self, path, line, written, frozenset(present), frozenset(failed))
+            obj = check(obj, scope)
+            if len(self.issues) > before:
+                return _BAD
+        return _BAD if failed else obj
+
+    def _pairs(
+        self, node: yaml.MappingNode | None, path: str
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """The keys of a mapping node; duplicates and non-text keys are issues."""
+        pairs: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        if node is None:
+            return pairs
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or _is_null(key_node):
+                self.issue(path or "(document)", _line(key_node), "keys must be plain names")
+                continue
+            key = _plain_text(key_node)
+            if key in pairs:
+                first = _line(pairs[key][0])
+                self.issue(
+                    _join(path, key), _line(key_node), f"given twice (first on line {first})"
+                )
+                continue
+            pairs[key] = (key_node, value_node)
+            self.lines[_join(path, key)] = _line(key_node)
+        return pairs
+
+    def _unknown(
+        self, cls: type, fields: Mapping[str, _Field], key: str, path: str, line: int
+    ) -> None:
+        """An unknown key, with the closest known one as a hint."""
+        if cls is MqttTls and key in _NO_VERIFY_KEYS:
+            self.issue(path, line, "unknown key; the broker's certificate is always verified")
+            return
+        known = [*fields, *(f"{n}_file" for n, f in fields.items() if f.file_ok)]
+        close = difflib.get_close_matches(key, known, n=1)
+        self.issue(path, line, "unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
+
+    def value(self, hint: Any, node: yaml.Node, path: str, rule: _Rule, line: int) -> Any:
+        """One value of type `hint` from its node; `line` is that of its key or list item."""
+        if _is_null(node):
+            if _is_optional(hint):
+                return None
+            base = _unwrap(hint)
+            if dataclasses.is_dataclass(base) and base is not Listen:
+                return self.section(typing.cast(type, base), None, path, line)
+            if typing.get_origin(base) is tuple:
+                return ()
+            if base is NameMapping:
+                return NameMapping()
+            self.issue(path, _line(node), "has no value; leave the key out to get the default")
+            return _BAD
+        hint = _unwrap(hint)
+        if hint is NameMapping:
+            return self.mapping(node, path)
+        if dataclasses.is_dataclass(hint) and hint is not Listen:
+            return self.section(typing.cast(type, hint), node, path, line)
+        if typing.get_origin(hint) is tuple:
+            if not isinstance(node, yaml.SequenceNode):
+                self.issue(path, _line(node), f"must be a list, not {_kind(node)}")
+                return _BAD
+            items: list[Any] = []
+            for i, item in enumerate(node.value):
+                item_path = f"{path}[{i}]"
+                item_line = _line(item)
+                self.lines[item_path] = item_line
+                items.append(self.value(typing.get_args(hint)[0], item, item_path, rule, item_line))
+            return _BAD if any(v is _BAD for v in items) else tuple(items)
+        if not isinstance(node, yaml.ScalarNode):
+            self.issue(path, _line(node), f"must be a single value, not {_kind(node)}")
+            return _BAD
+        if not str(node.tag).startswith(_YAML_TAG):
+            self.issue(path, _line(node), f"YAML tags such as {node.tag} are not supported")
+            return _BAD
+        return self.scalar(hint, node, path, rule)
+
+    def scalar(self, hint: Any, node: yaml.ScalarNode, path: str, rule: _Rule) -> Any:
+        """A scalar value; text types read the source text, numbers and booleans the YAML value."""
+        line = _line(node)
+        text = _plain_text(node)
+        try:
+            if rule.parse is not None:
+                return rule.parse(text)
+            if hint is Listen:
+                return _parse_listen(text)
+            if hint is dt.time:
+                return _parse_hhmm(text)
+        except ValueError as err:
+            self.issue(path, line, str(err))
+            return _BAD
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            allowed = [str(m.value) for m in hint]
+            if text not in allowed:
+                close = difflib.get_close_matches(text, allowed, n=1)
+                hint_text = f"; did you mean {close[0]!r}?" if close else ""
+                self.issue(
+                    path, line, f"must be one of {', '.join(allowed)}; got {text!r}{hint_text}"
+                )
+                return _BAD
+            return hint(text)
+        if hint is str:
+            return text
+        if hint is Secret:
+            if not text:
+                self.issue(path, line, "must not be empty")
+                return _BAD
+            return Secret(text)
+        if hint is Path:
+            if not text.strip():
+                self.issue(path, line, "must be a path")
+                return _BAD
+            return self.path(text)
+        if hint in (bool, int, float):
+            return self._typed(hint, node, path, line)
+        raise TypeError(f"the config schema uses an unsupported type {hint!r}")
+
+    def _typed(self, hint: type, node: yaml.ScalarNode, path: str, line: int) -> Any:
+        """bool, int or float as YAML reads it; bool is never a number, an int is a fine float."""
+        try:
+            raw = self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raw = _plain_text(node)
+        if hint is float and isinstance(raw, str) and node.style is None:
+            with contextlib.suppress(ValueError):
+                raw = float(raw)  # YAML 1.1 wants a dot; accept 1e3 as well
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            self.issue(path, line, f"must be true or false; got {raw!r}")
+            return _BAD
+        ok = isinstance(raw, int) and not isinstance(raw, bool)
+        if hint is float:
+            ok = ok or (isinstance(raw, float) and raw == raw and abs(raw) != float("inf"))
+        if not ok:
+            what = "a whole number" if hint is int else "a number"
+            self.issue(path, line, f"must be {what}; got {raw!r}")
+            return _BAD
+        return float(raw) if hint is float else raw
+
+    def _check(self, rule: _Rule, value: Any, path: str, line: int) -> Any:
+        """Range, allowed values, the field's own check, file existence."""
+        if rule.lo is not None and rule.hi is not None and not rule.lo <= value <= rule.hi:
+            self.issue(path, line, f"must be between {rule.lo:g} and {rule.hi:g}; got {value:g}")
+            return _BAD
+        if rule.choices and value not in rule.choices:
+            choices = ", ".join(map(str, rule.choices))
+            self.issue(path, line, f"must be one of {choices}; got {value}")
+            return _BAD
+        if rule.check is not None:
+            problem = rule.check(value)
+            if problem is not None:
+                self.issue(path, line, problem)
+                return _BAD
+        if rule.must_exist and isinstance(value, Path):
+            problem = _file_problem(value)
+            if problem is not None:
+                self.issue(path, line, problem)
+                return _BAD
+        return value
+
+    def path(self, text: str) -> Path:
+        """A path; relative ones resolve against the config file's folder."""
+        p = Path(text).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def _from_file(self, f: _Field, node: yaml.Node, path: str) -> Any:
+        """A `<key>_file` value: a path, or credential:NAME in $CREDENTIALS_DIRECTORY."""
+        if not isinstance(node, yaml.ScalarNode) or _is_null(node) or not str(node.value).strip():
+            self.issue(path, _line(node), "must be a file path or credential:NAME")
+            return _BAD
+        line = _line(node)
+        raw = _plain_text(node).strip()
+        if raw.startswith(_CREDENTIAL_PREFIX):
+            name = raw[len(_CREDENTIAL_PREFIX) :]
+            folder = os.environ.get("CREDENTIALS_DIRECTORY")
+            if not name or "/" in name or name in (".", ".."):
+                self.issue(path, line, f"bad credential name {name!r}")
+                return _BAD
+            if not folder:
+                self.issue(
+                    path,
+                    line,
+                    "credential:NAME needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)",
+                )
+                return _BAD
+            file = Path(folder) / name
+        else:
+            file = self.path(raw)
+        problem = _file_problem(file, max_bytes=MAX_SECRET_FILE_BYTES)
+        if problem is not None:
+            self.issue(path, line, problem)
+            return _BAD
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as err:
+            self.issue(path, line, f"cannot read {file}: {err.strerror or err}")
+            return _BAD
+        except UnicodeDecodeError:
+            self.issue(path, line, f"{file} is not UTF-8 text")
+            return _BAD
+        convert = f.rule.from_file or _secret_from_file
+        try:
+            return convert(text)
+        except ValueError as err:
+            self.issue(path, line, f"{file}: {err}")
+            return _BAD
+
+    def mapping(self, node: yaml.Node, path: str) -> Any:
+        """The `mapping:` section: CRM names -> ATOL names, each checked."""
         if not isinstance(node, yaml.MappingNode):
-            return None
-        found = next((v for k, v in node.value if k.value == part), None)
-        if found is None:
-            return node.start_mark.line + 1
-        node = found
-    return node.start_mark.line + 1 if node is not None else None
+            self.issue(path, _line(node), f"must be a mapping of keys, not {_kind(node)}")
+            return _BAD
+        out: dict[str, Mapping[str, str]] = {}
+        ok = True
+        for key, (key_node, value_node) in self._pairs(node, path).items():
+            key_path = _join(path, key)
+            targets = _MAPPING_TARGETS.get(key)
+            if targets is None:
+                close = difflib.get_close_matches(key, list(_MAPPING_TARGETS), n=1)
+                self.issue(
+                    key_path,
+                    _line(key_node),
+                    "unknown key" + (f"; did you mean {close[0]!r}?" if close else ""),
+                )
+                ok = False
+                continue
+            if _is_null(value_node):
+                out[key] = types.MappingProxyType({})
+                continue
+            if not isinstance(value_node, yaml.MappingNode):
+                self.issue(key_path, _line(value_node), "must map CRM names to ATOL names")
+                ok = False
+                continue
+            section: dict[str, str] = {}
+            for name_node, target_node in value_node.value:
+                if not isinstance(name_node, yaml.ScalarNode) or _is_null(name_node):
+                    self.issue(key_path, _line(name_node), "CRM names must be plain text")
+                    ok = False
+                    continue
+                name = _plain_text(name_node)
+                item_path = f"{key_path}[{name!r}]"
+                if name in section:
+                    self.issue(item_path, _line(name_node), "given twice")
+                    ok = False
+                    continue
+                self.lines[item_path] = _line(name_node)
+                problem = self._mapping_problem(name, target_node, targets)
+                if problem is not None:
+                    self.issue(item_path, _line(target_node), problem)
+                    ok = False
+                    continue
+                section[name] = _plain_text(typing.cast(yaml.ScalarNode, target_node))
+            out[key] = types.MappingProxyType(section)
+        return NameMapping(**out) if ok else _BAD
+
+    @staticmethod
+    def _mapping_problem(name: str, target: yaml.Node, targets: tuple[str, ...]) -> str | None:
+        """Why one CRM name -> ATOL name entry is wrong, or None."""
+        if not name.strip():
+            return "the CRM name must not be empty"
+        if not isinstance(target, yaml.ScalarNode) or _is_null(target):
+            return f"must be one of {', '.join(targets)}"
+        value = _plain_text(target)
+        if value not in targets:
+            close = difflib.get_close_matches(value, targets, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return f"{value!r} is not one of {', '.join(targets)}{hint}"
+        if name in targets and name != value:
+            return f"{name!r} is itself an ATOL name and cannot be mapped to another"
+        return None
 
 
-def _cross_checks(cfg: Config, root: yaml.Node | None) -> list[ConfigIssue]:
-    out: list[ConfigIssue] = []
+def _file_problem(file: Path, *, max_bytes: int | None = None) -> str | None:
+    """Why `file` is not a readable regular file (of at most `max_bytes`), or None."""
+    try:
+        st = file.stat()
+    except FileNotFoundError:
+        return f"file not found: {file}"
+    except OSError as err:
+        return f"cannot read {file}: {err.strerror or err}"
+    if file.is_dir():
+        return f"{file} is a folder, not a file"
+    if not os.access(file, os.R_OK):
+        return f"cannot read {file}: permission denied"
+    if max_bytes is not None and st.st_size > max_bytes:
+        return f"{file} is larger than {max_bytes} bytes; is it the right file?"
+    return None
 
-    def bad(path: str, message: str) -> None:
-        out.append(ConfigIssue(path, _line_of(root, path), message))
 
-    if not _BOX_ID.match(cfg.box_id):
-        bad("box_id", "must be 1..64 of letters, digits, '_', '.', '-' (it goes into MQTT topics)")
-    reg = cfg.register
-    if reg.baudrate not in _BAUDRATES:
-        bad("register.baudrate", f"must be one of {', '.join(map(str, _BAUDRATES))}")
-    if reg.driver == "checkbox":
-        if not reg.url or reg.license_key is None:
-            bad("register", "checkbox needs register.url and register.license_key")
-        if reg.pin_code is None and (reg.login is None or reg.password is None):
-            bad(
-                "register",
-                "checkbox needs register.pin_code, or register.login and register.password",
-            )
-    if reg.driver == "vchasno" and (not reg.url or reg.token is None):
-        bad("register", "vchasno needs register.url and register.token")
-    if reg.driver != "shtrih" and reg.port != "emulator":
-        bad("register.port", f"is for serial registers; the {reg.driver} driver uses register.url")
-    if cfg.mqtt.enabled and not cfg.mqtt.host:
-        bad("mqtt.host", "is required when mqtt.enabled is true")
-    if cfg.mqtt.command_signing.mode == "required" and cfg.mqtt.command_signing.public_keys is None:
-        bad("mqtt.command_signing.public_keys", "is required when command signing is required")
-    if cfg.shift.close_at is not None and not re.fullmatch(
-        r"([01]\d|2[0-3]):[0-5]\d", cfg.shift.close_at
-    ):
-        bad("shift.close_at", "must be HH:MM")
-    for i, tok in enumerate(cfg.http.tokens):
-        if (tok.token is None) == (tok.token_sha256 is None):
-            bad(f"http.tokens[{i}]", "give exactly one of token, token_file, token_sha256")
-        if tok.token_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", tok.token_sha256):
-            bad(f"http.tokens[{i}].token_sha256", "must be 64 lowercase hex digits")
-    tls_files = [cfg.http.tls.cert_file, cfg.http.tls.key_file] if cfg.http.tls else []
-    if cfg.mqtt.tls:
-        tls_files += [
-            p for p in (cfg.mqtt.tls.ca_file, cfg.mqtt.tls.cert_file, cfg.mqtt.tls.key_file) if p
-        ]
-    for p in tls_files:
-        if not p.is_file():
-            bad(
-                "http.tls"
-                if cfg.http.tls and p in (cfg.http.tls.cert_file, cfg.http.tls.key_file)
-                else "mqtt.tls",
-                f"file {p} does not exist",
-            )
-    return out
+def _syntax_issue(err: yaml.YAMLError, text: str) -> ConfigIssue:
+    """A YAML syntax error as one issue with its line."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    line = int(mark.line) + 1 if mark is not None else None
+    problem = getattr(err, "problem", None) or str(err)
+    message = f"not valid YAML ({problem})"
+    if line is not None:
+        lines = text.splitlines()
+        source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+        if re.search(r":\s*\[[0-9A-Fa-f:.]*\]:\d+", source_line):
+            message += '; quote IPv6 addresses: listen: "[::1]:8080"'
+        if "\t" in source_line[: len(source_line) - len(source_line.lstrip())]:
+            message += "; indent with spaces, not tabs"
+    return ConfigIssue("(syntax)", line, message)
+
+
+def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    """Issues in file order (stable, so one line's issues keep their order)."""
+    return sorted(issues, key=lambda i: (i.line is None, i.line or 0))
+
+
+# --- public API ------------------------------------------------------------------------------
 
 
 def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> Config:
-    """Parse YAML text; raises ConfigError listing every issue."""
+    """Parse YAML text into a Config; ConfigError lists every issue found."""
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    "(syntax)", line, f"{source}: not valid YAML: {getattr(err, 'problem', err)}"
-                )
-            ]
-        ) from err
-    reader = _Reader(base_dir or Path.cwd())
-    cfg = reader.dataclass_(Config, root, "")
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError as err:
+            raise ConfigError([_syntax_issue(err, text)]) from None
+        reader = _Reader(loader, base_dir if base_dir is not None else Path.cwd())
+        cfg = reader.section(Config, root, "", 1)
+    finally:
+        loader.dispose()
     if reader.issues or cfg is _BAD:
-        raise ConfigError(sorted(reader.issues, key=lambda i: (i.line or 0, i.path)))
-    issues = _cross_checks(cfg, root)
-    if issues:
-        raise ConfigError(issues)
+        raise ConfigError(_sorted(reader.issues))
     assert isinstance(cfg, Config)
     return cfg
 
 
 def load_config(path: Path) -> Config:
-    """Read and parse a config file; relative paths resolve against its folder."""
+    """Read and parse a config file; relative paths in it resolve against its folder."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(
             [ConfigIssue("(file)", None, f"cannot read {path}: {err.strerror or err}")]
-        ) from err
-    return parse_config(text, source=str(path), base_dir=path.resolve().parent)
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            [ConfigIssue("(file)", None, f"{path} is not UTF-8 text ({err.reason})")]
+        ) from None
+    return parse_config(text, source=str(path), base_dir=path.absolute().parent)
 
 
 def check_config(path: Path) -> list[ConfigIssue]:
-    """Every issue in a config file (empty when valid)."""
+    """Every issue in a config file; empty when it is valid."""
     try:
         load_config(path)
     except ConfigError as err:
-        return err.issues
+        return list(err.issues)
     return []
 
 
 def default_config() -> Config:
-    """The embedded defaults (`fiscal-gateway run` without --config); paths relative to the CWD."""
-    return parse_config("", base_dir=Path.cwd())
+    """The embedded defaults (`fiscal-gateway run` without --config): state in ./var."""
+    return parse_config("", source="<defaults>", base_dir=Path.cwd())
 
 
-def redacted(cfg: Any) -> Any:
-    """The config as plain data with every secret replaced by '***'."""
-    if isinstance(cfg, Secret):
+def redacted(cfg: Config) -> dict[str, object]:
+    """The config as plain data (for diagnostics and logs) with every secret shown as '***'."""
+    plain = _plain(cfg)
+    assert isinstance(plain, dict)
+    return plain
+
+
+def _plain(value: object) -> object:
+    """One value as JSON-like data."""
+    if isinstance(value, Secret):
         return "***"
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: redacted(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, tuple | list):
-        return [redacted(v) for v in cfg]
-    if isinstance(cfg, dict | typing.Mapping):
-        return {str(k): redacted(v) for k, v in cfg.items()}
-    if isinstance(cfg, Path):
-        return str(cfg)
-    return cfg
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Listen):
+        return str(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M")
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value

@@ -180,3 +180,17 @@ class InvalidJobState(JournalError):
     """The job is not in a state that allows the operation (e.g. cancel after start)."""
 
     code = "invalid_state"
+
+
+# --- journal: added with the durable journal ---------------------------------------------
+
+
+class JournalTooNew(JournalError):
+    """The journal file was written by a newer gateway (its schema version is unknown here)."""
+
+    code = "journal_too_new"
+
+    def __init__(self, message: str, *, found: int, known: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.known = known

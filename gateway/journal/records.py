@@ -1,4 +1,4 @@
-"""Frozen records the journal returns."""
+"""Frozen records the journal returns, and the states they can be in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 
 class JobState(enum.Enum):
-    """Where a job is; `blocked` = outcome unknown, a person must decide."""
+    """Where a job is; `blocked` = the outcome of a fiscal step is unknown, a person decides."""
 
     QUEUED = "queued"
     IN_PROGRESS = "in_progress"
@@ -19,22 +19,58 @@ class JobState(enum.Enum):
     BLOCKED = "blocked"
 
 
-FINISHED = (JobState.DONE, JobState.FAILED, JobState.CANCELED)
+# Finished for good: never touched again, purged after the retention period.
+FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELED})
+# Entering one of these enqueues the job's result in the outbox (same transaction).
+REPORTED = FINISHED | {JobState.BLOCKED}
+
+
+class TaskStatus(enum.StrEnum):
+    """One task's status, spelled as the ATOL web server spells it."""
+
+    WAIT = "wait"
+    IN_PROGRESS = "inProgress"
+    READY = "ready"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    CANCELED = "canceled"
+    BLOCKED = "blocked"
+
+
+# A task in one of these has its final word; it never runs (or prints) again.
+TASK_FINAL = frozenset(
+    {TaskStatus.READY, TaskStatus.ERROR, TaskStatus.INTERRUPTED, TaskStatus.CANCELED}
+)
+
+
+class Resolution(enum.StrEnum):
+    """How a person (or a rule) settles a blocked job."""
+
+    RETRY = "retry"  # run recovery again: compare the register's last document with N0
+    DONE = "done"  # the document was printed; the given result stands
+    FAILED = "failed"  # the document was not printed; give up on the job
+
+
+class OutboxKind(enum.StrEnum):
+    """What an outbox row carries."""
+
+    RESULT = "result"
+    EVENT = "event"
 
 
 @dataclass(frozen=True, slots=True)
 class TaskResult:
-    """One task's status in ATOL terms: wait|inProgress|ready|error|interrupted|canceled|blocked."""
+    """One task's status, result and error, as ATOL reports them."""
 
-    status: str
+    status: TaskStatus
     result: dict[str, Any] | None = None
     error_code: int | None = None
     error_description: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """As stored."""
+        """The stored shape: {"status", "result", "error": {"code", "description"} | null}."""
         return {
-            "status": self.status,
+            "status": self.status.value,
             "result": self.result,
             "error": None
             if self.error_code is None
@@ -46,21 +82,22 @@ class TaskResult:
         """From the stored shape."""
         err = obj.get("error")
         return cls(
-            status=obj["status"],
+            status=TaskStatus(obj["status"]),
             result=obj.get("result"),
-            error_code=err["code"] if err else None,
-            error_description=err["description"] if err else None,
+            error_code=int(err["code"]) if err else None,
+            error_description=str(err["description"]) if err else None,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
-    """A job as committed."""
+    """A job as committed; `seq` is the ATOL `number`."""
 
     seq: int
     uuid: str
     source: str
     tasks_json: str
+    tasks_count: int
     state: JobState
     task_results: tuple[TaskResult, ...]
     current_task: int
@@ -75,13 +112,18 @@ class JobRecord:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
 
+    @property
+    def finished(self) -> bool:
+        """Done, failed or canceled."""
+        return self.state in FINISHED
+
     def atol_results(self) -> dict[str, Any]:
-        """The ATOL GET body: both error forms for every task."""
+        """The ATOL GET body with the uuid; both error forms (old servers) for every task."""
         out = []
         for t in self.task_results:
             out.append(
                 {
-                    "status": t.status,
+                    "status": t.status.value,
                     "error": None
                     if t.error_code is None
                     else {"code": t.error_code, "description": t.error_description or ""},
@@ -95,21 +137,23 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One state change of a job."""
+    """One state change of a job: the state it went to, which task, and why."""
 
+    job_seq: int
     at: dt.datetime
-    state: str
+    state: JobState
     task_index: int | None
     note: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A result or event waiting to be delivered."""
+    """A result or event waiting to be delivered; `key` is the job's uuid when there is one."""
 
     id: int
-    kind: str
+    kind: OutboxKind
     key: str | None
-    payload: str
+    payload_json: str
     created_at: dt.datetime
     attempts: int
+    reply_to: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import serial
 import serial_asyncio
 
 from gateway.errors import NotConnected
+
+_LOGGER = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=asyncio.Protocol)
 
@@ -33,7 +36,9 @@ class PortSpec:
 
 
 def parse_port(port: str) -> PortSpec:
-    """A device path or tcp://host:port."""
+    """A device path or tcp://host:port; ValueError when it is neither."""
+    if not port:
+        raise ValueError("no register port given; expected a device path or tcp://host:port")
     if port.startswith("tcp://"):
         url = urlsplit(port)
         if not url.hostname or not url.port:
@@ -43,6 +48,7 @@ def parse_port(port: str) -> PortSpec:
 
 
 def _explain(path: str, err: BaseException) -> str:
+    """A message a technician can act on for a port that would not open."""
     code = getattr(err, "errno", None)
     if code == errno.EACCES:
         return f"cannot open {path}: permission denied — is the service user in the dialout group?"
@@ -50,6 +56,8 @@ def _explain(path: str, err: BaseException) -> str:
         return f"cannot open {path}: no such device — is the register plugged in and switched on?"
     if code == errno.EBUSY or "busy" in str(err).lower() or "lock" in str(err).lower():
         return f"cannot open {path}: the port is in use by another program (ModemManager?)"
+    if code == errno.ENOTTY or "configure port" in str(err):
+        return f"cannot open {path}: it is not a serial port — check register.port"
     return f"cannot open {path}: {err}"
 
 
@@ -66,6 +74,8 @@ async def open_connection(
                     protocol_factory, spec.host, spec.port
                 )
             else:
+                # RTS/DTR are left alone: on a pty (the emulator) those ioctls fail with
+                # ENOTTY, and pyserial already ignores that when it applies its defaults.
                 transport, protocol = await serial_asyncio.create_serial_connection(
                     loop,
                     protocol_factory,
@@ -86,8 +96,11 @@ async def open_connection(
     except OSError as err:
         where = spec.path if spec.kind == "serial" else f"{spec.host}:{spec.port}"
         raise NotConnected(
-            _explain(where, err) if spec.kind == "serial" else f"cannot connect to {where}: {err}"
+            _explain(where, err)
+            if spec.kind == "serial"
+            else f"cannot connect to {where}: {err} — is the register on the network?"
         ) from err
     # pyserial-asyncio schedules connection_made with call_soon: let it run before use.
     await asyncio.sleep(0)
+    _LOGGER.debug("Opened %s (%s, %d baud)", port, spec.kind, baudrate)
     return transport, protocol

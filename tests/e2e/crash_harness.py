@@ -230,7 +230,8 @@ class Harness:
                 else:
                     pending.append(uuid)  # daemon down or busy: same uuid later
                     await asyncio.sleep(0.2)
-                await asyncio.sleep(self.rng.uniform(0.0, 0.15))  # a shop's pace, so kills land mid-print
+                # a shop's pace, so kills land mid-print
+                await asyncio.sleep(self.rng.uniform(0.0, 0.15))
 
     async def chaos(self, stop: asyncio.Event) -> None:
         """Kill the daemon at random moments; cut the emulator's power; lose answers."""

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.fiscal import Vat
 from gateway.registers.emulator import fn, machine
+from gateway.registers.emulator.clock import ClockState
 from gateway.registers.emulator.refusals import Fn, Kkt
 from gateway.registers.emulator.state import EmulatorState, fresh_state, load_state, save_state
 from gateway.registers.shtrih import codec
@@ -459,5 +460,13 @@ def test_ofd_queue_drains_with_rtc_time(reg: Register) -> None:
 
 
 def _tlv(tag: int, text: str) -> bytes:
-    value = text.encode("cp866")
-    return tag.to_bytes(2, "little") + len(value).to_bytes(2, "little") + value
+    return codec.tlv_str(tag, text)
+
+
+def test_rtc_drift_and_offset() -> None:
+    clock = ClockState().with_offset(H0, -60.0).with_drift(H0, 1000.0)  # 0.1 % fast
+    later = H0 + dt.timedelta(seconds=10_000)
+    assert clock.rtc(H0) == H0 - dt.timedelta(seconds=60)
+    assert clock.rtc(later) == later - dt.timedelta(seconds=60) + dt.timedelta(seconds=10)
+    reset = clock.set_rtc(later, H0)
+    assert reset.rtc(later) == H0

@@ -74,10 +74,12 @@ class Pty:
                 await self._wait(readable=False)
 
     async def _wait(self, *, readable: bool) -> None:
+        """Wait until the master can be read (or written)."""
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
 
         def wake() -> None:
+            """Wake the waiter once."""
             if not ready.done():
                 ready.set_result(None)
 

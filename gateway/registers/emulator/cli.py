@@ -140,6 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_tcp(value: str) -> tuple[str, int]:
+    """HOST:PORT from --tcp."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
         raise SystemExit(f"--tcp expects HOST:PORT, got {value!r}")
@@ -171,7 +172,10 @@ async def run(args: argparse.Namespace) -> int:
             if value is not None and value is not False:
                 await server.apply_fault(fault, value)
         if not args.no_control:
-            await server.start_control(args.control)
+            try:
+                await server.start_control(args.control)
+            except OSError as err:  # e.g. a socket path longer than AF_UNIX allows
+                _LOGGER.error("No control socket: %s", err)
         sys.stdout.write(f"READY {where}\n")
         sys.stdout.flush()
         stop_wait = asyncio.create_task(stop.wait(), name="emulator-stop")

@@ -65,6 +65,7 @@ class ControlServer:
         self.path.unlink(missing_ok=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one control connection, a request per line."""
         task = asyncio.current_task()
         assert task is not None
         self._clients.add(task)

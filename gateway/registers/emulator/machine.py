@@ -116,6 +116,8 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class _Ctx:
+    """What every handler needs: host time, RTC time, the operator number."""
+
     host: dt.datetime
     rtc: dt.datetime
     operator: int
@@ -191,6 +193,7 @@ def unacked_count(state: EmulatorState) -> int:
 
 
 def _oldest_unacked(state: EmulatorState) -> Document | None:
+    """The oldest document the OFD has not acknowledged."""
     return state.document(state.ofd.first_unacked)
 
 
@@ -220,6 +223,7 @@ def ofd_tick(state: EmulatorState, rtc: dt.datetime) -> EmulatorState:
 
 
 def _check_password(request: codec.Request) -> int:
+    """[PROTO] passwords: FFxxh and 21h–23h need 30, X/Z 29 or 30, the rest 1–30; returns the operator."""
     password = getattr(request, "password", None)
     if password is None:
         return 0
@@ -234,6 +238,7 @@ def _check_password(request: codec.Request) -> int:
 
 
 def _require_mode(state: EmulatorState, ctx: _Ctx, *allowed: int) -> int:
+    """Refuse unless the mode is one of `allowed` (C0h in mode 6, 4Ah in mode 8, 4Eh over 24 h, else 73h)."""
     mode = mode_of(state, ctx.rtc) & 0x0F
     if mode in allowed:
         return mode
@@ -247,6 +252,7 @@ def _require_mode(state: EmulatorState, ctx: _Ctx, *allowed: int) -> int:
 
 
 def _require_printer(state: EmulatorState) -> None:
+    """Refuse a printing command while waiting for B0h (58h), without paper (6Bh) or with the cover open."""
     submode = submode_of(state)
     if submode == SUBMODE_WAIT_CONTINUE:
         raise Refused(Kkt.WAITING_CONTINUE_PRINT)
@@ -270,6 +276,7 @@ def _require_fiscal_time(state: EmulatorState, ctx: _Ctx, *, closing_shift: bool
 
 
 def _require_no_begun(state: EmulatorState) -> None:
+    """A receipt cannot start while a shift document begun with FF41h/FF42h is pending."""
     if state.begun is not None:
         raise Refused(Fn.WRONG_STATE)
 
@@ -318,6 +325,7 @@ def _close_document(
 
 
 def _open_shift(state: EmulatorState, ctx: _Ctx) -> tuple[EmulatorState, Document]:
+    """Register the shift-open report."""
     number = state.shift.number + 1
     shift = Shift(number=number, is_open=True, opened_at=fn.fn_time(ctx.rtc), receipts=0)
     new, doc, _ = _close_document(
@@ -327,6 +335,7 @@ def _open_shift(state: EmulatorState, ctx: _Ctx) -> tuple[EmulatorState, Documen
 
 
 def _close_shift(state: EmulatorState, ctx: _Ctx) -> tuple[EmulatorState, Document]:
+    """Register the shift-close report (Z)."""
     number = state.shift.number
     shift = Shift(number=number, is_open=False, opened_at=None, receipts=0)
     new, doc, _ = _close_document(
@@ -374,6 +383,7 @@ def _close_receipt(
 
 
 def _open_receipt(state: EmulatorState, ctx: _Ctx, receipt_type: int) -> EmulatorState:
+    """Open a receipt of `receipt_type` (checks the ФН's clock rules)."""
     _require_no_begun(state)
     _require_fiscal_time(state, ctx)
     return replace(state, receipt=OpenReceipt(receipt_type=receipt_type, opened_at=ctx.rtc))
@@ -399,6 +409,7 @@ def _add_line(
 
 
 def _short_status(state: EmulatorState, req: codec.ShortStatusRequest, ctx: _Ctx) -> Outcome:
+    """10h: operator, flags, mode, submode, lines in the receipt."""
     operations = len(state.receipt.lines) if state.receipt is not None else 0
     return Outcome(
         state,
@@ -416,6 +427,7 @@ def _short_status(state: EmulatorState, req: codec.ShortStatusRequest, ctx: _Ctx
 
 
 def _long_status(state: EmulatorState, req: codec.LongStatusRequest, ctx: _Ctx) -> Outcome:
+    """11h: firmware, flags, mode, RTC, serial, last closed shift, ИНН."""
     ident = state.identity
     last_closed = state.shift.number - 1 if state.shift.is_open else state.shift.number
     return Outcome(
@@ -448,6 +460,7 @@ def _long_status(state: EmulatorState, req: codec.LongStatusRequest, ctx: _Ctx) 
 
 
 def _device_type(state: EmulatorState, req: codec.DeviceTypeRequest, ctx: _Ctx) -> Outcome:
+    """FCh: model and name."""
     return Outcome(
         state,
         codec.DeviceType(
@@ -463,6 +476,7 @@ def _device_type(state: EmulatorState, req: codec.DeviceTypeRequest, ctx: _Ctx) 
 
 
 def _fn_status(state: EmulatorState, req: codec.FnStatusRequest, ctx: _Ctx) -> Outcome:
+    """FF01h: phase, current document, shift, warnings, last document."""
     current = fn.CURRENT_NONE
     data = 0
     if state.receipt is not None:
@@ -488,6 +502,7 @@ def _fn_status(state: EmulatorState, req: codec.FnStatusRequest, ctx: _Ctx) -> O
 
 
 def _fn_expiry(state: EmulatorState, req: codec.FnExpiryRequest, ctx: _Ctx) -> Outcome:
+    """FF03h: validity end and re-registrations."""
     ident = state.identity
     return Outcome(
         state,
@@ -500,10 +515,12 @@ def _fn_expiry(state: EmulatorState, req: codec.FnExpiryRequest, ctx: _Ctx) -> O
 
 
 def _fn_version(state: EmulatorState, req: codec.FnVersionRequest, ctx: _Ctx) -> Outcome:
+    """FF04h: ФН firmware."""
     return Outcome(state, codec.FnVersion(version=FN_VERSION, fn_type=FN_TYPE_SERIAL))
 
 
 def _fn_find_document(state: EmulatorState, req: codec.FnFindDocumentRequest, ctx: _Ctx) -> Outcome:
+    """FF0Ah: a document from the archive (08h if there is none)."""
     doc = state.document(req.number)
     if doc is None:
         raise Refused(Fn.NO_DATA)
@@ -523,6 +540,7 @@ def _fn_find_document(state: EmulatorState, req: codec.FnFindDocumentRequest, ct
 
 
 def _fn_ofd_status(state: EmulatorState, req: codec.FnOfdStatusRequest, ctx: _Ctx) -> Outcome:
+    """FF39h: documents waiting for the OFD, the oldest first."""
     count = unacked_count(state)
     oldest = _oldest_unacked(state)
     status = 0
@@ -546,6 +564,7 @@ def _fn_ofd_status(state: EmulatorState, req: codec.FnOfdStatusRequest, ctx: _Ct
 
 
 def _set_time(state: EmulatorState, req: codec.SetTimeRequest, ctx: _Ctx) -> Outcome:
+    """21h: set the time of day (shift closed)."""
     _require_mode(state, ctx, MODE_SHIFT_CLOSED)
     target = dt.datetime.combine(ctx.rtc.date(), req.time)
     return Outcome(
@@ -554,6 +573,7 @@ def _set_time(state: EmulatorState, req: codec.SetTimeRequest, ctx: _Ctx) -> Out
 
 
 def _set_date(state: EmulatorState, req: codec.SetDateRequest, ctx: _Ctx) -> Outcome:
+    """22h: remember the date and wait for 23h (mode 6)."""
     _require_mode(state, ctx, MODE_SHIFT_CLOSED, MODE_DATE_CONFIRM)
     if req.date < state.last_document.datetime.date():
         raise Refused(Fn.BAD_DATETIME)
@@ -561,6 +581,7 @@ def _set_date(state: EmulatorState, req: codec.SetDateRequest, ctx: _Ctx) -> Out
 
 
 def _confirm_date(state: EmulatorState, req: codec.ConfirmDateRequest, ctx: _Ctx) -> Outcome:
+    """23h: the same date again sets the RTC's date."""
     _require_mode(state, ctx, MODE_DATE_CONFIRM)
     if req.date != state.pending_date:
         raise Refused(Kkt.DATE_MISMATCH)
@@ -575,12 +596,14 @@ def _confirm_date(state: EmulatorState, req: codec.ConfirmDateRequest, ctx: _Ctx
 
 
 def _x_report(state: EmulatorState, req: codec.XReportRequest, ctx: _Ctx) -> Outcome:
+    """40h: X report (printed, no fiscal document)."""
     _require_mode(state, ctx, MODE_SHIFT_OPEN, MODE_SHIFT_EXPIRED)
     _require_printer(state)
     return Outcome(state, codec.XReportAnswer(operator=ctx.operator))
 
 
 def _z_report(state: EmulatorState, req: codec.ZReportRequest, ctx: _Ctx) -> Outcome:
+    """41h: Z report, closes the shift in the ФН."""
     _require_mode(state, ctx, MODE_SHIFT_OPEN, MODE_SHIFT_EXPIRED)
     _require_printer(state)
     _require_fiscal_time(state, ctx, closing_shift=True)
@@ -589,6 +612,7 @@ def _z_report(state: EmulatorState, req: codec.ZReportRequest, ctx: _Ctx) -> Out
 
 
 def _open_shift_e0(state: EmulatorState, req: codec.OpenShiftRequest, ctx: _Ctx) -> Outcome:
+    """E0h: open the shift."""
     _require_mode(state, ctx, MODE_SHIFT_CLOSED)
     _require_printer(state)
     _require_fiscal_time(state, ctx)
@@ -599,6 +623,7 @@ def _open_shift_e0(state: EmulatorState, req: codec.OpenShiftRequest, ctx: _Ctx)
 def _fn_begin_open_shift(
     state: EmulatorState, req: codec.FnBeginOpenShiftRequest, ctx: _Ctx
 ) -> Outcome:
+    """FF41h: begin the shift-open report (TLVs may follow)."""
     _require_mode(state, ctx, MODE_SHIFT_CLOSED)
     _require_fiscal_time(state, ctx)
     return Outcome(
@@ -607,6 +632,7 @@ def _fn_begin_open_shift(
 
 
 def _fn_open_shift(state: EmulatorState, req: codec.FnOpenShiftRequest, ctx: _Ctx) -> Outcome:
+    """FF0Bh: finish the shift-open report begun with FF41h."""
     _require_mode(state, ctx, MODE_SHIFT_CLOSED)
     if state.begun is None or state.begun.current != fn.CURRENT_SHIFT_OPEN:
         raise Refused(Fn.WRONG_STATE)
@@ -622,6 +648,7 @@ def _fn_open_shift(state: EmulatorState, req: codec.FnOpenShiftRequest, ctx: _Ct
 def _fn_begin_close_shift(
     state: EmulatorState, req: codec.FnBeginCloseShiftRequest, ctx: _Ctx
 ) -> Outcome:
+    """FF42h: begin the shift-close report (TLVs may follow)."""
     _require_mode(state, ctx, MODE_SHIFT_OPEN, MODE_SHIFT_EXPIRED)
     _require_fiscal_time(state, ctx, closing_shift=True)
     return Outcome(
@@ -630,6 +657,7 @@ def _fn_begin_close_shift(
 
 
 def _fn_close_shift(state: EmulatorState, req: codec.FnCloseShiftRequest, ctx: _Ctx) -> Outcome:
+    """FF43h: finish the shift-close report begun with FF42h."""
     _require_mode(state, ctx, MODE_SHIFT_OPEN, MODE_SHIFT_EXPIRED)
     if state.begun is None or state.begun.current != fn.CURRENT_SHIFT_CLOSE:
         raise Refused(Fn.WRONG_STATE)
@@ -646,6 +674,7 @@ def _fn_close_shift(state: EmulatorState, req: codec.FnCloseShiftRequest, ctx: _
 
 
 def _open_receipt_8d(state: EmulatorState, req: codec.OpenReceiptRequest, ctx: _Ctx) -> Outcome:
+    """8Dh: open a receipt."""
     if req.receipt_type not in fn.OPERATION_OF_RECEIPT_TYPE:
         raise Refused(Kkt.BAD_PARAMETERS)
     _require_mode(state, ctx, MODE_SHIFT_OPEN)
@@ -655,6 +684,7 @@ def _open_receipt_8d(state: EmulatorState, req: codec.OpenReceiptRequest, ctx: _
 
 
 def _legacy_line(req: codec.SaleRequest | codec.ReturnSaleRequest) -> Line:
+    """The line of an 80h/82h request."""
     if req.quantity <= 0 or req.price < 0:
         raise Refused(Kkt.BAD_PARAMETERS)
     # 80h/82h quantity is ×1000 ([PROTO] 80h); the amount is price × quantity, half up.
@@ -673,10 +703,12 @@ def _legacy_line(req: codec.SaleRequest | codec.ReturnSaleRequest) -> Line:
 
 
 def _sale(state: EmulatorState, req: codec.SaleRequest, ctx: _Ctx) -> Outcome:
+    """80h: a sale line (opens a sale receipt in mode 2)."""
     return _add_line(state, ctx, 0, _legacy_line(req), codec.SaleAnswer(operator=ctx.operator))
 
 
 def _return_sale(state: EmulatorState, req: codec.ReturnSaleRequest, ctx: _Ctx) -> Outcome:
+    """82h: a sale-return line (opens a sale-return receipt in mode 2)."""
     return _add_line(
         state, ctx, 2, _legacy_line(req), codec.ReturnSaleAnswer(operator=ctx.operator)
     )
@@ -686,6 +718,7 @@ _VAT_OF_TAX_RATE = {rate: vat.value for vat, rate in codec.VAT_TO_TAX_RATE.items
 
 
 def _fn_operation(state: EmulatorState, req: codec.FnOperationV2Request, ctx: _Ctx) -> Outcome:
+    """FF46h: a receipt line; opens the receipt in mode 2."""
     try:
         operation = fn.Operation(req.operation)
     except ValueError:
@@ -715,6 +748,7 @@ def _fn_operation(state: EmulatorState, req: codec.FnOperationV2Request, ctx: _C
 
 
 def _fn_send_tlv(state: EmulatorState, req: codec.FnSendTlvRequest, ctx: _Ctx) -> Outcome:
+    """FF0Ch: TLVs for the open receipt or the begun shift document."""
     _require_mode(state, ctx, MODE_SHIFT_OPEN, MODE_SHIFT_EXPIRED, MODE_SHIFT_CLOSED, MODE_DOCUMENT)
     try:
         tlvs = tuple(Tlv(tag, value) for tag, value in codec.decode_tlvs(req.tlv))
@@ -730,6 +764,7 @@ def _fn_send_tlv(state: EmulatorState, req: codec.FnSendTlvRequest, ctx: _Ctx) -
 
 
 def _close_receipt_85(state: EmulatorState, req: codec.CloseReceiptRequest, ctx: _Ctx) -> Outcome:
+    """85h: close the receipt with four payment sums and a percent discount."""
     _require_mode(state, ctx, MODE_DOCUMENT)
     _require_printer(state)
     _require_fiscal_time(state, ctx)
@@ -748,6 +783,7 @@ def _close_receipt_85(state: EmulatorState, req: codec.CloseReceiptRequest, ctx:
 def _close_receipt_v2(
     state: EmulatorState, req: codec.FnCloseReceiptV2Request, ctx: _Ctx
 ) -> Outcome:
+    """FF45h: close the receipt with sixteen payment sums and a rounding discount."""
     _require_mode(state, ctx, MODE_DOCUMENT)
     _require_printer(state)
     _require_fiscal_time(state, ctx)
@@ -768,6 +804,7 @@ def _close_receipt_v2(
 
 
 def _cancel_receipt(state: EmulatorState, req: codec.CancelReceiptRequest, ctx: _Ctx) -> Outcome:
+    """88h: cancel the open receipt."""
     _require_mode(state, ctx, MODE_DOCUMENT)
     return Outcome(replace(state, receipt=None), codec.CancelReceiptAnswer(operator=ctx.operator))
 
@@ -775,12 +812,14 @@ def _cancel_receipt(state: EmulatorState, req: codec.CancelReceiptRequest, ctx: 
 def _fn_cancel_document(
     state: EmulatorState, req: codec.FnCancelDocumentRequest, ctx: _Ctx
 ) -> Outcome:
+    """FF08h: cancel the open receipt or the begun shift document."""
     if state.receipt is None and state.begun is None:
         raise Refused(Fn.WRONG_STATE)
     return Outcome(replace(state, receipt=None, begun=None), codec.FnCancelDocumentAnswer())
 
 
 def _continue_print(state: EmulatorState, req: codec.ContinuePrintRequest, ctx: _Ctx) -> Outcome:
+    """B0h: finish an interrupted printout once paper is back."""
     if state.printer.cover_open:
         raise Refused(Kkt.PRINTER_SENSORS)
     if not state.printer.paper:

@@ -124,7 +124,10 @@ class Emulator:
     async def handle(self, body: bytes) -> Reply:
         """Execute one request frame body; the new state and tape line are on disk on return."""
         async with self._lock:
-            command = _command_of(body)
+            try:
+                command = codec.split_command(body)[0]
+            except ProtocolError:
+                command = body[0] if body else 0
             try:
                 request = codec.decode_request(body)
             except ProtocolError as err:
@@ -183,6 +186,7 @@ class Emulator:
         _LOGGER.info("Fault %s set to %r", fault, value)
 
     def _device_fault(self, state: EmulatorState, fault: FaultName, value: object) -> EmulatorState:
+        """The state with a device fault applied (pure)."""
         host = self._host_clock()
         rtc = state.rtc(host)
         printer = state.printer
@@ -238,15 +242,8 @@ class Emulator:
             await asyncio.shield(future)
 
 
-def _command_of(body: bytes) -> int:
-    if not body:
-        return 0
-    if body[0] == 0xFF and len(body) >= 2:
-        return 0xFF00 | body[1]
-    return body[0]
-
-
 def _is_known(command: int) -> bool:
+    """True for a command the codec knows (so a bad body is 33h, not 37h)."""
     try:
         codec.Cmd(command)
     except ValueError:

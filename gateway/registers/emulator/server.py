@@ -100,6 +100,7 @@ class EmulatorServer:
         await self.emulator.apply_fault(name, value)
 
     async def _ensure_open(self) -> DeviceLink:
+        """Load the register (once) and make its link."""
         if self._link is None:
             clock_offset_s, ofd_interval_s, host_clock = self._options
             async with asyncio.timeout(OPEN_TIMEOUT_S):
@@ -116,6 +117,7 @@ class EmulatorServer:
         return self._link
 
     async def _watch_power(self, link: DeviceLink) -> None:
+        """Stop serving when an injected power cut fires."""
         await link.power_cut.wait()
         _LOGGER.warning("Emulated register lost power; its state file holds the open receipt")
         await self._stop_serving()
@@ -130,12 +132,13 @@ class EmulatorServer:
         return self._plug_in()
 
     def _plug_in(self) -> str:
+        """Create a pty, point the link at it and serve it."""
         assert self._link is not None
         pty = Pty(self.baudrate)
         self._pty = pty
         if self._link_path is not None:
             point_link(self._link_path, pty.device)
-        self._pty_task = asyncio.create_task(self._serve_pty(self._link, pty), name="emulator-pty")
+        self._pty_task = asyncio.create_task(self._link.serve(pty), name="emulator-pty")
         _LOGGER.info(
             "Emulated register on %s%s",
             pty.device,
@@ -143,10 +146,8 @@ class EmulatorServer:
         )
         return pty.device
 
-    async def _serve_pty(self, link: DeviceLink, pty: Pty) -> None:
-        await link.serve(pty)
-
     async def _unplug_now(self) -> None:
+        """Stop serving the pty, close it, remove the link."""
         task, self._pty_task = self._pty_task, None
         if task is not None:
             task.cancel()
@@ -181,6 +182,7 @@ class EmulatorServer:
         async def client_connected(
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         ) -> None:
+            """Serve one TCP client."""
             channel = TcpChannel(reader, writer)
             task = asyncio.current_task()
             assert task is not None
@@ -209,11 +211,13 @@ class EmulatorServer:
     # --- lifetime ---------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> None:
+        """Run a background task owned by the server."""
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _stop_serving(self) -> None:
+        """Stop the pty and TCP service."""
         await self._unplug_now()
         if self._tcp is not None:
             self._tcp.close()

@@ -14,7 +14,7 @@ import json
 import os
 import types
 import typing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -247,6 +247,7 @@ T = TypeVar("T")
 
 
 def _encode(value: Any) -> Any:
+    """A JSON-ready value of a state field."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dt.datetime | dt.date):
@@ -259,6 +260,7 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(tp: Any, data: Any) -> Any:
+    """A value of type `tp` from its JSON form."""
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -287,8 +289,3 @@ def _decode(tp: Any, data: Any) -> Any:
             raise TypeError(f"expected {tp.__name__}, got {data!r}")
         return data
     raise TypeError(f"cannot decode {tp!r}")
-
-
-def updated(state: EmulatorState, **changes: Any) -> EmulatorState:
-    """`dataclasses.replace` for the state (typed)."""
-    return replace(state, **changes)

@@ -90,6 +90,7 @@ class DeviceLink:
     async def _event_received(
         self, channel: Channel, event: Control | Frame | BadFrame | Garbage
     ) -> None:
+        """React to one decoded event ([PROTO] p.8)."""
         if event is Control.ENQ:
             if self.pending is None:
                 await self._send(channel, bytes((NAK,)))
@@ -107,6 +108,7 @@ class DeviceLink:
         # Garbage, such as the 0xFF after an ACK over TCP, is ignored.
 
     async def _frame_received(self, channel: Channel, body: bytes) -> None:
+        """ACK and execute a command frame, or answer a repeated one again."""
         if self.pending is not None and self.pending.request == body:
             _LOGGER.debug(
                 "Repeated command %#x while its answer is pending: answer again",
@@ -141,6 +143,7 @@ class DeviceLink:
         await self._send(channel, frame)
 
     async def _send(self, channel: Channel, data: bytes) -> None:
+        """Write bytes, slowly when slow_bytes is set, paced to the baud rate when pacing."""
         async with asyncio.timeout(WRITE_TIMEOUT_S + len(data) * self.emulator.faults.slow_byte_s):
             if self.emulator.faults.slow_byte_s:
                 for byte in data:

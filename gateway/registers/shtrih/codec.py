@@ -5,7 +5,13 @@ by the emulator); every answer likewise (`to_body` for the emulator, `from_body`
 driver). Each class declares its byte layout once (`LAYOUT`: field name and wire type);
 both directions follow it. Integers little-endian; money 5 bytes in kopecks; legacy
 quantity 5 bytes ×1000; FF46h quantity 6 bytes ×10⁶; text cp1251, 0-padded; legacy dates
-DD MM YY, FN date-times YY MM DD HH MM. [PROTO] = "Протокол работы ККТ с ФН" v1.17.
+DD MM YY, FN date-times YY MM DD HH MM.
+
+[PROTO] = Shtrih-M "Протокол работы ККТ с ФН" v1.17. Layouts were checked against it and
+against public drivers: pyshtrih (handlers/commands.py), kkt-shtrih (PHP, src/Response) and
+the vendor's JavaPOS driver (fiscalprinter/command). Fields a model may leave out (the
+extended-answer date-time, the serial's high word) are optional tails: absent on the wire,
+None (or the default) in the dataclass, and never written when None.
 
 Answers: CMD ERR data; with ERR≠0 only CMD ERR ([PROTO] p.8).
 """
@@ -17,6 +23,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Self, TypeVar
 
 from gateway import fiscal
@@ -73,7 +80,7 @@ def split_command(body: bytes) -> tuple[int, bytes]:
     return body[0], body[1:]
 
 
-# --- wire types ------------------------------------------------------------------------------
+# --- wire types -----------------------------------------------------------------------------------
 
 
 class _Wire:
@@ -82,18 +89,24 @@ class _Wire:
     size: int | None = None
 
     def encode(self, value: Any) -> bytes:  # pragma: no cover - overridden
+        """The value's bytes; ValueError when it does not fit."""
         raise NotImplementedError
 
     def decode(self, data: bytes) -> Any:  # pragma: no cover - overridden
+        """The value of exactly `size` bytes (or the rest of the body)."""
         raise NotImplementedError
 
 
 class _Int(_Wire):
+    """A little-endian integer of `size` bytes ([PROTO] p.8: "младшим байтом вперёд")."""
+
     def __init__(self, size: int, *, signed: bool = False) -> None:
+        """An integer field of `size` bytes."""
         self.size = size
         self.signed = signed
 
     def encode(self, value: Any) -> bytes:
+        """Little-endian bytes; ValueError when negative (unsigned) or too large."""
         assert self.size is not None
         try:
             return int(value).to_bytes(self.size, "little", signed=self.signed)
@@ -101,27 +114,42 @@ class _Int(_Wire):
             raise ValueError(f"{value} does not fit in {self.size} bytes") from err
 
     def decode(self, data: bytes) -> Any:
+        """The integer."""
         return int.from_bytes(data, "little", signed=self.signed)
 
 
 class _OptMoney(_Wire):
-    """5-byte money where FF FF FF FF FF means 'the register computes it' (FF46h)."""
+    """5-byte money where FF FF FF FF FF means 'the register computes it' ([PROTO] FF46h)."""
 
     size = 5
 
     def encode(self, value: Any) -> bytes:
-        return b"\xff" * 5 if value is None else _MONEY.encode(value)
+        """FF×5 for None, else the sum (which must not itself be FF×5)."""
+        if value is None:
+            return _NOT_GIVEN
+        raw = _MONEY.encode(value)
+        if raw == _NOT_GIVEN:
+            raise ValueError(f"{value} is the 'not given' marker FF FF FF FF FF")
+        return raw
 
     def decode(self, data: bytes) -> Any:
-        return None if data == b"\xff" * 5 else _MONEY.decode(data)
+        """None for FF×5, else the sum."""
+        return None if data == _NOT_GIVEN else _MONEY.decode(data)
 
 
 class _Ascii(_Wire):
+    """ASCII text: fixed and 0-padded, or the rest of the body."""
+
     def __init__(self, size: int | None) -> None:
+        """A text field of `size` bytes (None: the rest of the body)."""
         self.size = size
 
     def encode(self, value: Any) -> bytes:
-        raw = str(value).encode("ascii")
+        """ASCII bytes, 0-padded; ValueError when too long or not ASCII."""
+        try:
+            raw = str(value).encode("ascii")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"{value!r} is not ASCII") from err
         if self.size is None:
             return raw
         if len(raw) > self.size:
@@ -129,6 +157,7 @@ class _Ascii(_Wire):
         return raw.ljust(self.size, b"\0")
 
     def decode(self, data: bytes) -> Any:
+        """The text without trailing NULs."""
         return data.rstrip(b"\0").decode("ascii", errors="replace")
 
 
@@ -136,29 +165,41 @@ class _Text(_Wire):
     """cp1251 text: fixed and 0-padded, or the rest of the body up to `limit` bytes."""
 
     def __init__(self, size: int | None, limit: int = 255) -> None:
+        """A text field of `size` bytes, or of at most `limit` bytes at the end of the body."""
         self.size = size
         self.limit = limit
 
     def encode(self, value: Any) -> bytes:
+        """cp1251 bytes (unmappable characters become '?'); ValueError when too long."""
         raw = str(value).encode("cp1251", errors="replace")
         if len(raw) > (self.size or self.limit):
             raise ValueError(f"text longer than {self.size or self.limit} bytes: {value!r}")
         return raw.ljust(self.size, b"\0") if self.size is not None else raw
 
     def decode(self, data: bytes) -> Any:
+        """The text without trailing NULs."""
         return data.rstrip(b"\0").decode("cp1251", errors="replace")
 
 
+def _two_digit_year(year: int) -> int:
+    """The YY byte of a date; the protocol counts years from 2000."""
+    if not 2000 <= year <= 2099:
+        raise ValueError(f"year {year} cannot be sent: the register counts years 2000–2099")
+    return year - 2000
+
+
 class _Date(_Wire):
-    """Legacy date DD MM YY."""
+    """Legacy date DD MM YY ([PROTO] 11h, 22h, 23h)."""
 
     size = 3
 
     def encode(self, value: Any) -> bytes:
+        """DD MM YY."""
         d: dt.date = value
-        return bytes((d.day, d.month, d.year % 100))
+        return bytes((d.day, d.month, _two_digit_year(d.year)))
 
     def decode(self, data: bytes) -> Any:
+        """The date; 00 00 00 (never set) reads as 2000-01-01."""
         if data == b"\0\0\0":
             return dt.date(2000, 1, 1)
         try:
@@ -168,15 +209,17 @@ class _Date(_Wire):
 
 
 class _Time(_Wire):
-    """Legacy time HH MM SS."""
+    """Legacy time HH MM SS ([PROTO] 11h, 21h)."""
 
     size = 3
 
     def encode(self, value: Any) -> bytes:
+        """HH MM SS."""
         t: dt.time = value
         return bytes((t.hour, t.minute, t.second))
 
     def decode(self, data: bytes) -> Any:
+        """The time of day."""
         try:
             return dt.time(data[0], data[1], data[2])
         except ValueError as err:
@@ -184,15 +227,17 @@ class _Time(_Wire):
 
 
 class _FnDate(_Wire):
-    """FN date YY MM DD (FF03h)."""
+    """FN date YY MM DD ([PROTO] FF03h)."""
 
     size = 3
 
     def encode(self, value: Any) -> bytes:
+        """YY MM DD."""
         d: dt.date = value
-        return bytes((d.year % 100, d.month, d.day))
+        return bytes((_two_digit_year(d.year), d.month, d.day))
 
     def decode(self, data: bytes) -> Any:
+        """The date."""
         try:
             return dt.date(2000 + data[0], data[1], data[2])
         except ValueError as err:
@@ -200,17 +245,19 @@ class _FnDate(_Wire):
 
 
 class _FnDateTime(_Wire):
-    """FN date-time YY MM DD HH MM; all zeros means none."""
+    """FN date-time YY MM DD HH MM ([PROTO] "DATE_TIME"); all zeros means none."""
 
     size = 5
 
     def encode(self, value: Any) -> bytes:
+        """YY MM DD HH MM; None as five zero bytes."""
         if value is None:
             return bytes(5)
         w: dt.datetime = value
-        return bytes((w.year % 100, w.month, w.day, w.hour, w.minute))
+        return bytes((_two_digit_year(w.year), w.month, w.day, w.hour, w.minute))
 
     def decode(self, data: bytes) -> Any:
+        """The date-time to the minute, or None for all zeros."""
         if data == bytes(5):
             return None
         try:
@@ -220,72 +267,91 @@ class _FnDateTime(_Wire):
 
 
 class _Tuple(_Wire):
+    """`count` fixed-size items in a row (payment sums, tax groups)."""
+
     def __init__(self, item: _Wire, count: int) -> None:
+        """`count` items of the fixed-size type `item`."""
         assert item.size is not None
         self.item = item
         self.count = count
         self.size = item.size * count
 
     def encode(self, value: Any) -> bytes:
+        """Every item in order; ValueError on a wrong count."""
         values = tuple(value)
         if len(values) != self.count:
             raise ValueError(f"expected {self.count} values, got {len(values)}")
         return b"".join(self.item.encode(v) for v in values)
 
     def decode(self, data: bytes) -> Any:
+        """A tuple of the items."""
         step = self.item.size or 0
         return tuple(self.item.decode(data[i : i + step]) for i in range(0, len(data), step))
 
 
 class _Bool(_Wire):
+    """One byte, 0 false and anything else true."""
+
     size = 1
 
     def encode(self, value: Any) -> bytes:
+        """01 or 00."""
         return b"\x01" if value else b"\x00"
 
     def decode(self, data: bytes) -> Any:
+        """True unless 00."""
         return data[0] != 0
 
 
 class _Rest(_Wire):
-    """Raw bytes to the end of the body."""
+    """Raw bytes to the end of the body, at most `limit` of them."""
+
+    def __init__(self, limit: int = 255) -> None:
+        """Raw bytes, at most `limit`."""
+        self.limit = limit
 
     def encode(self, value: Any) -> bytes:
-        return bytes(value)
+        """The bytes as they are; ValueError when longer than `limit`."""
+        raw = bytes(value)
+        if len(raw) > self.limit:
+            raise ValueError(f"{len(raw)} bytes, more than {self.limit}")
+        return raw
 
     def decode(self, data: bytes) -> Any:
+        """The bytes as they are."""
         return bytes(data)
 
 
 U8, U16, U32 = _Int(1), _Int(2), _Int(4)
 _MONEY = _Int(5)
+_NOT_GIVEN = b"\xff" * 5
 MONEY = _MONEY
 QTY5 = _Int(5)  # ×1000
 QTY6 = _Int(6)  # ×10⁶
 PASSWORD = _Int(4)
+MAX_TLV_BLOCK = 249  # FF0Ch: 255 (one LEN byte) - FF 0C - password(4)
+
+Layout = tuple[tuple[str, _Wire], ...]
 
 
-def _pack(obj: Any, layout: tuple[tuple[str, _Wire], ...]) -> bytes:
+def _pack(obj: Any, layout: Layout, optional_from: int | None = None) -> bytes:
+    """The fields' bytes in layout order; absent (None) optional tail fields are left out."""
     out = bytearray()
-    for name, wire in layout:
+    for index, (name, wire) in enumerate(layout):
         value = getattr(obj, name)
-        if value is None and wire.size is None:
-            continue
-        if value is None and not isinstance(wire, _OptMoney | _FnDateTime):
-            continue  # an optional tail field that is absent
+        if value is None and optional_from is not None and index >= optional_from:
+            break  # an optional tail: nothing after it can be present either
         out += wire.encode(value)
     return bytes(out)
 
 
-def _unpack(
-    data: bytes, layout: tuple[tuple[str, _Wire], ...], optional_from: int | None
-) -> dict[str, Any]:
+def _unpack(data: bytes, layout: Layout, optional_from: int | None) -> dict[str, Any]:
+    """Field values by name; optional tail fields missing from `data` are left out."""
     values: dict[str, Any] = {}
     pos = 0
     for index, (name, wire) in enumerate(layout):
         if optional_from is not None and index >= optional_from and pos >= len(data):
-            values[name] = None
-            continue
+            break
         if wire.size is None:
             values[name] = wire.decode(data[pos:])
             pos = len(data)
@@ -298,7 +364,7 @@ def _unpack(
     return values
 
 
-# --- message bases -----------------------------------------------------------------------------
+# --- message bases --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +372,7 @@ class Request:
     """A command to the register; carries the access password ([PROTO] "Пароли")."""
 
     COMMAND: ClassVar[Cmd]
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = ()
+    LAYOUT: ClassVar[Layout] = ()
     HAS_PASSWORD: ClassVar[bool] = True
     password: int = 30
 
@@ -338,16 +404,21 @@ class Answer:
     """A register's answer with ERR = 0."""
 
     COMMAND: ClassVar[Cmd]
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = ()
+    LAYOUT: ClassVar[Layout] = ()
     OPTIONAL_FROM: ClassVar[int | None] = None  # fields from this index on may be absent
 
     def to_body(self) -> bytes:
         """CMD 00 data."""
-        return command_bytes(self.COMMAND) + b"\x00" + _pack(self, self.LAYOUT)
+        return command_bytes(self.COMMAND) + b"\x00" + _pack(self, self.LAYOUT, self.OPTIONAL_FROM)
 
     @classmethod
     def from_body(cls, body: bytes) -> Self:
         """Parse an answer body (the driver's side); ERR must be 0."""
+        return cls(**_unpack(cls._data_of(body), cls.LAYOUT, cls.OPTIONAL_FROM))
+
+    @classmethod
+    def _data_of(cls, body: bytes) -> bytes:
+        """The data after CMD ERR; ProtocolError for another command, DeviceError for ERR≠0."""
         command, rest = split_command(body)
         if command != cls.COMMAND:
             raise ProtocolError(f"answer is for command {command:#x}, expected {cls.COMMAND:#x}")
@@ -355,14 +426,15 @@ class Answer:
             raise ProtocolError(f"answer to {command:#x} has no error byte")
         if rest[0] != 0:
             raise device_error(rest[0], command)
-        return cls(**_unpack(rest[1:], cls.LAYOUT, cls.OPTIONAL_FROM))
+        return rest[1:]
 
 
-def _op() -> tuple[tuple[str, _Wire], ...]:
+def _op() -> Layout:
+    """The layout of answers that carry only the operator number."""
     return (("operator", U8),)
 
 
-# --- status and identity -------------------------------------------------------------------------
+# --- status and identity --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +446,7 @@ class ShortStatusRequest(Request):
 
 @dataclass(frozen=True, slots=True)
 class ShortStatus(Answer):
-    """10h answer: op, flags(2), mode, submode, ops lo, battery, power, FP err, EKLZ err, ops hi, 3 reserved, [print result]."""
+    """10h answer ([PROTO] 10h; pyshtrih; JavaPOS ReadShortStatus): see `to_body` for the bytes."""
 
     COMMAND: ClassVar[Cmd] = Cmd.SHORT_STATUS
     operator: int
@@ -387,26 +459,21 @@ class ShortStatus(Answer):
     last_print_result: int | None = None
 
     def to_body(self) -> bytes:
-        """Mode bytes per [PROTO] 10h; receipt operations split in a low and a high byte."""
-        ops = self.receipt_operations
+        """op, flags(2), mode, submode, ops lo, battery, power, 2 old errors, ops hi, 3 zeros."""
+        # [PROTO] 10h: receipt operations are split, low byte at data[5], high byte at data[10];
+        # data[8] and data[9] are the old ФП/ЭКЛЗ error codes (pyshtrih), always 0 with a ФН.
+        ops = U16.encode(self.receipt_operations)
         data = bytes((self.operator,)) + U16.encode(self.flags)
-        data += bytes(
-            (self.mode, self.submode, ops & 0xFF, self.battery_voltage, self.power_voltage, 0, 0)
-        )
-        data += bytes((ops >> 8 & 0xFF, 0, 0, 0))
+        data += bytes((self.mode, self.submode, ops[0], self.battery_voltage, self.power_voltage))
+        data += bytes((0, 0, ops[1], 0, 0, 0))
         if self.last_print_result is not None:
             data += bytes((self.last_print_result,))
         return command_bytes(self.COMMAND) + b"\x00" + data
 
     @classmethod
     def from_body(cls, body: bytes) -> Self:
-        """Parse the 10h answer."""
-        command, rest = split_command(body)
-        if command != cls.COMMAND or not rest:
-            raise ProtocolError(f"not a 10h answer: {body.hex()}")
-        if rest[0]:
-            raise device_error(rest[0], command)
-        d = rest[1:]
+        """Parse the 10h answer; the print result byte is there only on some models."""
+        d = cls._data_of(body)
         if len(d) < 14:
             raise ProtocolError(f"10h answer too short: {body.hex()}")
         return cls(
@@ -430,10 +497,10 @@ class LongStatusRequest(Request):
 
 @dataclass(frozen=True, slots=True)
 class LongStatus(Answer):
-    """11h answer, the legacy layout real devices send (reference §1 "Long status 11h")."""
+    """11h answer: 48-byte layout ([PROTO] 11h, pyshtrih, JavaPOS LongPrinterStatus), serial hi."""
 
     COMMAND: ClassVar[Cmd] = Cmd.LONG_STATUS
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("operator", U8),
         ("firmware_version", _Ascii(2)),
         ("firmware_build", U16),
@@ -492,16 +559,17 @@ class LongStatus(Answer):
         """High 2 bytes of the serial (newer firmware appends them)."""
         return self.serial >> 32 & 0xFFFF
 
+    def to_body(self) -> bytes:
+        """CMD 00 data, always with the serial's 2 high bytes ([PROTO] 11h "50 байт")."""
+        if not 0 <= self.serial < 1 << 48:
+            raise ValueError(f"serial {self.serial} does not fit in 6 bytes")
+        return Answer.to_body(self)
+
     @classmethod
     def from_body(cls, body: bytes) -> Self:
         """Parse, joining the serial's low and high parts."""
-        command, rest = split_command(body)
-        if command != cls.COMMAND or not rest:
-            raise ProtocolError(f"not an 11h answer: {body.hex()}")
-        if rest[0]:
-            raise device_error(rest[0], command)
-        values = _unpack(rest[1:], cls.LAYOUT, cls.OPTIONAL_FROM)
-        values["serial"] = values.pop("serial_low") | (values.pop("serial_high") or 0) << 32
+        values = _unpack(cls._data_of(body), cls.LAYOUT, cls.OPTIONAL_FROM)
+        values["serial"] = values.pop("serial_low") | values.pop("serial_high", 0) << 32
         return cls(**values)
 
 
@@ -518,7 +586,7 @@ class DeviceType(Answer):
     """FCh answer: type, subtype, protocol version and subversion, model, language, name."""
 
     COMMAND: ClassVar[Cmd] = Cmd.DEVICE_TYPE
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("device_type", U8),
         ("subtype", U8),
         ("protocol_version", U8),
@@ -544,7 +612,7 @@ class SetTimeRequest(Request):
     """21h set time HH MM SS (shift closed)."""
 
     COMMAND: ClassVar[Cmd] = Cmd.SET_TIME
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("time", _Time()),)
+    LAYOUT: ClassVar[Layout] = (("time", _Time()),)
     time: dt.time = dt.time()
 
 
@@ -560,7 +628,7 @@ class SetDateRequest(Request):
     """22h set date DD MM YY; the register then waits for 23h (mode 6)."""
 
     COMMAND: ClassVar[Cmd] = Cmd.SET_DATE
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("date", _Date()),)
+    LAYOUT: ClassVar[Layout] = (("date", _Date()),)
     date: dt.date = dt.date(2000, 1, 1)
 
 
@@ -576,7 +644,7 @@ class ConfirmDateRequest(Request):
     """23h confirm the date set by 22h."""
 
     COMMAND: ClassVar[Cmd] = Cmd.CONFIRM_DATE
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("date", _Date()),)
+    LAYOUT: ClassVar[Layout] = (("date", _Date()),)
     date: dt.date = dt.date(2000, 1, 1)
 
 
@@ -587,7 +655,7 @@ class ConfirmDateAnswer(Answer):
     COMMAND: ClassVar[Cmd] = Cmd.CONFIRM_DATE
 
 
-# --- reports, shifts, legacy receipts ------------------------------------------------------------
+# --- reports, shifts, legacy receipts -------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,7 +670,7 @@ class XReportAnswer(Answer):
     """40h answer."""
 
     COMMAND: ClassVar[Cmd] = Cmd.X_REPORT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    LAYOUT: ClassVar[Layout] = _op()
     operator: int = 30
 
 
@@ -618,7 +686,7 @@ class ZReportAnswer(Answer):
     """41h answer."""
 
     COMMAND: ClassVar[Cmd] = Cmd.Z_REPORT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    LAYOUT: ClassVar[Layout] = _op()
     operator: int = 30
 
 
@@ -631,10 +699,11 @@ class OpenShiftRequest(Request):
 
 @dataclass(frozen=True, slots=True)
 class OpenShiftAnswer(Answer):
-    """E0h answer."""
+    """E0h answer; [PROTO] gives its length as 2 (CMD ERR), so the operator byte may be absent."""
 
     COMMAND: ClassVar[Cmd] = Cmd.OPEN_SHIFT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    LAYOUT: ClassVar[Layout] = _op()
+    OPTIONAL_FROM: ClassVar[int | None] = 0
     operator: int = 30
 
 
@@ -643,7 +712,7 @@ class OpenReceiptRequest(Request):
     """8Dh open receipt: 0 sale, 1 buy, 2 sale return, 3 buy return."""
 
     COMMAND: ClassVar[Cmd] = Cmd.OPEN_RECEIPT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("receipt_type", U8),)
+    LAYOUT: ClassVar[Layout] = (("receipt_type", U8),)
     receipt_type: int = 0
 
 
@@ -652,11 +721,11 @@ class OpenReceiptAnswer(Answer):
     """8Dh answer."""
 
     COMMAND: ClassVar[Cmd] = Cmd.OPEN_RECEIPT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    LAYOUT: ClassVar[Layout] = _op()
     operator: int = 30
 
 
-_LINE_LAYOUT: tuple[tuple[str, _Wire], ...] = (
+_LINE_LAYOUT: Layout = (
     ("quantity", QTY5),
     ("price", MONEY),
     ("department", U8),
@@ -670,7 +739,7 @@ class SaleRequest(Request):
     """80h sale line: qty ×1000, price, department, tax groups 1..4, text(40)."""
 
     COMMAND: ClassVar[Cmd] = Cmd.SALE
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _LINE_LAYOUT
+    LAYOUT: ClassVar[Layout] = _LINE_LAYOUT
     quantity: int = 1000
     price: int = 0
     department: int = 1
@@ -683,7 +752,7 @@ class SaleAnswer(Answer):
     """80h answer."""
 
     COMMAND: ClassVar[Cmd] = Cmd.SALE
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    LAYOUT: ClassVar[Layout] = _op()
     operator: int = 30
 
 
@@ -692,7 +761,7 @@ class ReturnSaleRequest(Request):
     """82h sale-return line, same layout as 80h."""
 
     COMMAND: ClassVar[Cmd] = Cmd.RETURN_SALE
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _LINE_LAYOUT
+    LAYOUT: ClassVar[Layout] = _LINE_LAYOUT
     quantity: int = 1000
     price: int = 0
     department: int = 1
@@ -705,7 +774,7 @@ class ReturnSaleAnswer(Answer):
     """82h answer."""
 
     COMMAND: ClassVar[Cmd] = Cmd.RETURN_SALE
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    LAYOUT: ClassVar[Layout] = _op()
     operator: int = 30
 
 
@@ -714,7 +783,7 @@ class CloseReceiptRequest(Request):
     """85h close: 4 payment sums (cash first), discount % ×100 (int16), tax groups, text(40)."""
 
     COMMAND: ClassVar[Cmd] = Cmd.CLOSE_RECEIPT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("payments", _Tuple(MONEY, 4)),
         ("discount_percent_x100", _Int(2, signed=True)),
         ("taxes", _Tuple(U8, 4)),
@@ -731,7 +800,7 @@ class CloseReceiptAnswer(Answer):
     """85h answer: op, change(5)."""
 
     COMMAND: ClassVar[Cmd] = Cmd.CLOSE_RECEIPT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("operator", U8), ("change", MONEY))
+    LAYOUT: ClassVar[Layout] = (("operator", U8), ("change", MONEY))
     operator: int = 30
     change: int = 0
 
@@ -748,7 +817,7 @@ class CancelReceiptAnswer(Answer):
     """88h answer."""
 
     COMMAND: ClassVar[Cmd] = Cmd.CANCEL_RECEIPT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    LAYOUT: ClassVar[Layout] = _op()
     operator: int = 30
 
 
@@ -764,11 +833,11 @@ class ContinuePrintAnswer(Answer):
     """B0h answer."""
 
     COMMAND: ClassVar[Cmd] = Cmd.CONTINUE_PRINT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _op()
+    LAYOUT: ClassVar[Layout] = _op()
     operator: int = 30
 
 
-# --- ФН commands -----------------------------------------------------------------------------------
+# --- ФН commands ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -780,10 +849,12 @@ class FnStatusRequest(Request):
 
 @dataclass(frozen=True, slots=True)
 class FnStatus(Answer):
-    """FF01h answer: phase, current doc, doc data, shift open, warnings, last FD datetime, FN No, last FD No."""
+    """FF01h answer: phase, current doc, doc data, shift, warnings, last FD time, FN No, last FD."""
+
+    # [PROTO] FF01h pp.42–43 (33 bytes); the same order in pyshtrih and JavaPOS FSReadStatus.
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_STATUS
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("life_phase", U8),
         ("current_document", U8),
         ("document_data", U8),
@@ -812,17 +883,20 @@ class FnExpiryRequest(Request):
 
 @dataclass(frozen=True, slots=True)
 class FnExpiry(Answer):
-    """FF03h answer: expiry YY MM DD, re-registrations left, done."""
+    """FF03h answer: expiry YY MM DD, [re-registrations left, done]."""
 
+    # [PROTO] v1.17 gives the answer as 6 bytes (the date only); pyshtrih and the vendor's
+    # JavaPOS (FSReadExpDate) read the two counters after it, so they are optional here.
     COMMAND: ClassVar[Cmd] = Cmd.FN_EXPIRY
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("expiry", _FnDate()),
         ("registrations_left", U8),
         ("registrations_done", U8),
     )
+    OPTIONAL_FROM: ClassVar[int | None] = 1
     expiry: dt.date
-    registrations_left: int
-    registrations_done: int
+    registrations_left: int | None = None
+    registrations_done: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -837,7 +911,7 @@ class FnVersion(Answer):
     """FF04h answer: version (16 ASCII), type (0 debug, 1 serial)."""
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_VERSION
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("version", _Ascii(16)), ("fn_type", U8))
+    LAYOUT: ClassVar[Layout] = (("version", _Ascii(16)), ("fn_type", U8))
     version: str
     fn_type: int
 
@@ -861,13 +935,16 @@ class FnFindDocumentRequest(Request):
     """FF0Ah find a fiscal document by number."""
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_FIND_DOCUMENT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("number", U32),)
+    LAYOUT: ClassVar[Layout] = (("number", U32),)
     number: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class FnDocument(Answer):
-    """FF0Ah answer: type, OFD ack, datetime, FD, FP; a receipt (type 3) adds operation(1) total(5)."""
+    """FF0Ah answer: type, OFD ack, datetime, FD, FP; a receipt (type 3) adds op(1), total(5)."""
+
+    # [PROTO] FF0Ah p.46 gives type and OFD ack, then "data by document type"; the common head
+    # (datetime, FD, FP) and the receipt part follow kkt-shtrih's FNFindDocument.
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_FIND_DOCUMENT
     document_type: int
@@ -879,31 +956,28 @@ class FnDocument(Answer):
     total: int | None = None
     tail: bytes = b""
 
-    _HEAD: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    _HEAD: ClassVar[Layout] = (
         ("document_type", U8),
         ("ofd_acknowledged", _Bool()),
         ("datetime", _FnDateTime()),
         ("number", U32),
         ("fiscal_sign", U32),
     )
-    _RECEIPT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("receipt_type", U8), ("total", MONEY))
+    _RECEIPT: ClassVar[Layout] = (("receipt_type", U8), ("total", MONEY))
 
     def to_body(self) -> bytes:
         """Head, then the receipt part for receipts, then any tail."""
         data = _pack(self, self._HEAD)
         if self.document_type == fiscal.DOC_TYPE_RECEIPT:
+            if self.receipt_type is None or self.total is None:
+                raise ValueError("a receipt (type 3) needs receipt_type and total")
             data += _pack(self, self._RECEIPT)
         return command_bytes(self.COMMAND) + b"\x00" + data + self.tail
 
     @classmethod
     def from_body(cls, body: bytes) -> Self:
         """Parse the head; decode the receipt part for receipts, keep the rest as `tail`."""
-        command, rest = split_command(body)
-        if command != cls.COMMAND or not rest:
-            raise ProtocolError(f"not an FF0Ah answer: {body.hex()}")
-        if rest[0]:
-            raise device_error(rest[0], command)
-        data = rest[1:]
+        data = cls._data_of(body)
         values = _unpack(data[:15], cls._HEAD, None)
         tail = data[15:]
         if values["document_type"] == fiscal.DOC_TYPE_RECEIPT and len(tail) >= 6:
@@ -933,22 +1007,25 @@ class FnOpenShiftRequest(Request):
     COMMAND: ClassVar[Cmd] = Cmd.FN_OPEN_SHIFT
 
 
-_SHIFT_DOC: tuple[tuple[str, _Wire], ...] = (
+_SHIFT_DOC: Layout = (
     ("shift_number", U16),
     ("document_number", U32),
     ("fiscal_sign", U32),
+    ("datetime", _FnDateTime()),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class FnOpenShiftAnswer(Answer):
-    """FF0Bh answer: shift No(2), FD(4), FP(4)."""
+    """FF0Bh answer: shift No(2), FD(4), FP(4), [datetime(5) with the extended-answer setting]."""
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_OPEN_SHIFT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _SHIFT_DOC
+    LAYOUT: ClassVar[Layout] = _SHIFT_DOC
+    OPTIONAL_FROM: ClassVar[int | None] = 3
     shift_number: int
     document_number: int
     fiscal_sign: int
+    datetime: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -974,21 +1051,24 @@ class FnCloseShiftRequest(Request):
 
 @dataclass(frozen=True, slots=True)
 class FnCloseShiftAnswer(Answer):
-    """FF43h answer: shift No(2), FD(4), FP(4)."""
+    """FF43h answer: shift No(2), FD(4), FP(4), [datetime(5)] ([PROTO] FF43h "13 (18) байт")."""
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_CLOSE_SHIFT
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = _SHIFT_DOC
+    LAYOUT: ClassVar[Layout] = _SHIFT_DOC
+    OPTIONAL_FROM: ClassVar[int | None] = 3
     shift_number: int
     document_number: int
     fiscal_sign: int
+    datetime: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FnSendTlvRequest(Request):
-    """FF0Ch TLV data for the open document (tag u16, len u16, value; ≤250 bytes)."""
+    """FF0Ch TLV data for the open document (tag u16, len u16, value)."""
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_SEND_TLV
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (("tlv", _Rest()),)
+    # [PROTO] FF0Ch allows "мах 250 байт", but FF 0C + password leave 249 in a 255-byte frame.
+    LAYOUT: ClassVar[Layout] = (("tlv", _Rest(MAX_TLV_BLOCK)),)
     tlv: bytes = b""
 
 
@@ -1008,10 +1088,12 @@ class FnOfdStatusRequest(Request):
 
 @dataclass(frozen=True, slots=True)
 class FnOfdStatus(Answer):
-    """FF39h answer: exchange status, read flag, count(2), first doc No(4), first doc datetime(5)."""
+    """FF39h answer: exchange status, read flag, count(2), first doc No(4), its datetime(5)."""
+
+    # [PROTO] FF39h p.51 (16 bytes); pyshtrih, kkt-shtrih and JavaPOS FSReadCommStatus agree.
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_OFD_STATUS
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("exchange_status", U8),
         ("read_flag", U8),
         ("count", U16),
@@ -1029,8 +1111,12 @@ class FnOfdStatus(Answer):
 class FnCloseReceiptV2Request(Request):
     """FF45h close receipt: 16 payment sums, rounding, 6 tax sums, tax system, text(≤64)."""
 
+    # [PROTO] FF45h pp.52–53 (182 bytes with 64 bytes of text): sums 1 cash, 2–13 reported to
+    # the OFD as electronic, 14 prepayment, 15 credit, 16 counter-provision; rounding in kopecks;
+    # taxes 1..6 = VAT 20 (18)%, 10%, 0% turnover, no-VAT turnover, 20/120, 10/110; tax system 1055.
+
     COMMAND: ClassVar[Cmd] = Cmd.FN_CLOSE_RECEIPT_V2
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("payments", _Tuple(MONEY, 16)),
         ("rounding", U8),
         ("taxes", _Tuple(MONEY, 6)),
@@ -1046,10 +1132,10 @@ class FnCloseReceiptV2Request(Request):
 
 @dataclass(frozen=True, slots=True)
 class FnCloseReceiptV2Answer(Answer):
-    """FF45h answer: change(5), FD(4), FP(4), [datetime 5]."""
+    """FF45h answer: change(5), FD(4), FP(4), [datetime(5)] ([PROTO] FF45h "16 (21) байт")."""
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_CLOSE_RECEIPT_V2
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("change", MONEY),
         ("document_number", U32),
         ("fiscal_sign", U32),
@@ -1064,10 +1150,13 @@ class FnCloseReceiptV2Answer(Answer):
 
 @dataclass(frozen=True, slots=True)
 class FnOperationV2Request(Request):
-    """FF46h receipt line V2 ([PROTO] FF46h; reference §1)."""
+    """FF46h receipt line: operation, qty ×10⁶, price, sum, tax, rate, dept, 1214, 1212, name."""
+
+    # [PROTO] FF46h pp.53–54 (160 bytes with a 128-byte name); sum FF×5: the register computes
+    # price × quantity (a given sum may differ from it by ±1 kopeck); tax FF×5: not given.
 
     COMMAND: ClassVar[Cmd] = Cmd.FN_OPERATION_V2
-    LAYOUT: ClassVar[tuple[tuple[str, _Wire], ...]] = (
+    LAYOUT: ClassVar[Layout] = (
         ("operation", U8),
         ("quantity", QTY6),
         ("price", MONEY),
@@ -1098,25 +1187,31 @@ class FnOperationV2Answer(Answer):
     COMMAND: ClassVar[Cmd] = Cmd.FN_OPERATION_V2
 
 
-# FF46h tax-rate bitmask (reference §1); the 2025–2026 rates per Shtrih JavaPOS (UNSURE).
-VAT_TO_TAX_RATE: Mapping[fiscal.Vat, int] = {
-    fiscal.Vat.VAT20: 0x01,
-    fiscal.Vat.VAT10: 0x02,
-    fiscal.Vat.VAT0: 0x04,
-    fiscal.Vat.NONE: 0x08,
-    fiscal.Vat.VAT120: 0x10,
-    fiscal.Vat.VAT110: 0x20,
-    fiscal.Vat.VAT5: 0x81,
-    fiscal.Vat.VAT7: 0x82,
-    fiscal.Vat.VAT105: 0x84,
-    fiscal.Vat.VAT107: 0x88,
-    fiscal.Vat.VAT22: 0xCB,
-    fiscal.Vat.VAT122: 0xCC,
-}
-TAX_RATE_TO_VAT: Mapping[int, fiscal.Vat] = {v: k for k, v in VAT_TO_TAX_RATE.items()}
+# FF46h tax-rate byte: bits 01h 20%, 02h 10%, 04h 0%, 08h no VAT, 10h 20/120, 20h 10/110
+# ([PROTO] FF46h, pyshtrih); the 2025–2026 rates 81h–CCh follow the vendor's JavaPOS
+# (getVatCodeShtrih, February 2026; its Shtrih-Nano branch uses 90h/A0h for 22% and 22/122).
+VAT_TO_TAX_RATE: Mapping[fiscal.Vat, int] = MappingProxyType(
+    {
+        fiscal.Vat.VAT20: 0x01,
+        fiscal.Vat.VAT10: 0x02,
+        fiscal.Vat.VAT0: 0x04,
+        fiscal.Vat.NONE: 0x08,
+        fiscal.Vat.VAT120: 0x10,
+        fiscal.Vat.VAT110: 0x20,
+        fiscal.Vat.VAT5: 0x81,
+        fiscal.Vat.VAT7: 0x82,
+        fiscal.Vat.VAT105: 0x84,
+        fiscal.Vat.VAT107: 0x88,
+        fiscal.Vat.VAT22: 0xCB,
+        fiscal.Vat.VAT122: 0xCC,
+    }
+)
+TAX_RATE_TO_VAT: Mapping[int, fiscal.Vat] = MappingProxyType(
+    {v: k for k, v in VAT_TO_TAX_RATE.items()}
+)
 
 
-# --- TLV ---------------------------------------------------------------------------------------------
+# --- TLV ------------------------------------------------------------------------------------------
 
 
 def encode_tlv(tag: int, value: bytes) -> bytes:
@@ -1148,43 +1243,45 @@ def decode_tlvs(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-# --- dispatch ----------------------------------------------------------------------------------------
+# --- dispatch -------------------------------------------------------------------------------------
 
 A = TypeVar("A", bound=Answer)
 
-_REQUESTS: Mapping[int, type[Request]] = {
-    cls.COMMAND: cls
-    for cls in (
-        ShortStatusRequest,
-        LongStatusRequest,
-        DeviceTypeRequest,
-        SetTimeRequest,
-        SetDateRequest,
-        ConfirmDateRequest,
-        XReportRequest,
-        ZReportRequest,
-        OpenShiftRequest,
-        OpenReceiptRequest,
-        SaleRequest,
-        ReturnSaleRequest,
-        CloseReceiptRequest,
-        CancelReceiptRequest,
-        ContinuePrintRequest,
-        FnStatusRequest,
-        FnExpiryRequest,
-        FnVersionRequest,
-        FnCancelDocumentRequest,
-        FnFindDocumentRequest,
-        FnBeginOpenShiftRequest,
-        FnOpenShiftRequest,
-        FnBeginCloseShiftRequest,
-        FnCloseShiftRequest,
-        FnSendTlvRequest,
-        FnOfdStatusRequest,
-        FnCloseReceiptV2Request,
-        FnOperationV2Request,
-    )
-}
+_REQUESTS: Mapping[int, type[Request]] = MappingProxyType(
+    {
+        cls.COMMAND: cls
+        for cls in (
+            ShortStatusRequest,
+            LongStatusRequest,
+            DeviceTypeRequest,
+            SetTimeRequest,
+            SetDateRequest,
+            ConfirmDateRequest,
+            XReportRequest,
+            ZReportRequest,
+            OpenShiftRequest,
+            OpenReceiptRequest,
+            SaleRequest,
+            ReturnSaleRequest,
+            CloseReceiptRequest,
+            CancelReceiptRequest,
+            ContinuePrintRequest,
+            FnStatusRequest,
+            FnExpiryRequest,
+            FnVersionRequest,
+            FnCancelDocumentRequest,
+            FnFindDocumentRequest,
+            FnBeginOpenShiftRequest,
+            FnOpenShiftRequest,
+            FnBeginCloseShiftRequest,
+            FnCloseShiftRequest,
+            FnSendTlvRequest,
+            FnOfdStatusRequest,
+            FnCloseReceiptV2Request,
+            FnOperationV2Request,
+        )
+    }
+)
 
 
 def encode_request(req: Request) -> bytes:
@@ -1210,7 +1307,9 @@ def encode_answer(answer: Answer) -> bytes:
 
 
 def encode_error(command: int, code: int) -> bytes:
-    """An error answer: CMD ERR only."""
+    """An error answer: CMD ERR only ([PROTO] p.8); `code` 01h–FFh."""
+    if not 0 < code <= 0xFF:
+        raise ValueError(f"error code {code} is not 1..255")
     return command_bytes(command) + bytes((code,))
 
 
@@ -1223,8 +1322,11 @@ def answer_error_code(body: bytes) -> int:
 
 
 def decode_answer(body: bytes, cls: type[A]) -> A:
-    """Parse an answer as `cls`; ERR≠0 raises DeviceError."""
-    return cls.from_body(body)
+    """Parse an answer as `cls`; ERR≠0 raises DeviceError, anything unparsable ProtocolError."""
+    try:
+        return cls.from_body(body)
+    except (ValueError, IndexError) as err:
+        raise ProtocolError(f"malformed answer {body.hex()}: {err}") from err
 
 
 def fields_of(obj: Request | Answer) -> dict[str, Any]:

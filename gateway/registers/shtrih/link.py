@@ -1,11 +1,15 @@
 """Host side of the Shtrih-M exchange: an asyncio.Protocol with ENQ/ACK/NAK and retries.
 
 [PROTO] p.8 and Appendix 3:
-  1. ENQ; NAK = the register is idle, ACK = an answer to an earlier command is pending.
-  2. Send the frame; ACK = taken, NAK = resend. No reply: ENQ again to find out.
-  3. Wait for the answer frame; good LRC -> ACK, bad -> NAK (the register resends).
-A command that may have run is never sent again: an answer that does not come in time
-raises NoAnswer(command_sent=True) and the caller reconciles.
+  1. ENQ; NAK = the register is idle, ACK = an answer to an earlier command is pending
+     (read it, ACK it, do not resend that command).
+  2. Send the frame; ACK = taken, NAK = resend. No reply: ENQ to find out; ACK = it has the
+     frame and is working on it, NAK = it never got it, resend.
+  3. Wait for the answer frame; good LRC -> ACK, bad -> NAK then ENQ (the register repeats
+     the answer only when asked with ENQ).
+A command that may have run is never sent again: an answer that does not come in time raises
+NoAnswer(command_sent=True) and the caller reconciles. Over TCP/RNDIS one 0xFF follows the
+host's ACK ([PROTO]); the adapter passes it as `ack_suffix`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import collections
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.errors import ConnectionLost, FrameError, NoAnswer, NotConnected
 from gateway.registers.shtrih.framing import (
@@ -24,7 +28,6 @@ from gateway.registers.shtrih.framing import (
     NAK,
     BadFrame,
     Control,
-    Event,
     Frame,
     FrameDecoder,
     Garbage,
@@ -33,14 +36,25 @@ from gateway.registers.shtrih.framing import (
 
 _LOGGER = logging.getLogger(__name__)
 
-ENQ_TIMEOUT_S = 1.0  # a live register answers ENQ within a byte time or two
+# A live register answers ENQ within a byte time or two; [PHP] waits 1 s, pyshtrih 3 s.
+ENQ_TIMEOUT_S = 1.0
+# The ACK/NAK to a command frame: the register sends it before it starts working.
 ACK_TIMEOUT_S = 1.0
-BYTE_TIMEOUT_S = 0.5  # a frame with a gap longer than this is dropped
+# The answer frame after the register said (ACK to ENQ) that one is pending.
+PENDING_ANSWER_TIMEOUT_S = 2.0
+# A frame whose next byte is this late is dropped. The register's own default is 50 ms
+# ([PROTO]); USB CDC adapters and a loaded host deliver in bursts, so the host is lenient.
+BYTE_TIMEOUT_S = 0.5
+# [PROTO] suggests up to 10 tries each way; ENQ gets fewer: silence means no link.
 MAX_ENQ_TRIES = 5
-MAX_SEND_TRIES = 10  # [PROTO] suggests up to 10 tries each way
+MAX_SEND_TRIES = 10
 MAX_READ_TRIES = 10
+# How long close() lets an exchange on the wire run before closing the port anyway.
 CLOSE_TIMEOUT_S = 5.0
+# Unclaimed answers kept for the driver's recovery (newest last).
 ORPHANS_KEPT = 8
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -50,46 +64,72 @@ class LinkStats:
     requests: int = 0
     frames_sent: int = 0
     resends: int = 0
+    enqs_sent: int = 0
     naks_sent: int = 0
+    naks_received: int = 0
     bytes_out: int = 0
     bytes_in: int = 0
-    orphan_answers: int = 0
+    orphan_answers: int = 0  # pending answers found with ENQ before a request
+    abandoned_answers: int = 0  # answers that came after their caller was cancelled
     garbage_bytes: int = 0
+    dropped_frames: int = 0  # partial frames dropped after the byte timeout
+    timeouts: int = 0  # NoAnswer raised
+
+
+@dataclass(frozen=True, slots=True)
+class _Dropped:
+    """A partial frame was dropped after the byte timeout (treated like a bad frame)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """Wakes a waiter after connection_lost."""
+
+
+_LinkEvent = Control | Frame | BadFrame | _Dropped | _Lost
 
 
 class ShtrihLink(asyncio.Protocol):
     """One Shtrih-M line; one request in flight."""
 
     def __init__(self, *, ack_suffix: bytes = b"") -> None:
-        self._ack_suffix = ack_suffix  # one extra 0xFF after ACK over TCP/RNDIS ([PROTO])
+        self._ack_suffix = ack_suffix
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._events: asyncio.Queue[_LinkEvent] = asyncio.Queue()
         self._lock = asyncio.Lock()
-        self._lost: Exception | None = None
-        self._closed = asyncio.get_running_loop().create_future()
+        self._lost: ConnectionLost | None = None
+        self._closing = False
+        self._closed: asyncio.Future[None] = self._loop.create_future()
         self._byte_timer: asyncio.TimerHandle | None = None
-        self._exchange: asyncio.Future[bytes | None] | None = None
+        self._exchange: asyncio.Task[Any] | None = None
         self.orphan_answers: collections.deque[bytes] = collections.deque(maxlen=ORPHANS_KEPT)
         self.stats = LinkStats()
 
     def __repr__(self) -> str:
-        return f"ShtrihLink(connected={self.connected})"
+        return (
+            f"ShtrihLink(connected={self.connected}, busy={self._lock.locked()}, "
+            f"ack_suffix={self._ack_suffix.hex()!r})"
+        )
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        """True between connection_made and connection_lost."""
-        return self._transport is not None and self._lost is None
+        """True between connection_made and connection_lost, until close() starts."""
+        return self._transport is not None and self._lost is None and not self._closing
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Port open."""
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        _LOGGER.debug("Register link open: %r", transport)
 
     def data_received(self, data: bytes) -> None:
-        """Feed the decoder; a partial frame arms the byte timer."""
+        """Feed the decoder; while a frame is incomplete the byte timer runs."""
         self.stats.bytes_in += len(data)
         if _LOGGER.isEnabledFor(logging.DEBUG):
             _LOGGER.debug("<- %s", data.hex())
@@ -97,57 +137,55 @@ class ShtrihLink(asyncio.Protocol):
             if isinstance(event, Garbage):
                 self.stats.garbage_bytes += len(event.data)
                 _LOGGER.debug("Line noise ignored: %s", event.data.hex())
-                continue
-            self._events.put_nowait(event)
-        if self._byte_timer is not None:
-            self._byte_timer.cancel()
-            self._byte_timer = None
+            else:
+                self._events.put_nowait(event)
+        self._cancel_byte_timer()
         if self._decoder.in_frame:
-            loop = asyncio.get_running_loop()
-            self._byte_timer = loop.call_later(BYTE_TIMEOUT_S, self._drop_partial)
-
-    def _drop_partial(self) -> None:
-        self._byte_timer = None
-        dropped = self._decoder.reset()
-        _LOGGER.debug("Dropped a partial frame after the byte timeout: %s", dropped.hex())
+            self._byte_timer = self._loop.call_later(BYTE_TIMEOUT_S, self._byte_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Port closed or unplugged: every waiter fails with ConnectionLost."""
-        self._lost = ConnectionLost(f"register link lost: {exc or 'port closed'}")
-        if self._byte_timer is not None:
-            self._byte_timer.cancel()
-        # Wake a waiter; it sees _lost and raises.
-        self._events.put_nowait(Control.NAK)
+        if self._lost is None:
+            reason = f"{exc}" if exc is not None else "port closed"
+            self._lost = ConnectionLost(f"register link lost: {reason}")
+            if exc is not None and not self._closing:
+                _LOGGER.warning("Register link lost: %s", reason)
+            else:
+                _LOGGER.debug("Register link closed")
+        self._cancel_byte_timer()
+        self._decoder.reset()
+        self._events.put_nowait(_Lost())
         if not self._closed.done():
             self._closed.set_result(None)
 
-    # --- public API ----------------------------------------------------------------------------
+    # --- public API -------------------------------------------------------------------------
 
     async def request(self, body: bytes, *, timeout_s: float) -> bytes:
-        """Send one command body; return the answer body. One request at a time."""
-        result = await self._run(lambda: self._exchange_request(body, timeout_s))
-        assert result is not None
-        return result
+        """Send one command body; return the answer body (CMD ERR data) within `timeout_s`."""
+        frame = encode_frame(body)  # a bad body is the caller's ValueError, before any I/O
+        return await self._run(lambda: self._exchange_request(frame, timeout_s))
 
     async def probe_pending(self, *, timeout_s: float) -> bytes | None:
-        """ENQ: if an answer is pending read and return it; None when the register is idle."""
+        """ENQ: if an answer is pending read, ACK and return it; None when the register is idle."""
         return await self._run(lambda: self._probe(timeout_s))
 
-    async def close(self) -> None:
-        """Let an exchange on the wire finish, then close the port."""
+    async def close(self, *, timeout_s: float | None = None) -> None:
+        """Let an exchange on the wire finish (bounded), then close the port."""
+        self._closing = True
         exchange = self._exchange
         if exchange is not None and not exchange.done():
+            limit_s = CLOSE_TIMEOUT_S if timeout_s is None else timeout_s
             try:
-                async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await asyncio.shield(exchange)
-            except (TimeoutError, Exception):
-                pass
+                async with asyncio.timeout(limit_s):
+                    await asyncio.wait({exchange})
+            except TimeoutError:
+                _LOGGER.warning("Closing the register port with an exchange still running")
         if self._transport is not None and self._lost is None:
             self._transport.close()
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
-        """Until connection_lost ran."""
+        """Until connection_lost ran (bounded)."""
         if self._transport is None:
             return
         try:
@@ -156,140 +194,224 @@ class ShtrihLink(asyncio.Protocol):
         except TimeoutError:
             _LOGGER.warning("Register port did not close in time")
 
-    # --- exchange --------------------------------------------------------------------------------
+    # --- one exchange at a time -----------------------------------------------------------
 
-    async def _run(self, exchange: Callable[[], Coroutine[Any, Any, bytes | None]]) -> bytes | None:
+    async def _run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run one exchange under the lock; it runs to its end even if the caller leaves."""
         if not self.connected:
             raise NotConnected("the register link is not open")
-        async with self._lock:
+        await self._lock.acquire()
+        if self._lost is not None or self._closing:
+            self._lock.release()
             if self._lost is not None:
-                raise NotConnected("the register link is not open")
-            # A frame on the wire cannot be taken back: the exchange runs to its end even if
-            # the caller is cancelled, and the lock is held until then.
-            task = asyncio.ensure_future(exchange())
-            self._exchange = task
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if not task.done():
-                    await asyncio.wait({task})  # the lock stays held until the wire is quiet
-                raise
+                # This caller was queued when the line went: it sees the loss itself.
+                raise ConnectionLost(self._lost.message)
+            raise NotConnected("the register link is closing")
+        # A frame on the wire cannot be taken back: the exchange is its own task, shielded
+        # from the caller, and the lock is released only when it ends. Every wait inside it
+        # has its own timeout, so it always ends.
+        exchange = self._loop.create_task(make())
+        self._exchange = exchange
+        exchange.add_done_callback(self._exchange_done)
+        try:
+            return await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            exchange.add_done_callback(self._abandoned_done)
+            raise
+
+    def _exchange_done(self, exchange: asyncio.Task[Any]) -> None:
+        """The wire is quiet again: let the next exchange in."""
+        if self._exchange is exchange:
+            self._exchange = None
+        self._lock.release()
+
+    def _abandoned_done(self, exchange: asyncio.Task[Any]) -> None:
+        """Keep what an exchange got after its caller was cancelled."""
+        if exchange.cancelled():
+            return
+        error = exchange.exception()
+        if error is not None:
+            _LOGGER.warning("A request whose caller was cancelled ended with %r", error)
+            return
+        answer = exchange.result()
+        if isinstance(answer, bytes):
+            self.stats.abandoned_answers += 1
+            self.orphan_answers.append(answer)
+            _LOGGER.warning("Answer to a cancelled request kept as unclaimed: %s", answer.hex())
+
+    # --- wire helpers ---------------------------------------------------------------------
+
+    def _cancel_byte_timer(self) -> None:
+        """Stop the byte timer if it runs."""
+        if self._byte_timer is not None:
+            self._byte_timer.cancel()
+            self._byte_timer = None
+
+    def _byte_timeout(self) -> None:
+        """No byte for BYTE_TIMEOUT_S inside a frame: drop it so a lost byte cannot wedge us."""
+        self._byte_timer = None
+        dropped = self._decoder.reset()
+        self.stats.dropped_frames += 1
+        _LOGGER.debug("Dropped a partial frame after the byte timeout: %s", dropped.hex())
+        self._events.put_nowait(_Dropped(dropped))
 
     def _write(self, data: bytes) -> None:
-        if self._lost is not None or self._transport is None:
-            raise self._lost or NotConnected("the register link is not open")
+        """Bytes to the register; raises ConnectionLost / NotConnected without a line."""
+        if self._lost is not None:
+            raise ConnectionLost(self._lost.message)
+        if self._transport is None:
+            raise NotConnected("the register link is not open")
         self.stats.bytes_out += len(data)
         if _LOGGER.isEnabledFor(logging.DEBUG):
             _LOGGER.debug("-> %s", data.hex())
         self._transport.write(data)
 
-    def _ack(self) -> None:
+    def _send_ack(self) -> None:
+        """ACK an answer; over TCP/RNDIS the register expects 0xFF after it ([PROTO])."""
         self._write(bytes((ACK,)) + self._ack_suffix)
 
-    async def _next(self, timeout_s: float) -> Event | None:
+    def _drain(self) -> None:
+        """Forget events nobody asked for yet (a fresh ENQ or frame is about to go out)."""
+        while not self._events.empty():
+            if isinstance(self._events.get_nowait(), _Lost):
+                self._events.put_nowait(_Lost())
+                return
+
+    async def _next(self, timeout_s: float) -> _LinkEvent | None:
         """The next event, or None on timeout. Raises ConnectionLost after a loss."""
         if self._lost is not None:
-            raise self._lost
+            raise ConnectionLost(self._lost.message)
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(max(timeout_s, 0.0)):
                 event = await self._events.get()
         except TimeoutError:
             return None
-        if self._lost is not None:
-            raise self._lost
+        if isinstance(event, _Lost) or self._lost is not None:
+            assert self._lost is not None
+            raise ConnectionLost(self._lost.message)
         return event
 
-    def _drain(self) -> None:
-        while not self._events.empty():
-            self._events.get_nowait()
+    async def _control(self, timeout_s: float) -> Control | None:
+        """The next control byte within `timeout_s`; frames in between are not ours to take."""
+        deadline = self._loop.time() + timeout_s
+        while True:
+            event = await self._next(deadline - self._loop.time())
+            if event is None or isinstance(event, Control):
+                return event
+            _LOGGER.debug("Ignored %r while waiting for a control byte", event)
 
-    async def _enq(self) -> bool:
-        """ENQ until the register answers; True when an answer is pending (ACK)."""
+    # --- the exchange, [PROTO] p.8 ----------------------------------------------------------
+
+    async def _enq(self, *, command_sent: bool) -> bool:
+        """ENQ until the register replies: True = an answer is pending (ACK), False = idle."""
         for _ in range(MAX_ENQ_TRIES):
             self._drain()
             self._write(bytes((ENQ,)))
-            event = await self._next(ENQ_TIMEOUT_S)
-            while isinstance(event, Frame | BadFrame):
-                event = await self._next(ENQ_TIMEOUT_S)  # a late frame; ENQ will fetch it anew
-            if event is Control.NAK:
+            self.stats.enqs_sent += 1
+            reply = await self._control(ENQ_TIMEOUT_S)
+            if reply is Control.NAK:
                 return False
-            if event is Control.ACK:
+            if reply is Control.ACK:
                 return True
+        self.stats.timeouts += 1
         raise NoAnswer(
-            "the register does not answer (check the cable and power)", command_sent=False
+            f"the register does not answer ENQ ({MAX_ENQ_TRIES} tries) — "
+            "check the cable and that it is switched on",
+            command_sent=command_sent,
         )
 
-    async def _read_answer(self, timeout_s: float) -> bytes | None:
-        """Wait for an answer frame; ACK it. None when none came in time."""
-        naks = 0
-        wait_s = timeout_s
+    async def _read_answer(self, timeout_s: float, *, command_sent: bool) -> bytes | None:
+        """Wait for an answer frame and ACK it; None when none came (or it is gone)."""
+        deadline = self._loop.time() + timeout_s
+        damaged = 0
         while True:
-            event = await self._next(wait_s)
+            event = await self._next(deadline - self._loop.time())
             if event is None:
+                if self._decoder.in_frame:
+                    # The answer is arriving right now; the byte timer ends a stalled one.
+                    deadline = self._loop.time() + BYTE_TIMEOUT_S
+                    continue
                 return None
             if isinstance(event, Frame):
-                self._ack()
+                self._send_ack()
                 return event.body
-            if isinstance(event, BadFrame):
-                naks += 1
-                self.stats.naks_sent += 1
-                if naks > MAX_READ_TRIES:
-                    raise FrameError(f"answer arrived damaged {naks} times")
+            if isinstance(event, BadFrame | _Dropped):
+                damaged += 1
+                if damaged >= MAX_READ_TRIES:
+                    # It stays pending in the register; the next ENQ collects it.
+                    raise FrameError(f"the answer arrived damaged {damaged} times")
+                _LOGGER.debug("Damaged answer (%r): NAK, then ENQ for a repeat", event)
                 self._write(bytes((NAK,)))
-                # [PROTO] p.8: after NAK ask with ENQ; ACK = the answer is still there, resent.
-                if not await self._enq():
+                self.stats.naks_sent += 1
+                # [PROTO] p.8: the register does not repeat on NAK; ENQ asks for the answer
+                # again (ACK = still pending, the frame follows; NAK = there is none).
+                if not await self._enq(command_sent=command_sent):
                     return None
-                wait_s = ACK_TIMEOUT_S * 2
-            # Control bytes while waiting for a frame are stray; ignore them.
+                deadline = max(deadline, self._loop.time() + PENDING_ANSWER_TIMEOUT_S)
+            # A control byte while waiting for a frame is stray: ignore it.
 
-    async def _collect_pending(self) -> bytes:
-        body = await self._read_answer(ACK_TIMEOUT_S * 2)
-        if body is None:
-            raise NoAnswer(
-                "register signalled a pending answer but did not send it", command_sent=False
-            )
-        return body
-
-    async def _probe(self, timeout_s: float) -> bytes | None:
-        if not await self._enq():
-            return None
-        body = await self._read_answer(timeout_s)
-        if body is None:
-            raise NoAnswer(
-                "register signalled a pending answer but did not send it", command_sent=False
-            )
-        return body
-
-    async def _exchange_request(self, body: bytes, timeout_s: float) -> bytes:
-        self.stats.requests += 1
-        # 1. make sure the register is idle; collect answers nobody is waiting for.
-        while await self._enq():
-            orphan = await self._collect_pending()
+    async def _collect_orphans(self) -> None:
+        """Step 1: make sure the register is idle, keeping answers nobody waited for."""
+        for _ in range(MAX_ENQ_TRIES):
+            if not await self._enq(command_sent=False):
+                return
+            orphan = await self._read_answer(PENDING_ANSWER_TIMEOUT_S, command_sent=False)
+            if orphan is None:
+                self.stats.timeouts += 1
+                raise NoAnswer(
+                    "the register reported a pending answer but did not send it",
+                    command_sent=False,
+                )
             self.stats.orphan_answers += 1
             self.orphan_answers.append(orphan)
-            _LOGGER.warning("Register had an unclaimed answer pending: %s", orphan.hex())
-        # 2. send until the register takes the frame.
-        frame = encode_frame(body)
+            _LOGGER.warning("The register had an unclaimed answer pending: %s", orphan.hex())
+        raise FrameError(
+            f"the register still reports a pending answer after {MAX_ENQ_TRIES} collected"
+        )
+
+    async def _send_frame(self, frame: bytes) -> None:
+        """Step 2: send until the register takes the frame."""
         for attempt in range(MAX_SEND_TRIES):
             if attempt:
                 self.stats.resends += 1
             self._drain()
             self._write(frame)
             self.stats.frames_sent += 1
-            event = await self._next(ACK_TIMEOUT_S)
-            if event is Control.ACK:
-                break
-            if event is Control.NAK:
+            reply = await self._control(ACK_TIMEOUT_S)
+            if reply is Control.ACK:
+                return
+            if reply is Control.NAK:
+                self.stats.naks_received += 1
+                _LOGGER.debug("The register NAKed the frame (try %d)", attempt + 1)
                 continue
-            # No reply (or a stray frame): did it get ours? ACK to ENQ = yes, working or done.
-            if (event is None or isinstance(event, Frame | BadFrame)) and await self._enq():
-                break
-        else:
-            raise FrameError(f"register refused the frame {MAX_SEND_TRIES} times")
-        # 3. the answer.
-        answer = await self._read_answer(timeout_s)
+            # No reply: did it get the frame? From here on it may have run.
+            if await self._enq(command_sent=True):
+                _LOGGER.debug("No ACK to the frame, but ENQ says the register has it")
+                return
+            _LOGGER.debug("No ACK to the frame and ENQ says the register never got it")
+        raise FrameError(f"the register refused the frame {MAX_SEND_TRIES} times")
+
+    async def _exchange_request(self, frame: bytes, timeout_s: float) -> bytes:
+        """Steps 1–3 for one command."""
+        self.stats.requests += 1
+        await self._collect_orphans()
+        await self._send_frame(frame)
+        answer = await self._read_answer(timeout_s, command_sent=True)
         if answer is None:
+            self.stats.timeouts += 1
             raise NoAnswer(
-                f"no answer within {timeout_s:.0f} s; the command may have run", command_sent=True
+                f"no answer within {timeout_s:g} s; the command may have run", command_sent=True
+            )
+        return answer
+
+    async def _probe(self, timeout_s: float) -> bytes | None:
+        """The recovery step: ENQ; an ACK means an answer is pending — read it."""
+        if not await self._enq(command_sent=False):
+            return None
+        answer = await self._read_answer(timeout_s, command_sent=False)
+        if answer is None:
+            self.stats.timeouts += 1
+            raise NoAnswer(
+                "the register reported a pending answer but did not send it", command_sent=False
             )
         return answer

@@ -1,0 +1,112 @@
+"""Outbox rows: results and events waiting for delivery, written inside the caller's transaction.
+
+Results are never dropped. Events are capped at EVENTS_KEPT rows (delivered or not): a box
+offline for months keeps its newest events and drops the oldest, so the disk does not fill.
+At a few hundred bytes an event, the cap is a few megabytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import aiosqlite
+
+from gateway.journal.records import JobRecord, OutboxItem, OutboxKind
+from gateway.journal.rows import OUTBOX_COLUMNS, dumps, outbox_from_row, to_text
+
+EVENTS_KEPT = 10_000
+
+
+async def add_result(conn: aiosqlite.Connection, job: JobRecord, now: dt.datetime) -> int:
+    """Queue the job's ATOL GET body for delivery; the row id."""
+    cur = await conn.execute(
+        "INSERT INTO outbox (kind, key, payload, reply_to, created_at) VALUES (?, ?, ?, ?, ?)",
+        (OutboxKind.RESULT.value, job.uuid, dumps(job.atol_results()), job.reply_to, to_text(now)),
+    )
+    return int(cur.lastrowid or 0)
+
+
+async def add_event(
+    conn: aiosqlite.Connection, kind: str, payload: dict[str, Any], now: dt.datetime
+) -> tuple[int, int]:
+    """Queue `{"event": kind, "at": ..., **payload}`; the row id and how many old events fell off."""
+    if not kind:
+        raise ValueError("an event needs a kind")
+    if "event" in payload or "at" in payload:
+        raise ValueError("event payload keys 'event' and 'at' are set by the journal")
+    body = {"event": kind, "at": to_text(now), **payload}
+    key = payload.get("uuid")
+    cur = await conn.execute(
+        "INSERT INTO outbox (kind, key, payload, created_at) VALUES (?, ?, ?, ?)",
+        (
+            OutboxKind.EVENT.value,
+            key if isinstance(key, str) else None,
+            dumps(body),
+            to_text(now),
+        ),
+    )
+    dropped = await conn.execute(
+        "DELETE FROM outbox WHERE kind = 'event' AND id <= "
+        "(SELECT id FROM outbox WHERE kind = 'event' ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        (EVENTS_KEPT,),
+    )
+    return int(cur.lastrowid or 0), max(dropped.rowcount, 0)
+
+
+async def pending(
+    conn: aiosqlite.Connection, limit: int, kinds: Iterable[str] | None
+) -> list[OutboxItem]:
+    """Undelivered rows, oldest first."""
+    where = "delivered_at IS NULL"
+    args: list[Any] = []
+    if kinds is not None:
+        names = [OutboxKind(k).value for k in kinds]
+        if not names:
+            return []
+        where += f" AND kind IN ({','.join('?' * len(names))})"
+        args += names
+    async with conn.execute(
+        f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
+    ) as cur:
+        return [outbox_from_row(r) for r in await cur.fetchall()]
+
+
+async def mark(conn: aiosqlite.Connection, sql: str, ids: Iterable[int], now: dt.datetime) -> int:
+    """Run an UPDATE taking (time, id) for every id; how many rows changed."""
+    when = to_text(now)
+    changed = 0
+    for row_id in ids:
+        cur = await conn.execute(sql, (when, int(row_id)))
+        changed += max(cur.rowcount, 0)
+    return changed
+
+
+MARK_DONE = "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL"
+MARK_ATTEMPTED = (
+    "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ? "
+    "WHERE id = ? AND delivered_at IS NULL"
+)
+
+
+async def depth(conn: aiosqlite.Connection, kinds: Iterable[str] | None) -> int:
+    """Undelivered rows."""
+    where = "delivered_at IS NULL"
+    args: list[str] = []
+    if kinds is not None:
+        names = [OutboxKind(k).value for k in kinds]
+        where += f" AND kind IN ({','.join('?' * len(names)) or 'NULL'})"
+        args += names
+    async with conn.execute(f"SELECT COUNT(*) FROM outbox WHERE {where}", args) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def purge_delivered(conn: aiosqlite.Connection, cutoff: dt.datetime) -> int:
+    """Delete rows delivered before the cutoff; how many."""
+    cur = await conn.execute(
+        "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+        (to_text(cutoff),),
+    )
+    return max(cur.rowcount, 0)
