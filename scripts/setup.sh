@@ -9,18 +9,23 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-apt_packages=(python3 python3-venv)
-# The test suite needs nothing from apt yet beyond Python; the MQTT tests will add mosquitto here.
+# Debian packages, one per line ('#' comments): scripts/apt-run.txt for the daemon,
+# scripts/apt-test.txt in addition for the test suite (a real broker, a browser, systemd tools).
+read_list() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$1"; }
+mapfile -t apt_packages < <(read_list scripts/apt-run.txt)
+[ "$want_test" = 1 ] && mapfile -t -O "${#apt_packages[@]}" apt_packages < <(read_list scripts/apt-test.txt)
 
+# A non-Debian python3 (e.g. a self-built one) already has venv; then neither package is needed.
+own_python=0
+python3 -c 'import venv, ensurepip' 2>/dev/null && own_python=1
 missing=()
 for pkg in "${apt_packages[@]}"; do
+  pkg="${pkg%%[[:space:]]*}"
+  if [ "$own_python" = 1 ] && { [ "$pkg" = python3 ] || [ "$pkg" = python3-venv ]; }; then
+    continue
+  fi
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-# A non-Debian python3 (e.g. a self-built one) already has venv; then python3-venv is not needed.
-if python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  missing=("${missing[@]/python3-venv}"); missing=("${missing[@]/python3}")
-fi
-read -r -a missing <<<"${missing[*]:-}"
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo_cmd=()
