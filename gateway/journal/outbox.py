@@ -1,6 +1,8 @@
 """Outbox rows: results and events waiting for delivery, written inside the caller's transaction.
 
-Results are never dropped. Events are capped at EVENTS_KEPT rows (delivered or not): a box
+A result lives as long as its job: it is never dropped while its job is kept (retention
+deletes both together, so a box whose office never collects results does not fill its disk;
+the office reads anything older from its own store). Events are capped at EVENTS_KEPT rows (delivered or not): a box
 offline for months keeps its newest events and drops the oldest, so the disk does not fill.
 At a few hundred bytes an event, the cap is a few megabytes.
 """
@@ -108,5 +110,14 @@ async def purge_delivered(conn: aiosqlite.Connection, cutoff: dt.datetime) -> in
     cur = await conn.execute(
         "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
         (to_text(cutoff),),
+    )
+    return max(cur.rowcount, 0)
+
+
+async def purge_orphan_results(conn: aiosqlite.Connection) -> int:
+    """Delete undelivered results whose job retention has deleted; how many."""
+    cur = await conn.execute(
+        "DELETE FROM outbox WHERE kind = 'result' AND delivered_at IS NULL "
+        "AND key NOT IN (SELECT uuid FROM jobs)"
     )
     return max(cur.rowcount, 0)

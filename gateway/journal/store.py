@@ -377,8 +377,8 @@ class Journal:
     async def purge(self, older_than_days: int, now: dt.datetime | None = None) -> int:
         """Delete finished jobs (with history) and delivered outbox rows past retention.
 
-        Queued, in-progress and blocked jobs are never deleted, nor undelivered results.
-        Returns the number of jobs deleted.
+        Queued, in-progress and blocked jobs are never deleted. An undelivered result goes
+        with its job (logged as a warning). Returns the number of jobs deleted.
         """
         if older_than_days < 0:
             raise ValueError(f"retention must not be negative, got {older_than_days}")
@@ -386,6 +386,14 @@ class Journal:
         async with self._db.write() as conn:
             removed = await upkeep.purge_jobs(conn, cutoff)
             delivered = await outbox.purge_delivered(conn, cutoff)
+            orphans = await outbox.purge_orphan_results(conn)
+        if orphans:
+            _LOGGER.warning(
+                "Journal retention: %d results were never delivered to the office and are "
+                "deleted with their jobs after %d days; check the MQTT link",
+                orphans,
+                older_than_days,
+            )
         if removed or delivered:
             _LOGGER.info(
                 "Journal retention: deleted %d finished jobs and %d delivered outbox rows",

@@ -170,8 +170,8 @@ async def test_events_are_capped_results_never(
     assert len(warnings) == 1
 
 
-async def test_purge_keeps_active_jobs_and_undelivered_results(
-    tmp_path: Path, journal: Journal
+async def test_purge_keeps_active_jobs_and_results_of_kept_jobs(
+    tmp_path: Path, journal: Journal, caplog: pytest.LogCaptureFixture
 ) -> None:
     old, now = at(0), at(40 * 86400)
     for name in ("done", "failed", "canceled", "queued", "running", "blocked", "recent"):
@@ -189,12 +189,14 @@ async def test_purge_keeps_active_jobs_and_undelivered_results(
     delivered = [p.id for p in await journal.outbox_pending() if p.key in ("done", "failed")]
     await journal.outbox_done(delivered, now=old)
 
-    assert await journal.purge(30, now=now) == 3
+    with caplog.at_level(logging.WARNING, logger="gateway.journal"):
+        assert await journal.purge(30, now=now) == 3
+    assert any("1 results were never delivered" in r.getMessage() for r in caplog.records)
     left = {j.uuid for j in await journal.list_jobs()}
     assert left == {"queued", "running", "blocked", "recent"}
     keys = sorted(str(p.key) for p in await journal.outbox_pending())
-    # canceled's result was never delivered: kept although its job is gone
-    assert keys == ["blocked", "blocked", "canceled", "recent"]
+    # canceled's result was never delivered: it goes with its job, not before
+    assert keys == ["blocked", "blocked", "recent"]
     con = sqlite3.connect(tmp_path / "j.sqlite3")
     orphans = con.execute(
         "SELECT COUNT(*) FROM history WHERE job_seq NOT IN (SELECT seq FROM jobs)"

@@ -1,0 +1,333 @@
+"""The exactly-once worker against the emulator on a real pty and a journal on disk.
+
+Each scenario reads the emulator's paper tape at the end: the proof that a receipt was
+printed once is what the register printed, not what the worker believes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import worker as worker_mod
+from gateway.journal import JobRecord, JobState, Journal, Resolution
+from gateway.registers.emulator.server import EmulatorServer
+from gateway.registers.shtrih import driver as driver_mod
+from gateway.registers.shtrih.driver import ShtrihRegister
+from gateway.supervisor import RegisterSupervisor
+from gateway.tasks import NameMapping, ReceiptTask, parse_request
+from gateway.worker import ShiftPolicy, Worker
+
+WAIT_S = 30.0  # generous: these are correctness tests, not speed tests
+
+
+@dataclass
+class Box:
+    """A worker, its register (emulator on a pty, via the supervisor) and its journal."""
+
+    tmp: Path
+    journal: Journal
+    register: ShtrihRegister
+    supervisor: RegisterSupervisor
+    worker: Worker
+    emulator: EmulatorServer
+
+    @property
+    def link(self) -> Path:
+        return self.tmp / "emu.tty"
+
+    def tape(self) -> list[dict[str, Any]]:
+        path = self.tmp / "emu.state.journal.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    def printed(self, name: str) -> int:
+        """How many times an item with this name is on the tape."""
+        return sum(1 for doc in self.tape() for i in doc["items"] if i["name"] == name)
+
+    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> JobRecord:
+        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), NameMapping())
+        job = await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
+        self.worker.wake()
+        return job
+
+    async def wait_state(self, uuid: str, *states: JobState) -> JobRecord:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                job = await self.journal.get(uuid)
+                if job.state in states:
+                    return job
+                await asyncio.sleep(0.02)
+
+    async def events(self) -> list[str]:
+        rows = await self.journal.outbox_pending(limit=1000, kinds=["event"])
+        return [json.loads(r.payload_json)["event"] for r in rows]
+
+
+def sell(name: str, kopecks: int = 10000, lines: int = 1) -> dict[str, Any]:
+    price = kopecks / 100
+    items = [
+        {
+            "type": "position",
+            "name": name if i == 0 else f"{name} #{i}",
+            "price": price,
+            "quantity": 1,
+            "amount": price,
+            "tax": {"type": "vat20"},
+        }
+        for i in range(lines)
+    ]
+    return {
+        "type": "sell",
+        "items": items,
+        "payments": [{"type": "cash", "sum": round(price * lines, 2)}],
+    }
+
+
+@pytest.fixture(autouse=True)
+def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Faults that swallow answers and paused queues should come back quickly in tests.
+    monkeypatch.setattr(driver_mod, "PRINT_TIMEOUT_S", 1.5)
+    monkeypatch.setattr(driver_mod, "QUERY_TIMEOUT_S", 1.5)
+    monkeypatch.setattr(worker_mod, "PAUSE_POLL_INTERVAL_S", 0.1)
+    monkeypatch.setattr(worker_mod, "CONNECT_WAIT_S", 0.2)
+
+
+@contextlib.asynccontextmanager
+async def running_box(
+    tmp_path: Path, *, policy: ShiftPolicy | None = None, start_worker: bool = True
+) -> AsyncIterator[Box]:
+    emulator = EmulatorServer(tmp_path / "emu.state")
+    await emulator.start_pty(link=tmp_path / "emu.tty")
+    journal = await Journal.open(tmp_path / "journal.sqlite3")
+    register = ShtrihRegister(str(tmp_path / "emu.tty"))
+    supervisor = RegisterSupervisor(register)
+    worker = Worker(
+        journal,
+        register,
+        supervisor.connected_event,
+        mapping=NameMapping(),
+        policy=policy or ShiftPolicy(),
+    )
+    box = Box(tmp_path, journal, register, supervisor, worker, emulator)
+    async with asyncio.TaskGroup() as tg:
+        sup_task = tg.create_task(supervisor.run(), name="supervisor")
+        assert await supervisor.wait_connected(WAIT_S)
+        work_task = tg.create_task(worker.run(), name="worker") if start_worker else None
+        try:
+            yield box
+        finally:
+            for task in (work_task, sup_task):
+                if task is not None:
+                    task.cancel()
+    await register.close()
+    await box.emulator.close()
+    await journal.close()
+
+
+async def test_receipt_printed_once_with_its_fiscal_result(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("r1", sell("Хлеб", 4550))
+        job = await box.wait_state("r1", JobState.DONE)
+        params = job.task_results[0].result["fiscalParams"]
+        assert params["total"] == 45.5
+        assert params["fiscalDocumentNumber"] == box.tape()[-1]["number"]
+        assert params["fiscalDocumentSign"] == str(box.tape()[-1]["fiscal_sign"])
+        assert [d["type"] for d in box.tape()] == ["openShift", "sell"]  # shift opened for it
+        assert box.printed("Хлеб") == 1
+        assert "shift_opened" in await box.events()
+        history = [(h.state, h.note) for h in await box.journal.history("r1")]
+        # The fiscal step (with the document number it expects to use) is written before it runs.
+        assert history == [
+            (JobState.QUEUED, "via http"),
+            (JobState.IN_PROGRESS, "started"),
+            (JobState.IN_PROGRESS, "sell: N0=2"),
+            (JobState.IN_PROGRESS, "task ready"),
+            (JobState.DONE, "done"),
+        ]
+
+
+async def test_query_tasks_are_answered_from_the_register(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit(
+            "q1",
+            {"type": "getDeviceStatus"},
+            {"type": "getShiftStatus"},
+            {"type": "getFnStatus"},
+            {"type": "ofdExchangeStatus"},
+        )
+        job = await box.wait_state("q1", JobState.DONE)
+        device, shift, fn, ofd = (t.result for t in job.task_results)
+        info = box.emulator.state
+        assert device["deviceStatus"]["paperPresent"] is True
+        assert device["deviceStatus"]["shift"] == "closed"
+        assert shift["shiftStatus"]["state"] == "closed"
+        assert fn["fnStatus"]["fnNumber"] == info.identity.fn_number
+        assert fn["fnStatus"]["fiscalDocumentNumber"] == info.documents[-1].number
+        assert ofd["status"]["notSentCount"] == 0
+        assert box.tape() == []  # a query prints nothing
+
+
+async def test_closed_shift_without_auto_open_fails_and_prints_nothing(tmp_path: Path) -> None:
+    async with running_box(tmp_path, policy=ShiftPolicy(auto_open=False)) as box:
+        await box.submit("r1", sell("Молоко"))
+        job = await box.wait_state("r1", JobState.FAILED)
+        assert "auto_open" in (job.task_results[0].error_description or "")
+        assert box.tape() == []
+
+
+async def test_paper_out_pauses_the_queue_and_it_resumes_by_itself(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.emulator.apply_fault("paper_out", True)
+        await box.submit("r1", sell("Сыр"))
+        async with asyncio.timeout(WAIT_S):
+            while box.worker.paused_reason is None:
+                await asyncio.sleep(0.02)
+        assert "paper" in box.worker.paused_reason
+        assert (await box.journal.get("r1")).state is not JobState.DONE
+        await box.emulator.apply_fault("paper_out", False)
+        await box.wait_state("r1", JobState.DONE)
+        assert box.worker.paused_reason is None
+        assert box.printed("Сыр") == 1
+        events = await box.events()
+        assert events.index("queue_paused") < events.index("queue_resumed")
+
+
+async def test_dropped_answer_is_recovered_from_the_fn_without_a_second_print(
+    tmp_path: Path,
+) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("warm", sell("Первый"))  # the shift is open before the fault
+        await box.wait_state("warm", JobState.DONE)
+        await box.emulator.apply_fault("answer_dropped", True)
+        await box.submit("r1", sell("Чай", 12000))
+        job = await box.wait_state("r1", JobState.DONE)
+        assert box.printed("Чай") == 1
+        result = job.task_results[0].result
+        assert result["warnings"] == {"recovered": True}
+        assert result["fiscalParams"]["fiscalDocumentNumber"] == box.tape()[-1]["number"]
+
+
+async def test_power_cut_mid_receipt_cancels_it_and_prints_it_once(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("warm", sell("Первый"))
+        await box.wait_state("warm", JobState.DONE)
+        await box.emulator.apply_fault("power_cut_mid_receipt", 2)
+        await box.submit("r1", sell("Кофе", 30000, lines=3))
+        async with asyncio.timeout(WAIT_S):
+            await box.emulator.power_lost.wait()
+        await box.emulator.close()
+        # Power comes back: the register restarts from its state file, the receipt still open.
+        box.emulator = EmulatorServer(tmp_path / "emu.state")
+        await box.emulator.start_pty(link=box.link)
+        await box.wait_state("r1", JobState.DONE)
+        assert box.printed("Кофе") == 1
+        assert "receipt_cancelled" in await box.events()
+
+
+async def test_crash_after_the_print_is_reconciled_not_printed_again(tmp_path: Path) -> None:
+    """A daemon killed after the register fiscalised the receipt, before the journal knew."""
+    async with running_box(tmp_path, start_worker=False) as box:
+        task = sell("Сахар", 9900)
+        await box.register.open_shift()
+        await box.submit("r1", task)
+        await box.journal.start("r1")
+        n0 = (await box.register.fn_status()).last_document_number
+        await box.journal.begin_fiscal_step("r1", 0, "sell", n0)
+        parsed = parse_request(json.dumps({"uuid": "r1", "request": [task]}), NameMapping())
+        receipt_task = parsed.tasks[0]
+        assert isinstance(receipt_task, ReceiptTask)
+        printed = await box.register.print_receipt(receipt_task.receipt)
+        # The daemon "restarts": a fresh worker finds r1 in progress with N0 committed.
+        async with asyncio.TaskGroup() as tg:
+            work = tg.create_task(box.worker.run(), name="worker")
+            job = await box.wait_state("r1", JobState.DONE)
+            work.cancel()
+        assert box.printed("Сахар") == 1
+        params = job.task_results[0].result["fiscalParams"]
+        assert params["fiscalDocumentNumber"] == printed.document_number == n0 + 1
+
+
+async def test_crash_before_the_print_prints_once(tmp_path: Path) -> None:
+    async with running_box(tmp_path, start_worker=False) as box:
+        await box.register.open_shift()
+        await box.submit("r1", sell("Соль"))
+        await box.journal.start("r1")
+        n0 = (await box.register.fn_status()).last_document_number
+        await box.journal.begin_fiscal_step("r1", 0, "sell", n0)
+        async with asyncio.TaskGroup() as tg:
+            work = tg.create_task(box.worker.run(), name="worker")
+            await box.wait_state("r1", JobState.DONE)
+            work.cancel()
+        assert box.printed("Соль") == 1
+
+
+async def test_unprovable_outcome_blocks_the_queue_until_a_person_resolves_it(
+    tmp_path: Path,
+) -> None:
+    async with running_box(tmp_path, start_worker=False) as box:
+        await box.register.open_shift()
+        await box.submit("r1", sell("Масло", 25000))
+        await box.submit("r2", sell("Рис", 8000))
+        await box.journal.start("r1")
+        n0 = (await box.register.fn_status()).last_document_number
+        await box.journal.begin_fiscal_step("r1", 0, "sell", n0)
+        # Someone printed a different receipt on the register meanwhile: N0+1 is not r1's.
+        other = parse_request(
+            json.dumps({"uuid": "x", "request": [sell("Чужой", 100)]}), NameMapping()
+        ).tasks[0]
+        assert isinstance(other, ReceiptTask)
+        await box.register.print_receipt(other.receipt)
+        async with asyncio.TaskGroup() as tg:
+            work = tg.create_task(box.worker.run(), name="worker")
+            job = await box.wait_state("r1", JobState.BLOCKED)
+            assert "does not prove" in (job.task_results[0].error_description or "")
+            assert "job_blocked" in await box.events()
+            await asyncio.sleep(0.3)  # the queue stays stopped: r2 waits
+            assert (await box.journal.get("r2")).state is JobState.QUEUED
+            assert box.printed("Масло") == 0
+            assert box.printed("Рис") == 0
+            # The technician checked the tape: r1 was not printed. Fail it; the queue moves on.
+            await box.journal.unblock("r1", resolution=Resolution.FAILED, note="not on the tape")
+            box.worker.wake()
+            await box.wait_state("r2", JobState.DONE)
+            work.cancel()
+        assert (await box.journal.get("r1")).state is JobState.FAILED
+        assert box.printed("Рис") == 1
+        assert box.printed("Масло") == 0
+
+
+async def test_shift_is_closed_before_its_24_hour_limit(tmp_path: Path) -> None:
+    policy = ShiftPolicy(close_before_limit=dt.timedelta(minutes=30))
+    async with running_box(tmp_path, policy=policy) as box:
+        await box.submit("r1", sell("Утро"))
+        await box.wait_state("r1", JobState.DONE)
+        # 23 h 40 min later on the register's clock: inside the 30-minute margin.
+        await box.emulator.apply_fault("clock_offset", 23 * 3600 + 40 * 60)
+        await box.submit("r2", sell("Вечер"))
+        await box.wait_state("r2", JobState.DONE)
+        kinds = [d["type"] for d in box.tape()]
+        assert kinds == ["openShift", "sell", "closeShift", "openShift", "sell"]
+        assert box.tape()[-1]["shift"] == box.tape()[1]["shift"] + 1
+        assert "shift_closed" in await box.events()
+
+
+async def test_cancelled_queued_job_is_never_printed(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.emulator.apply_fault("cover_open", True)
+        await box.submit("r1", sell("Первый"))
+        await box.submit("r2", sell("Отменённый"))
+        await box.journal.cancel("r2")
+        await box.emulator.apply_fault("cover_open", False)
+        await box.wait_state("r1", JobState.DONE)
+        assert (await box.journal.get("r2")).state is JobState.CANCELED
+        assert box.printed("Отменённый") == 0
