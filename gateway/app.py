@@ -13,17 +13,20 @@ import logging
 import signal
 import zoneinfo
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 from gateway import __version__, fiscal
 from gateway.config import Config
 from gateway.errors import GatewayError
+from gateway.ingress.box_mqtt import BoxMqtt
 from gateway.ingress.http_api import HttpApi
-from gateway.journal import Journal
+from gateway.journal import JobState, Journal
+from gateway.monitors import system
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.supervisor import LinkState, RegisterSupervisor
-from gateway.systemd import Notifier
+from gateway.systemd import Notifier, Progress, keep_alive
 from gateway.worker import ShiftPolicy, Worker
 
 _LOGGER = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ EMULATOR_STATE = "emulator.state"
 EMULATOR_LINK = "emulator.tty"
 JOURNAL_FILE = "journal.sqlite3"
 RETENTION_INTERVAL_S = 6 * 3600.0
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")  # systemd-timesyncd: NTP sync done
 WATCHDOG_STALL_S = 300.0  # a worker busy this long on one step without progress counts as hung
 
 
@@ -47,7 +51,7 @@ class Gateway:
 
     def __init__(self, cfg: Config, *, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
-        self.notifier = notifier or Notifier()
+        self.notifier = notifier or Notifier(unset=True)
         self.stop_event = asyncio.Event()
         self.emulator: EmulatorServer | None = None
         self.register: fiscal.Register | None = None
@@ -55,6 +59,7 @@ class Gateway:
         self.journal: Journal | None = None
         self.worker: Worker | None = None
         self.http: HttpApi | None = None
+        self.mqtt: BoxMqtt | None = None
         self.started_at = dt.datetime.now(dt.UTC)
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -136,12 +141,24 @@ class Gateway:
             health=self.health,
             on_submitted=worker.wake,
         )
+        if cfg.mqtt.enabled:
+            self.mqtt = BoxMqtt(
+                cfg,
+                journal,
+                mapping=cfg.mapping,
+                on_submitted=worker.wake,
+                status=self._device_summary,
+                telemetry=self.telemetry,
+                clock_trusted=self._clock_trusted,
+            )
         async with asyncio.TaskGroup() as tg:
             self._spawn(tg, supervisor.run(), "register-supervisor")
             self._spawn(tg, self._report_register(), "register-report")
             self._spawn(tg, worker.run(), "worker")
             self._spawn(tg, self._retention(), "journal-retention")
             await self.http.start()
+            if self.mqtt is not None:
+                self._spawn(tg, self.mqtt.run(), "mqtt")
             try:
                 self._spawn(tg, self._watchdog(), "systemd-watchdog")
                 self.notifier.ready(self._status_line())
@@ -150,6 +167,8 @@ class Gateway:
                 self.notifier.stopping()
             finally:
                 await self.http.stop()
+                if self.mqtt is not None:
+                    await self.mqtt.stop()
                 for task in self._tasks:
                     task.cancel()
 
@@ -170,23 +189,19 @@ class Gateway:
 
     async def _watchdog(self) -> None:
         """WATCHDOG=1 only while the loop runs and the worker is not stuck on one step."""
-        interval = self.notifier.watchdog_interval_s
-        if interval is None:
-            return
-        while True:
-            worker = self.worker
-            if worker is not None:
-                idle_for = (dt.datetime.now(dt.UTC) - worker.last_activity).total_seconds()
-                waiting = worker.current_job is None or worker.paused_reason is not None
-                if waiting or idle_for < WATCHDOG_STALL_S:
-                    self.notifier.watchdog()
-                else:
-                    _LOGGER.error(
-                        "Worker made no progress for %.0f s; withholding the watchdog ping",
-                        idle_for,
-                    )
-            self.notifier.status(self._status_line())
-            await asyncio.sleep(interval)
+
+        def probe() -> Progress | None:
+            worker, sup = self.worker, self.supervisor
+            if worker is None or sup is None:
+                return None
+            waiting = (
+                worker.current_job is None
+                or worker.paused_reason is not None
+                or sup.state is not LinkState.CONNECTED
+            )
+            return Progress(worker.progress, waiting=waiting)
+
+        await keep_alive(self.notifier, probe, self._status_line, stall_after_s=WATCHDOG_STALL_S)
 
     async def health(self) -> dict[str, object]:
         """`/health`: register, journal and queue state; ok / degraded / down."""
@@ -214,7 +229,7 @@ class Gateway:
                 queue = {"error": str(err)}
         body["journal"] = {"state": "ok" if journal_ok else "down"}
         body["queue"] = queue
-        body["mqtt"] = {"state": "off"}
+        body["mqtt"] = self.mqtt.health() if self.mqtt is not None else {"state": "off"}
         if not journal_ok:
             status = "down"
         elif register_state != "connected" or queue.get("blocked") or queue.get("paused"):
@@ -222,6 +237,45 @@ class Gateway:
         else:
             status = "ok"
         body["status"] = status
+        return body
+
+    def _clock_trusted(self) -> bool:
+        """Whether the box clock may judge a signed command's expiry."""
+        trust = self.cfg.clock.trust.value
+        if trust != "auto":
+            return trust == "always"
+        return TIMESYNC_FLAG.exists()
+
+    async def _device_summary(self) -> dict[str, object]:
+        """What the retained `online` status says about the register."""
+        sup = self.supervisor
+        dev = sup.device if sup else None
+        return {
+            "register": sup.state.value if sup else "starting",
+            "model": dev.model if dev else None,
+            "serial": dev.serial if dev else None,
+            "firmware": f"{dev.firmware_version} build {dev.firmware_build}" if dev else None,
+        }
+
+    async def telemetry(self) -> dict[str, object]:
+        """The periodic telemetry message: queue, register, box."""
+        body = await self.health()
+        journal = self.journal
+        if journal is not None:
+            counts = await journal.counts()
+            oldest = await journal.oldest_queued()
+            body["jobs"] = {
+                "done": counts.get(JobState.DONE, 0),
+                "failed": counts.get(JobState.FAILED, 0),
+                "blocked": counts.get(JobState.BLOCKED, 0),
+                "oldest_queued_age_s": (
+                    int((dt.datetime.now(dt.UTC) - oldest.created_at).total_seconds())
+                    if oldest is not None
+                    else None
+                ),
+                "outbox": await journal.outbox_depth(),
+            }
+        body["system"] = system.snapshot(self.cfg.state_dir)
         return body
 
     def _status_line(self) -> str:

@@ -1,4 +1,4 @@
-"""Command line: `fiscal-gateway run | emulator | check-config`."""
+"""Command line: `fiscal-gateway run | emulator | check-config | send | watch`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import __version__
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,21 @@ def _build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", type=Path)
+
+    from gateway import office_cli
+
+    office_cli.add_send_arguments(
+        sub.add_parser("send", help="office: send a command to a box over MQTT, show its result")
+    )
+    office_cli.add_watch_arguments(
+        sub.add_parser("watch", help="office: a live table of the fleet's status and telemetry")
+    )
+
+    from gateway.updates import cli as update_cli
+
+    update_cli.add_arguments(
+        sub.add_parser("update", help="releases: apply, revert-unconfirmed, confirm, status, sign")
+    )
     return parser
 
 
@@ -65,10 +80,37 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return asyncio.run(emulator_cli.run(args))
 
 
+def _cmd_office(args: argparse.Namespace) -> int:
+    from gateway import office_cli
+
+    try:
+        return office_cli.send(args) if args.command == "send" else office_cli.watch(args)
+    except GatewayError as err:
+        print(f"fiscal-gateway {args.command}: {err}", file=sys.stderr)
+        return 2 if err.code == "usage" else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    from gateway.log import setup_logging
+    from gateway.updates import cli as update_cli
+
+    setup_logging("info")
+    return update_cli.run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the sub-command; returns the exit code."""
     args = _build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "check-config": _cmd_check_config, "emulator": _cmd_emulator}
+    handlers = {
+        "run": _cmd_run,
+        "check-config": _cmd_check_config,
+        "emulator": _cmd_emulator,
+        "send": _cmd_office,
+        "watch": _cmd_office,
+        "update": _cmd_update,
+    }
     return handlers[args.command](args)
 
 

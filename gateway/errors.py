@@ -58,6 +58,15 @@ class ValidationError(GatewayError):
         self.reason = message
 
 
+class CommandRefused(GatewayError):
+    """An MQTT command was refused before anything was queued; `field` names what failed."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message, code=code)
+        self.field = field
+        self.reason = message
+
+
 # --- register layer ----------------------------------------------------------------------
 
 
@@ -164,6 +173,17 @@ class DuplicateJob(JournalError):
         super().__init__(f"a job with uuid {uuid!r} exists already")
         self.uuid = uuid
         self.record = record  # the stored job (a journal JobRecord)
+
+
+class StaleCommand(JournalError):
+    """A signed command's sequence number is not above the last one accepted: a replay."""
+
+    code = "stale_sequence"
+
+    def __init__(self, seq: int, last: int) -> None:
+        super().__init__(f"sequence {seq} is not above the last accepted {last}")
+        self.seq = seq
+        self.last = last
 
 
 class JobNotFound(JournalError):

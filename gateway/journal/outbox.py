@@ -30,6 +30,45 @@ async def add_result(conn: aiosqlite.Connection, job: JobRecord, now: dt.datetim
     return int(cur.lastrowid or 0)
 
 
+async def add_ack(
+    conn: aiosqlite.Connection, job: JobRecord, status: str, reply_to: str | None, now: dt.datetime
+) -> int:
+    """Queue `{"uuid", "status": accepted|duplicate, "number", "state"}`; the row id."""
+    body = {"uuid": job.uuid, "status": status, "number": job.seq, "state": job.state.value}
+    cur = await conn.execute(
+        "INSERT INTO outbox (kind, key, payload, reply_to, created_at) VALUES (?, ?, ?, ?, ?)",
+        (OutboxKind.ACK.value, job.uuid, dumps(body), reply_to, to_text(now)),
+    )
+    return int(cur.lastrowid or 0)
+
+
+async def add_rejection(
+    conn: aiosqlite.Connection,
+    uuid: str,
+    error: dict[str, Any],
+    reply_to: str | None,
+    now: dt.datetime,
+) -> int:
+    """Queue `{"uuid", "status": "rejected", "error"}` for a command nothing was queued for."""
+    body = {"uuid": uuid, "status": "rejected", "error": error}
+    cur = await conn.execute(
+        "INSERT INTO outbox (kind, key, payload, reply_to, created_at) VALUES (?, ?, ?, ?, ?)",
+        (OutboxKind.ACK.value, uuid, dumps(body), reply_to, to_text(now)),
+    )
+    return int(cur.lastrowid or 0)
+
+
+async def add_result_again(
+    conn: aiosqlite.Connection, job: JobRecord, reply_to: str | None, now: dt.datetime
+) -> int:
+    """Queue a finished job's stored result once more (a repeated command), to `reply_to`."""
+    cur = await conn.execute(
+        "INSERT INTO outbox (kind, key, payload, reply_to, created_at) VALUES (?, ?, ?, ?, ?)",
+        (OutboxKind.RESULT.value, job.uuid, dumps(job.atol_results()), reply_to, to_text(now)),
+    )
+    return int(cur.lastrowid or 0)
+
+
 async def add_event(
     conn: aiosqlite.Connection, kind: str, payload: dict[str, Any], now: dt.datetime
 ) -> tuple[int, int]:

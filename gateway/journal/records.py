@@ -56,6 +56,7 @@ class OutboxKind(enum.StrEnum):
 
     RESULT = "result"
     EVENT = "event"
+    ACK = "ack"  # "accepted" / "duplicate" for an MQTT command, right after the commit
 
 
 @dataclass(frozen=True, slots=True)

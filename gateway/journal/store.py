@@ -8,6 +8,7 @@ result queued for delivery.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import sqlite3
@@ -15,7 +16,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import DuplicateJob, JobNotFound
+import aiosqlite
+
+from gateway.errors import DuplicateJob, JobNotFound, StaleCommand
 from gateway.journal import jobs, outbox, transitions, upkeep
 from gateway.journal.database import Database
 from gateway.journal.records import (
@@ -42,6 +45,20 @@ def _when(now: dt.datetime | None) -> dt.datetime:
     return _now() if now is None else utc(now)
 
 
+async def _advance_sequence(conn: aiosqlite.Connection, key: str, value: int) -> None:
+    """Store `value` under `key` if above the stored one, else StaleCommand (rolls back)."""
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    last = int(row[0]) if row is not None else -1
+    if value <= last:
+        raise StaleCommand(value, last)
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, str(value)),
+    )
+
+
 class Journal:
     """The durable queue of jobs; the only place ingress and the register meet."""
 
@@ -51,6 +68,8 @@ class Journal:
         self.integrity_result: str = db.integrity_result  # text of the check at open
         self.kept_corrupt: Path | None = db.kept_corrupt  # where a damaged file was put aside
         self.events_dropped = 0  # events dropped by the cap since open
+        # Set whenever a committed write added outbox rows; the MQTT pump waits on it.
+        self.outbox_added = asyncio.Event()
 
     @classmethod
     async def open(cls, path: Path, *, recreate_if_corrupt: bool = False) -> Journal:
@@ -151,9 +170,17 @@ class Journal:
         *,
         source: str,
         reply_to: str | None = None,
+        ack: bool = False,
+        sequence: tuple[str, int] | None = None,
         now: dt.datetime | None = None,
     ) -> JobRecord:
-        """Queue a job; a known uuid raises DuplicateJob carrying the stored job."""
+        """Queue a job; a known uuid raises DuplicateJob carrying the stored job.
+
+        With `ack`, an ack row ("accepted", or "duplicate" with the stored state) is queued in
+        the same transaction, and a repeated finished job's result is queued again to
+        `reply_to`. With `sequence=(meta key, n)`, a new job is refused with StaleCommand
+        unless n is above the stored number, which becomes n in the same transaction.
+        """
         jobs.check_new(uuid, tasks_json, tasks_count, source, reply_to)
         when = _when(now)
         results = results_json([TaskResult(TaskStatus.WAIT)] * tasks_count)
@@ -176,9 +203,19 @@ class Journal:
                 if not jobs.is_uuid_conflict(err):
                     raise
                 known = await jobs.select_one(conn, "uuid = ?", (uuid,))
+                if ack and known is not None:
+                    await outbox.add_ack(conn, known, "duplicate", reply_to, when)
+                    if known.state in REPORTED:
+                        await outbox.add_result_again(conn, known, reply_to, when)
             else:
+                if sequence is not None:
+                    await _advance_sequence(conn, *sequence)
                 await jobs.add_history(conn, seq, JobState.QUEUED, None, f"via {source}", when)
                 job = await jobs.select_one(conn, "seq = ?", (seq,))
+                if ack and job is not None:
+                    await outbox.add_ack(conn, job, "accepted", reply_to, when)
+        if ack:
+            self.outbox_added.set()
         if known is not None:
             raise DuplicateJob(uuid, known)
         assert job is not None
@@ -280,6 +317,8 @@ class Journal:
                 await outbox.add_result(conn, new, when)
             if change.event is not None:
                 _, dropped = await outbox.add_event(conn, *change.event, when)
+        if (new.state is not old.state and new.state in REPORTED) or change.event is not None:
+            self.outbox_added.set()
         self._count_dropped(dropped)
         if new.state is not old.state:
             _LOGGER.debug(
@@ -295,6 +334,7 @@ class Journal:
         """Queue an event (alert, state change) for delivery; its outbox id."""
         async with self._db.write() as conn:
             row_id, dropped = await outbox.add_event(conn, kind, payload, _when(now))
+        self.outbox_added.set()
         self._count_dropped(dropped)
         return row_id
 
@@ -307,6 +347,26 @@ class Journal:
                 outbox.EVENTS_KEPT,
             )
         self.events_dropped += dropped
+
+    async def refuse_command(
+        self,
+        uuid: str | None,
+        error: dict[str, Any],
+        *,
+        reply_to: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Record a refused command: a `command_refused` event, and a "rejected" ack if it
+        named a uuid, in one transaction."""
+        when = _when(now)
+        async with self._db.write() as conn:
+            if uuid:
+                await outbox.add_rejection(conn, uuid, error, reply_to, when)
+            _, dropped = await outbox.add_event(
+                conn, "command_refused", {"uuid": uuid, **error}, when
+            )
+        self.outbox_added.set()
+        self._count_dropped(dropped)
 
     async def outbox_pending(
         self, limit: int = 100, kinds: Iterable[str] | None = None

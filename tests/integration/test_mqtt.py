@@ -1,0 +1,451 @@
+"""The office link against a real Mosquitto (TLS, client certificates, the recommended ACL).
+
+The daemon runs in-process on its built-in emulator (a real pty); the office side is the
+project's own office client. Exactly-once is checked on the emulator's paper tape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.app import Gateway
+from gateway.config import parse_config
+from gateway.ingress.mqtt import LinkSettings, MqttError, MqttLink, MqttState
+from gateway.ingress.signing import sign_command
+from gateway.office import Office, Signer
+from tests.mqtt_broker import Broker, Pki, free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+PREFIX = "fiscal/v1"
+
+
+def sell(uuid: str, name: str = "Хлеб", *, box: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "uuid": uuid,
+        "request": [
+            {
+                "type": "sell",
+                "taxationType": "osn",
+                "items": [
+                    {
+                        "type": "position",
+                        "name": f"{name} {uuid}",
+                        "price": 45.5,
+                        "quantity": 1,
+                        "amount": 45.5,
+                        "tax": {"type": "vat10"},
+                    }
+                ],
+                "payments": [{"type": "cash", "sum": 50}],
+                "total": 45.5,
+            }
+        ],
+    }
+    if box is not None:
+        doc["box"] = box
+    return doc
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: Pki) -> AsyncIterator[Broker]:
+    root = tmp_path / "broker"
+    root.mkdir()
+    b = Broker(root, pki)
+    b.start()
+    yield b  # type: ignore[misc]
+    b.stop()
+
+
+def settings_for(broker: Broker, pki: Pki, cn: str, **extra: Any) -> LinkSettings:
+    cert, key = (pki.root / f"{cn}.crt", pki.root / f"{cn}.key")
+    if not cert.exists():
+        cert, key = pki.issue(cn)
+    return LinkSettings(
+        host="127.0.0.1",
+        port=broker.port,
+        client_id=cn,
+        tls=True,
+        ca_file=pki.ca_file,
+        cert_file=cert,
+        key_file=key,
+        **extra,
+    )
+
+
+@dataclass
+class Box:
+    gateway: Gateway
+    state_dir: Path
+
+    def tape(self) -> list[dict[str, Any]]:
+        path = self.state_dir / "emulator.state.journal.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def printed(self, uuid: str) -> int:
+        return sum(
+            1 for doc in self.tape() for item in doc.get("items", []) if uuid in item["name"]
+        )
+
+
+def box_config(tmp_path: Path, broker: Broker, pki: Pki, box_id: str, extra: str = "") -> str:
+    cert, key = pki.issue(box_id)
+    return f"""
+box_id: {box_id}
+state_dir: {tmp_path / box_id}
+http:
+  listen: 127.0.0.1:{free_port()}
+web:
+  enabled: false
+mqtt:
+  enabled: true
+  host: 127.0.0.1
+  port: {broker.port}
+  telemetry_interval_s: 5
+  tls:
+    ca_file: {pki.ca_file}
+    cert_file: {cert}
+    key_file: {key}
+{extra}
+"""
+
+
+@contextlib.asynccontextmanager
+async def running_box(text: str, state_dir: Path) -> AsyncIterator[Box]:
+    gw = Gateway(parse_config(text))
+    task = asyncio.create_task(gw.run())
+    try:
+        async with asyncio.timeout(30):
+            while gw.mqtt is None or not gw.mqtt.link.connected.is_set():
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        yield Box(gw, state_dir)
+    finally:
+        gw.request_stop()
+        async with asyncio.timeout(30):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def office_for(broker: Broker, pki: Pki, name: str = "office") -> AsyncIterator[Office]:
+    office = Office(settings_for(broker, pki, name), PREFIX)
+    task = asyncio.create_task(office.run())
+    try:
+        async with asyncio.timeout(20):
+            await office.link.connected.wait()
+        yield office
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def wait_until(predicate: Any, timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def test_command_is_printed_once_and_its_result_comes_back(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    async with (
+        running_box(box_config(tmp_path, broker, pki, "shop-1"), tmp_path / "shop-1") as box,
+        office_for(broker, pki) as office,
+    ):
+        out = await office.send("shop-1", sell("m-1"), timeout_s=60)
+        assert out.ack is not None
+        assert out.ack["status"] == "accepted"
+        assert out.result is not None
+        result = out.result["results"][0]
+        assert result["status"] == "ready"
+        params = result["result"]["fiscalParams"]
+        assert params["fiscalDocumentNumber"] == box.tape()[-1]["number"]
+        assert box.printed("m-1") == 1
+        # The same command again (a redelivery, or the office retrying): the stored result,
+        # "duplicate", and no second receipt.
+        office.outcomes.clear()
+        again = await office.send("shop-1", sell("m-1"), timeout_s=60)
+        assert again.ack is not None
+        assert again.ack["status"] == "duplicate"
+        assert again.ack["state"] == "done"
+        assert again.result is not None
+        assert again.result["results"][0]["result"]["fiscalParams"] == params
+        assert box.printed("m-1") == 1
+        # Status is retained "online" with this run's boot id; telemetry flows.
+        await wait_until(lambda: "shop-1" in office.status and "shop-1" in office.telemetry)
+        status = office.status["shop-1"]
+        assert status["state"] == "online"
+        assert status["boot_id"] == box.gateway.mqtt.boot_id  # type: ignore[union-attr]
+        assert status["device"]["model"]
+        tele = office.telemetry["shop-1"]
+        assert tele["queue"]["depth"] == 0
+        assert tele["jobs"]["done"] >= 1
+        assert tele["system"]["rss_mb"] > 0
+        health = await box.gateway.health()
+        assert health["mqtt"]["state"] == "connected"  # type: ignore[index]
+
+
+async def test_response_topic_and_correlation_data_are_honoured(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    async with running_box(box_config(tmp_path, broker, pki, "shop-1"), tmp_path / "shop-1"):
+        replies = f"{PREFIX}/shop-1/reply/crm-7"
+        office = MqttLink(settings_for(broker, pki, "office", subscriptions=((replies, 1),)))
+        task = asyncio.create_task(office.run())
+        try:
+            async with asyncio.timeout(20):
+                await office.connected.wait()
+            await office.publish(
+                f"{PREFIX}/shop-1/cmd",
+                json.dumps(sell("m-rt")).encode(),
+                response_topic=replies,
+                correlation_data=b"\x01corr",
+            )
+            async with asyncio.timeout(60):
+                msg = await office.messages.get()
+            office.ack(msg)
+            assert msg.topic == replies
+            assert msg.correlation_data == b"\x01corr"
+            assert json.loads(msg.payload)["results"][0]["status"] == "ready"
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "field"),
+    [
+        (b"{not json", "not_json", ""),
+        (b"[1, 2]", "invalid_request", ""),
+        (
+            json.dumps({"uuid": "bad-1", "request": [{"type": "sell"}]}).encode(),
+            "invalid_request",
+            "request[0].items",
+        ),
+        (
+            json.dumps({"uuid": "bad-2", "request": [], "pad": "x" * 40000}).encode(),
+            "too_large",
+            "",
+        ),
+        (json.dumps(sell("bad-3", box="shop-2")).encode(), "wrong_box", "box"),
+    ],
+    ids=["not-json", "not-an-object", "wrong-schema", "oversize", "wrong-box"],
+)
+async def test_bad_commands_are_refused_with_an_event_and_nothing_printed(
+    tmp_path: Path, broker: Broker, pki: Pki, payload: bytes, code: str, field: str
+) -> None:
+    async with (
+        running_box(box_config(tmp_path, broker, pki, "shop-1"), tmp_path / "shop-1") as box,
+        office_for(broker, pki) as office,
+    ):
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", payload)
+        await wait_until(lambda: any(e.get("event") == "command_refused" for _, e in office.events))
+        event = next(e for _, e in office.events if e.get("event") == "command_refused")
+        assert event["code"] == code
+        if field:
+            assert event["field"].startswith(field)
+        assert box.tape() == []
+        # The daemon keeps running: the next good command prints.
+        out = await office.send("shop-1", sell("good-1"), timeout_s=60)
+        assert out.result is not None
+        assert box.printed("good-1") == 1
+        assert box.gateway.mqtt is not None
+        assert box.gateway.mqtt.commands_refused == 1
+
+
+def _keypair(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path, str]:
+    key = Ed25519PrivateKey.generate()
+    pem = tmp_path / "office-ed25519.pem"
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key, pem, base64.b64encode(raw).decode()
+
+
+async def test_signed_commands_forged_replayed_expired_and_unsigned_are_refused(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    key, pem, public = _keypair(tmp_path)
+    extra = f"""  command_signing:
+    mode: required
+    public_keys: ["{public}"]
+clock:
+  trust: always
+"""
+    cfg = box_config(tmp_path, broker, pki, "shop-1", extra)
+    async with running_box(cfg, tmp_path / "shop-1") as box, office_for(broker, pki) as office:
+        signer = Signer.from_file(pem)
+        ok = await office.send("shop-1", sell("s-1"), signer=signer, timeout_s=60)
+        assert ok.result is not None
+        assert box.printed("s-1") == 1
+
+        now = dt.datetime.now(dt.UTC)
+        later = now + dt.timedelta(minutes=5)
+        good = sign_command(sell("s-2"), key, box="shop-1", seq=10**15, expires=later)
+        forged = {**good, "request": sell("s-2", "Икра")["request"]}  # body changed after signing
+        replay = sign_command(sell("s-3"), key, box="shop-1", seq=5, expires=later)
+        expired = sign_command(
+            sell("s-4"), key, box="shop-1", seq=10**15 + 1, expires=now - dt.timedelta(seconds=1)
+        )
+        other = Ed25519PrivateKey.generate()
+        stranger = sign_command(sell("s-5"), other, box="shop-1", seq=10**15 + 2, expires=later)
+        unsigned = sell("s-6")
+        for doc in (forged, replay, expired, stranger, unsigned):
+            await office.link.publish(f"{PREFIX}/shop-1/cmd", json.dumps(doc).encode())
+        await wait_until(
+            lambda: sum(e.get("event") == "command_refused" for _, e in office.events) == 5
+        )
+        codes = [e["code"] for _, e in office.events if e.get("event") == "command_refused"]
+        assert codes == ["bad_signature", "replay", "expired", "bad_signature", "unsigned"]
+        for uuid in ("s-2", "s-3", "s-4", "s-5", "s-6"):
+            assert box.printed(uuid) == 0
+        # The genuine s-2 still goes through (the forgery did not burn its sequence number).
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", json.dumps(good).encode())
+        await wait_until(lambda: box.printed("s-2") == 1)
+
+
+async def test_acl_keeps_a_box_out_of_another_box_topics(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    async with (
+        running_box(box_config(tmp_path, broker, pki, "shop-1"), tmp_path / "shop-1") as box,
+        office_for(broker, pki) as office,
+    ):
+        # shop-2's certificate: it tries to read shop-1's commands and to fake shop-1's results.
+        spy = MqttLink(
+            settings_for(broker, pki, "shop-2", subscriptions=((f"{PREFIX}/shop-1/cmd", 1),))
+        )
+        task = asyncio.create_task(spy.run())
+        try:
+            async with asyncio.timeout(20):
+                await spy.connected.wait()
+            fake = {"uuid": "x-1", "results": [{"status": "ready"}]}
+            # MQTT 5: the broker answers an ACL-denied publish with PUBACK "Not authorized".
+            with pytest.raises(MqttError, match="Not authorized"):
+                await spy.publish(f"{PREFIX}/shop-1/result/x-1", json.dumps(fake).encode())
+            with pytest.raises(MqttError, match="Not authorized"):
+                await spy.publish(f"{PREFIX}/shop-1/cmd", json.dumps(sell("x-2")).encode())
+            out = await office.send("shop-1", sell("x-3"), timeout_s=60)
+            assert out.result is not None
+            assert spy.messages.empty()  # never saw shop-1's command
+            assert ("shop-1", "x-1") not in office.outcomes
+            assert box.printed("x-2") == 0
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_a_client_without_a_certificate_is_refused(broker: Broker, pki: Pki) -> None:
+    link = MqttLink(
+        LinkSettings(
+            host="127.0.0.1", port=broker.port, client_id="anon", tls=True, ca_file=pki.ca_file
+        )
+    )
+    task = asyncio.create_task(link.run())
+    try:
+        await wait_until(lambda: link.last_error is not None, 20)
+        assert link.state is not MqttState.CONNECTED
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_mqtt_3_1_1_works_too(tmp_path: Path, broker: Broker, pki: Pki) -> None:
+    cfg = box_config(tmp_path, broker, pki, "shop-1").replace(
+        "  telemetry_interval_s: 5", '  telemetry_interval_s: 5\n  protocol: "3.1.1"'
+    )
+    async with running_box(cfg, tmp_path / "shop-1") as box, office_for(broker, pki) as office:
+        assert box.gateway.mqtt is not None
+        assert box.gateway.mqtt.link.protocol_in_use == "3.1.1"
+        out = await office.send("shop-1", sell("v3-1"), timeout_s=60)
+        assert out.result is not None
+        assert box.printed("v3-1") == 1
+
+
+class ScriptPki:
+    """The same certificate roles made by scripts/pki.sh (openssl), as an operator would."""
+
+    SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pki.sh"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._run("ca", str(root / "ca"))
+        self.ca_file = root / "ca" / "ca.crt"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([str(self.SCRIPT), *args], check=True, capture_output=True, timeout=60)
+
+    def issue(self, cn: str, *, server: bool = False) -> tuple[Path, Path]:
+        if server:
+            self._run("server", str(self.root / "ca"), "127.0.0.1", str(self.root / "srv"))
+            return self.root / "srv" / "server.crt", self.root / "srv" / "server.key"
+        # The box makes its key and CSR; the office signs the CSR.
+        self._run("box-key", cn, str(self.root / "box"))
+        self._run("sign", str(self.root / "ca"), str(self.root / "box" / f"{cn}.csr"))
+        return self.root / "box" / f"{cn}.crt", self.root / "box" / f"{cn}.key"
+
+
+async def test_certificates_from_the_pki_script_work_under_the_acl(tmp_path: Path) -> None:
+    pki = ScriptPki(tmp_path / "pki")
+    (tmp_path / "broker").mkdir()
+    broker = Broker(tmp_path / "broker", pki)  # type: ignore[arg-type]
+    broker.start()
+    try:
+        async with running_box(
+            box_config(tmp_path, broker, pki, "shop-1"),
+            tmp_path / "shop-1",  # type: ignore[arg-type]
+        ) as box:
+            cert, key = pki.issue("office")
+            office = Office(
+                LinkSettings(
+                    host="127.0.0.1",
+                    port=broker.port,
+                    client_id="office",
+                    tls=True,
+                    ca_file=pki.ca_file,
+                    cert_file=cert,
+                    key_file=key,
+                ),
+                PREFIX,
+            )
+            task = asyncio.create_task(office.run())
+            try:
+                out = await office.send("shop-1", sell("pki-1"), timeout_s=60)
+                assert out.result is not None
+                assert box.printed("pki-1") == 1
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        broker.stop()
