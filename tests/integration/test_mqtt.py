@@ -449,3 +449,103 @@ async def test_certificates_from_the_pki_script_work_under_the_acl(tmp_path: Pat
                     await task
     finally:
         broker.stop()
+
+
+async def test_a_late_will_from_an_earlier_boot_does_not_stand(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    async with (
+        running_box(box_config(tmp_path, broker, pki, "shop-1"), tmp_path / "shop-1") as box,
+        office_for(broker, pki) as office,
+    ):
+        assert box.gateway.mqtt is not None
+        boot = box.gateway.mqtt.boot_id
+        await wait_until(lambda: office.status.get("shop-1", {}).get("boot_id") == boot)
+        # The broker publishes an old connection's will after the new one announced itself.
+        stale = {"state": "offline", "boot_id": "an-earlier-boot", "reason": "connection lost"}
+        await office.link.publish(
+            f"{PREFIX}/shop-1/status", json.dumps(stale).encode(), retain=True
+        )
+        await wait_until(lambda: office.status["shop-1"].get("state") == "offline")
+        await wait_until(lambda: office.status["shop-1"].get("state") == "online")
+        assert office.status["shop-1"]["boot_id"] == boot
+
+
+class Mqtt311OnlyBroker:
+    """A broker that speaks only MQTT 3.1.1: it refuses a version-5 CONNECT the way such
+    brokers do (CONNACK return code 1, MQTT 3.1.1 §3.2.2.3), accepts 3.1.1 and grants
+    subscriptions. Plain TCP; enough protocol to prove the client's fallback."""
+
+    def __init__(self) -> None:
+        self.versions: list[int] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _packet(self, reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        head = (await reader.readexactly(1))[0]
+        length, shift = 0, 0
+        while True:
+            byte = (await reader.readexactly(1))[0]
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return head, await reader.readexactly(length)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head, body = await self._packet(reader)
+            assert head == 0x10  # CONNECT
+            level = body[6]  # after the 2-byte length and "MQTT"
+            self.versions.append(level)
+            if level != 4:
+                writer.write(bytes([0x20, 2, 0, 1]))  # unacceptable protocol version
+                await writer.drain()
+                return
+            writer.write(bytes([0x20, 2, 0, 0]))
+            await writer.drain()
+            while True:
+                head, body = await self._packet(reader)
+                if head & 0xF0 == 0x80:  # SUBSCRIBE: grant QoS 1 to every filter
+                    pos, grants = 2, b""
+                    while pos < len(body):
+                        size = int.from_bytes(body[pos : pos + 2], "big")
+                        pos += 2 + size + 1
+                        grants += b"\x01"
+                    writer.write(bytes([0x90, 2 + len(grants)]) + body[:2] + grants)
+                elif head & 0xF0 == 0xC0:  # PINGREQ
+                    writer.write(bytes([0xD0, 0]))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def test_mqtt_5_falls_back_to_3_1_1_when_the_broker_refuses_5() -> None:
+    old = Mqtt311OnlyBroker()
+    await old.start()
+    link = MqttLink(
+        LinkSettings(host="127.0.0.1", port=old.port, client_id="shop-1",
+                     subscriptions=((f"{PREFIX}/shop-1/cmd", 1),))
+    )  # fmt: skip
+    task = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(30):
+            await link.connected.wait()
+        assert link.protocol_in_use == "3.1.1"
+        assert old.versions[:2] == [5, 4]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await old.close()
