@@ -17,16 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__, fiscal
+from gateway.box_controls import SupervisorControls
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.ingress.box_mqtt import BoxMqtt
 from gateway.ingress.http_api import HttpApi
 from gateway.journal import JobState, Journal
 from gateway.monitors import system
+from gateway.monitors.clock import ClockMonitor
+from gateway.monitors.health import HealthMonitor
+from gateway.monitors.health_rules import Severity
+from gateway.monitors.hotplug import DeviceMatcher, HotplugMonitor
+from gateway.registers.checkbox.driver import CheckboxRegister
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
+from gateway.registers.vchasno.driver import VchasnoRegister
 from gateway.supervisor import LinkState, RegisterSupervisor
 from gateway.systemd import Notifier, Progress, keep_alive
+from gateway.web.diagnostics import RecentLogs, masked
+from gateway.web.server import StatusPage
 from gateway.worker import ShiftPolicy, Worker
 
 _LOGGER = logging.getLogger(__name__)
@@ -60,6 +69,12 @@ class Gateway:
         self.worker: Worker | None = None
         self.http: HttpApi | None = None
         self.mqtt: BoxMqtt | None = None
+        self.web: StatusPage | None = None
+        self.clock: ClockMonitor | None = None
+        self.health_monitor: HealthMonitor | None = None
+        self.hotplug: HotplugMonitor | None = None
+        self._event_tasks: set[asyncio.Task[int]] = set()
+        self.logs = RecentLogs()  # the last log lines, for the diagnostics bundle
         self.started_at = dt.datetime.now(dt.UTC)
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -71,11 +86,34 @@ class Gateway:
     async def _register(self) -> AsyncIterator[fiscal.Register]:
         reg = self.cfg.register
         port = reg.port
-        if reg.driver != "shtrih":
-            raise GatewayError(
-                f"register.driver {reg.driver!r} is not available in this build",
-                code="config_invalid",
+        tz = _timezone(self.cfg.timezone)
+        if reg.driver == "checkbox":
+            if reg.url is None or reg.license_key is None:
+                raise GatewayError(
+                    "register.driver checkbox needs register.url and register.license_key",
+                    code="config_invalid",
+                )
+            yield CheckboxRegister(
+                reg.url,
+                license_key=reg.license_key.reveal(),
+                login=reg.login.reveal() if reg.login else None,
+                password=reg.password.reveal() if reg.password else None,
+                pin_code=reg.pin_code.reveal() if reg.pin_code else None,
+                client_name=reg.client_name,
+                tz=tz,
+                on_event=self._register_event,
             )
+            return
+        if reg.driver == "vchasno":
+            if reg.url is None or reg.token is None:
+                raise GatewayError(
+                    "register.driver vchasno needs register.url and register.token",
+                    code="config_invalid",
+                )
+            yield VchasnoRegister(
+                reg.url, token=reg.token.reveal(), tz=tz, on_event=self._register_event
+            )
+            return
         if port == "emulator":
             state_dir = self.cfg.state_dir
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +130,16 @@ class Gateway:
             if self.emulator is not None:
                 await self.emulator.close()
 
+    def _register_event(self, name: str, data: dict[str, object]) -> None:
+        """A cloud register's event (offline, limits, keys) -> the journal's outbox."""
+        if self.journal is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.journal.add_event(name, dict(data), now=dt.datetime.now(dt.UTC))
+        )
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
     def _spawn(self, tg: asyncio.TaskGroup, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(tg.create_task(coro, name=name))
 
@@ -104,18 +152,21 @@ class Gateway:
             cfg.state_dir / JOURNAL_FILE, recreate_if_corrupt=cfg.journal.recreate_if_corrupt
         )
         self.journal = journal
+        logging.getLogger().addHandler(self.logs)
         try:
             async with self._register() as register:
                 await self._serve(journal, register)
         finally:
+            logging.getLogger().removeHandler(self.logs)
             await journal.close()
         _LOGGER.info("Stopped")
 
     async def _serve(self, journal: Journal, register: fiscal.Register) -> None:
         cfg = self.cfg
         self.register = register
-        self.supervisor = supervisor = RegisterSupervisor(register)
+        self.supervisor = supervisor = RegisterSupervisor(register, journal=journal)
         supervisor.add_listener(self._on_link_state)
+        tz = _timezone(cfg.timezone)
         operator = (
             fiscal.Operator(cfg.register.operator.name, cfg.register.operator.vatin)
             if cfg.register.operator is not None
@@ -131,9 +182,35 @@ class Gateway:
                 close_before_limit=dt.timedelta(minutes=cfg.shift.close_before_limit_min),
                 operator=operator,
             ),
-            tz=_timezone(cfg.timezone),
+            tz=tz,
             device_info=lambda: supervisor.device,
         )
+        self.clock = ClockMonitor(
+            journal,
+            register,
+            supervisor.connected_event,
+            worker.register_lock,
+            config=cfg.clock,
+            tz=tz,
+            wake_worker=worker.wake,
+        )
+        self.health_monitor = health = HealthMonitor(
+            journal,
+            register,
+            supervisor.connected_event,
+            worker.register_lock,
+            config=cfg.health,
+            device_info=lambda: supervisor.device,
+        )
+        supervisor.add_listener(
+            lambda state: health.poll_now() if state is LinkState.CONNECTED else None
+        )
+        if cfg.register.driver == "shtrih":  # a cloud РРО has no cable to watch
+            self.hotplug = HotplugMonitor(
+                supervisor,
+                DeviceMatcher.from_config(cfg.register.usb, cfg.register.port),
+                journal=journal,
+            )
         self.http = HttpApi(
             config=cfg.http,
             journal=journal,
@@ -156,7 +233,24 @@ class Gateway:
             self._spawn(tg, self._report_register(), "register-report")
             self._spawn(tg, worker.run(), "worker")
             self._spawn(tg, self._retention(), "journal-retention")
+            self._spawn(tg, self.clock.run(), "clock-monitor")
+            self._spawn(tg, health.run(), "health-monitor")
+            if self.hotplug is not None:
+                self._spawn(tg, self.hotplug.run(), "hotplug")
             await self.http.start()
+            if cfg.web.enabled:
+                self.web = StatusPage(
+                    config=cfg.web,
+                    journal=journal,
+                    status=self.health,
+                    controls=SupervisorControls(supervisor, self.clock),
+                    on_submitted=worker.wake,
+                    config_dump=masked(cfg),
+                    logs=self.logs,
+                    tz=tz,
+                )
+                await self.web.start()
+                self._spawn(tg, self.web.sample_queue_depth(), "queue-depth-samples")
             if self.mqtt is not None:
                 self._spawn(tg, self.mqtt.run(), "mqtt")
             try:
@@ -167,6 +261,8 @@ class Gateway:
                 self.notifier.stopping()
             finally:
                 await self.http.stop()
+                if self.web is not None:
+                    await self.web.stop()
                 if self.mqtt is not None:
                     await self.mqtt.stop()
                 for task in self._tasks:
@@ -230,9 +326,24 @@ class Gateway:
         body["journal"] = {"state": "ok" if journal_ok else "down"}
         body["queue"] = queue
         body["mqtt"] = self.mqtt.health() if self.mqtt is not None else {"state": "off"}
+        if sup is not None:
+            body["register"] = {**body["register"], "link": sup.snapshot()}  # type: ignore[dict-item]
+        critical = False
+        if self.clock is not None:
+            clock = self.clock.snapshot()
+            body["clock"] = clock.as_dict()
+            critical = critical or clock.blocking
+        if self.health_monitor is not None:
+            snap = self.health_monitor.snapshot()
+            body["health"] = snap.as_dict()
+            critical = critical or snap.worst is Severity.CRITICAL
+        if self.hotplug is not None:
+            body["hotplug"] = self.hotplug.snapshot().as_dict()
         if not journal_ok:
             status = "down"
-        elif register_state != "connected" or queue.get("blocked") or queue.get("paused"):
+        elif (
+            register_state != "connected" or queue.get("blocked") or queue.get("paused") or critical
+        ):
             status = "degraded"
         else:
             status = "ok"

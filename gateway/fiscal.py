@@ -147,6 +147,9 @@ class Receipt:
     operator: Operator | None = None
     client_contact: str | None = None  # ФФД tag 1008, e-mail or phone
     job_id: str | None = None
+    # Stable id of this one fiscal document across retries and restarts (job uuid + task index).
+    # Cloud backends that keep the client's id (Checkbox) use it to answer "was it made?".
+    request_id: str | None = None
 
     @property
     def total(self) -> int:
@@ -395,6 +398,22 @@ class Register(Protocol):
 
         Never re-sends a command. Shtrih: ENQ — an ACK means an answer is waiting; it is read
         and discarded (the caller reconciles by document numbers).
+        """
+
+
+@runtime_checkable
+class KeyedRegister(Register, Protocol):
+    """A register that stores the client's id of every receipt (a cloud РРО such as Checkbox).
+
+    Recovery asks it by id instead of comparing document numbers: the backend refuses a
+    second receipt with the same id, so "not found" proves the receipt was never made.
+    """
+
+    async def find_receipt(self, request_id: str) -> FiscalResult | None:
+        """The fiscal data of the receipt made with `request_id`; None when there is none.
+
+        Waits while the backend is still fiscalising it; a receipt the backend refused
+        raises a non-transient `DeviceError`.
         """
 
 

@@ -1,19 +1,31 @@
 """Keeps one register connected: connect, watch, reconnect with jittered backoff.
 
 Drivers report (a lost link fails their calls); this one supervisor reconnects — the
-pattern of aioesphomeapi's ReconnectLogic and zigpy's watchdog loop.
+pattern of aioesphomeapi's ReconnectLogic and zigpy's watchdog loop. Hotplug tells it at
+once when the cable goes (`link_down_now`) and comes back (`device_added`), so it neither
+waits for a failed call to notice nor sits out a long backoff after the replug.
+
+Identity: with a journal, the first register seen is remembered (serial and ФН number). A
+register that later answers with another serial or ФН is refused — the link is closed, the
+state is REFUSED, an alarm goes out — until a technician calls `accept_register()`: printing
+on the wrong register (or a new ФН nobody registered) must be a person's decision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import enum
+import json
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from gateway import fiscal
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, RegisterMismatch
+from gateway.journal import Journal
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -21,6 +33,7 @@ BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 WATCH_INTERVAL_S = 1.0
 CONNECT_TIMEOUT_S = 15.0
+META_IDENTITY = "register_identity"
 
 
 class LinkState(enum.Enum):
@@ -29,22 +42,54 @@ class LinkState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
+    REFUSED = "refused"  # another register answers; waiting for a technician
     STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterIdentity:
+    """What tells one register (and its ФН) from another."""
+
+    serial: str
+    fn_number: str
+    model: str = ""
+
+    def same_as(self, other: RegisterIdentity) -> bool:
+        """Same serial and same ФН."""
+        return self.serial == other.serial and self.fn_number == other.fn_number
+
+    def describe(self) -> str:
+        """For messages."""
+        return f"{self.model or 'register'} serial {self.serial}, ФН {self.fn_number}"
 
 
 class RegisterSupervisor:
     """Owns the register's connection; others wait for `connected_event`."""
 
-    def __init__(self, register: fiscal.Register, *, name: str = "register") -> None:
+    def __init__(
+        self,
+        register: fiscal.Register,
+        *,
+        name: str = "register",
+        journal: Journal | None = None,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self.register = register
         self.name = name
         self.state = LinkState.DISCONNECTED
         self.last_error: str | None = None
         self.device: fiscal.DeviceInfo | None = None
+        self.identity: RegisterIdentity | None = None  # the accepted register
+        self.refused: RegisterIdentity | None = None  # the one waiting for a technician
         self.connected_event = asyncio.Event()
+        self._journal = journal
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._kick = asyncio.Event()
         self._listeners: list[Callable[[LinkState], None]] = []
         self._failures = 0
+        self._device_absent = False
+        self._accept_next = False
+        self._identity_loaded = False
 
     def add_listener(self, callback: Callable[[LinkState], None]) -> Callable[[], None]:
         """Call `callback(state)` on every change; returns an unsubscribe function."""
@@ -62,9 +107,43 @@ class RegisterSupervisor:
         for callback in list(self._listeners):
             callback(state)
 
+    # --- commands from hotplug and the status page ----------------------------------------
+
     def reconnect_now(self) -> None:
         """Drop the current link (if any) and connect again without waiting for backoff."""
         self._kick.set()
+
+    def link_down_now(self, reason: str = "device removed") -> None:
+        """The device is gone (udev remove): drop the link now and wait for `device_added`."""
+        _LOGGER.warning("%s: %s; link down", self.name, reason)
+        self._device_absent = True
+        self.last_error = reason
+        self.connected_event.clear()  # no new job starts on a link that is going away
+        self._kick.set()
+
+    def device_added(self) -> None:
+        """The device is back (udev add): connect now, skipping any backoff."""
+        was_absent, self._device_absent = self._device_absent, False
+        self._failures = 0
+        # An add while connected (e.g. the first look of polling) needs no reconnect.
+        if was_absent or self.state in (LinkState.DISCONNECTED, LinkState.REFUSED):
+            self._kick.set()
+
+    def accept_register(self) -> None:
+        """A technician accepts the register now plugged in: remember it and go on."""
+        _LOGGER.warning("%s: the register on the port is accepted by a technician", self.name)
+        self._accept_next = True
+        self._kick.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready state for /health and the status page."""
+        return {
+            "state": self.state.value,
+            "error": self.last_error,
+            "device_present": not self._device_absent,
+            "identity": asdict(self.identity) if self.identity else None,
+            "refused": asdict(self.refused) if self.refused else None,
+        }
 
     async def wait_connected(self, timeout_s: float) -> bool:
         """True once connected, False after `timeout_s`."""
@@ -75,13 +154,24 @@ class RegisterSupervisor:
             return False
         return True
 
+    # --- loop ------------------------------------------------------------------------------
+
     async def run(self) -> None:
         """Connect, watch, reconnect; until cancelled."""
         try:
             while True:
+                if self._device_absent:
+                    await self._wait_kick(BACKOFF_MAX_S)
+                    # Without an add event after the longest backoff, try anyway: an event
+                    # may have been missed.
+                    self._device_absent = False
+                    continue
                 await self._connect_once()
                 if self.state is LinkState.CONNECTED:
                     await self._watch()
+                elif self.state is LinkState.REFUSED:
+                    # Retried now and then: the right register may come back without an event.
+                    await self._wait_kick(BACKOFF_MAX_S)
                 else:
                     await self._backoff()
         finally:
@@ -93,7 +183,14 @@ class RegisterSupervisor:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await self.register.connect()
-                self.device = await self.register.device_info()
+                device = await self.register.device_info()
+                fn = await self.register.fn_status()
+                await self._check_identity(RegisterIdentity(device.serial, fn.number, device.model))
+        except RegisterMismatch as err:
+            self.last_error = str(err)
+            await self.register.close()
+            self._set_state(LinkState.REFUSED)
+            return
         except (GatewayError, OSError, TimeoutError) as err:
             self._failures += 1
             self.last_error = str(err) or type(err).__name__
@@ -103,17 +200,71 @@ class RegisterSupervisor:
             await self.register.close()
             self._set_state(LinkState.DISCONNECTED)
             return
+        self.device = device
         self._failures = 0
         self.last_error = None
         _LOGGER.info(
-            "%s connected: %s serial %s firmware %s build %d",
+            "%s connected: %s serial %s firmware %s build %d, ФН %s",
             self.name,
-            self.device.model,
-            self.device.serial,
-            self.device.firmware_version,
-            self.device.firmware_build,
+            device.model,
+            device.serial,
+            device.firmware_version,
+            device.firmware_build,
+            fn.number,
         )
         self._set_state(LinkState.CONNECTED)
+
+    async def _check_identity(self, seen: RegisterIdentity) -> None:
+        """Remember the first register; refuse another one until accepted."""
+        if self._journal is None:
+            return
+        if not self._identity_loaded:
+            stored = await self._journal.meta_get(META_IDENTITY)
+            if stored:
+                self.identity = RegisterIdentity(**json.loads(stored))
+            self._identity_loaded = True
+        known = self.identity
+        if known is not None and known.same_as(seen):
+            self.refused = None
+            return
+        if known is not None and not self._accept_next:
+            if self.refused is None or not self.refused.same_as(seen):
+                self.refused = seen
+                what = "ФН" if seen.serial == known.serial else "register"
+                message = (
+                    f"a different {what} is plugged in: {seen.describe()}; this box prints on "
+                    f"{known.describe()}. Nothing is printed until a technician accepts it"
+                )
+                _LOGGER.error("%s: %s", self.name, message)
+                await self._journal.add_event(
+                    "register_mismatch",
+                    {
+                        "message": message,
+                        "action": "plug the right register back in, or accept this one on "
+                        "the status page if it replaced the old one (new ФН registered)",
+                        "expected": asdict(known),
+                        "found": asdict(seen),
+                    },
+                    now=self._now(),
+                )
+            raise RegisterMismatch(f"refused {seen.describe()}; expected {known.describe()}")
+        accepted = self._accept_next
+        self._accept_next = False
+        self.identity = seen
+        self.refused = None
+        await self._journal.meta_set(META_IDENTITY, json.dumps(asdict(seen)))
+        kind = "register_accepted" if accepted else "register_identified"
+        message = (
+            f"{seen.describe()} accepted by a technician"
+            if accepted
+            else f"first register seen: {seen.describe()}"
+        )
+        _LOGGER.warning("%s: %s", self.name, message)
+        await self._journal.add_event(
+            kind,
+            {"message": message, "action": "nothing to do", "register": asdict(seen)},
+            now=self._now(),
+        )
 
     async def _watch(self) -> None:
         while self.register.connected and not self._kick.is_set():
@@ -124,20 +275,25 @@ class RegisterSupervisor:
                 pass
         if self._kick.is_set():
             self._kick.clear()
-            _LOGGER.info("%s: reconnect requested", self.name)
+            if self._device_absent:
+                _LOGGER.info("%s: device removed; closing the link", self.name)
+            else:
+                _LOGGER.info("%s: reconnect requested", self.name)
         else:
             _LOGGER.warning("%s: link lost", self.name)
-        await self.register.close()
         self._set_state(LinkState.DISCONNECTED)
+        await self.register.close()
+
+    async def _wait_kick(self, timeout_s: float) -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._kick.wait()
+        except TimeoutError:
+            pass
+        self._kick.clear()
 
     async def _backoff(self) -> None:
         delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** min(self._failures, 10))
-        delay *= random.uniform(
-            0.5, 1.0
-        )  # jitter: boxes that lost power together don't retry together
-        try:
-            async with asyncio.timeout(delay):
-                await self._kick.wait()
-            self._kick.clear()
-        except TimeoutError:
-            pass
+        # Jitter: boxes that lost power together don't retry together.
+        delay *= random.uniform(0.5, 1.0)
+        await self._wait_kick(delay)

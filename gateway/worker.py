@@ -14,6 +14,7 @@ Transient states (paper out, cover open, link down) pause the queue and resume b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -38,6 +39,8 @@ from gateway.tasks import (
 )
 
 _LOGGER = logging.getLogger(__name__)
+
+LINK_RETRY_PAUSE_S = 1.0
 
 IDLE_CHECK_INTERVAL_S = 60.0  # how often an idle worker looks at the shift's age
 PAUSE_POLL_INTERVAL_S = 2.0  # how often a paused queue checks whether the register recovered
@@ -94,10 +97,18 @@ class Worker:
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._device_info = device_info
         self._wake = asyncio.Event()
+        # Held around each job (and idle shift upkeep): monitors take it to keep off the
+        # register while a document is in progress.
+        self._register_lock = asyncio.Lock()
         self.paused_reason: str | None = None
         self.current_job: str | None = None
         self.progress = 0  # bumps on every step: the systemd watchdog checks it moves
         self.last_activity = self._now()
+
+    @property
+    def register_lock(self) -> asyncio.Lock:
+        """The lock the worker holds while it uses the register; monitors take it too."""
+        return self._register_lock
 
     def wake(self, _uuid: str | None = None) -> None:
         """A job was queued or unblocked: look at the queue now."""
@@ -117,13 +128,16 @@ class Worker:
             if not await self._wait_connected():
                 continue
             try:
-                await self._run_job(job)
+                async with self._register_lock:
+                    await self._run_job(job)
             except Paused as err:
                 await self._pause(str(err))
             except LinkError as err:
                 _LOGGER.warning(
                     "Job %s: register link failed (%s); will recover when it is back", job.uuid, err
                 )
+                # The supervisor may take a moment to see the link down; do not spin meanwhile.
+                await asyncio.sleep(LINK_RETRY_PAUSE_S)
 
     def _tick(self) -> None:
         self.progress += 1
@@ -137,7 +151,8 @@ class Worker:
         except TimeoutError:
             if self._connected.is_set() and not await self._journal.is_blocked():
                 try:
-                    await self._shift_maintenance(for_receipt=False)
+                    async with self._register_lock:
+                        await self._shift_maintenance(for_receipt=False)
                 except (GatewayError, OSError) as err:
                     _LOGGER.warning("Shift maintenance failed: %s", err)
         self._wake.clear()
@@ -300,7 +315,8 @@ class Worker:
         _LOGGER.info("Job %s task %d: %s, N0=%d", job.uuid, index, step, n0)
         try:
             if isinstance(task, ReceiptTask):
-                res = await self._register.print_receipt(task.receipt)
+                receipt = dataclasses.replace(task.receipt, request_id=request_id(job.uuid, index))
+                res = await self._register.print_receipt(receipt)
             elif isinstance(task, OpenShiftTask):
                 res = await self._register.open_shift(task.operator or self._policy.operator)
                 await self._remember_shift(res)
@@ -343,6 +359,8 @@ class Worker:
     ) -> dict[str, Any] | None:
         """DESIGN §4 steps 1–4. Returns the result when printed, None when proven not printed."""
         await self._wait_link_back()
+        if isinstance(self._register, fiscal.KeyedRegister):
+            return await self._reconcile_keyed(self._register, job, index, task)
         status = await self._register.settle()
         if status.receipt_open:
             _LOGGER.warning(
@@ -381,6 +399,41 @@ class Worker:
                 fiscal.FiscalResult(doc.number, doc.fiscal_sign, doc.datetime)
             )
         return results.recovered_result(doc, fn.number, self._tz)
+
+    async def _reconcile_keyed(
+        self,
+        register: fiscal.KeyedRegister,
+        job: JobRecord,
+        index: int,
+        task: ReceiptTask | OpenShiftTask | CloseShiftTask,
+    ) -> dict[str, Any] | None:
+        """Cloud РРО: ask by the receipt's own id; shifts by their state (the backend refuses
+        a second open or close, so the state alone proves the step)."""
+        if isinstance(task, ReceiptTask):
+            res = await register.find_receipt(request_id(job.uuid, index))
+            if res is None:
+                _LOGGER.info(
+                    "Job %s task %d: the backend has no such receipt; sending it again",
+                    job.uuid,
+                    index,
+                )
+                return None
+        else:
+            info = await register.shift_info()
+            opening = isinstance(task, OpenShiftTask)
+            if (info.state is fiscal.ShiftState.CLOSED) == opening:
+                return None
+            res = fiscal.FiscalResult(
+                info.number, 0, info.opened_at if opening else None, shift_number=info.number
+            )
+            if opening:
+                await self._remember_shift(res)
+        _LOGGER.warning(
+            "Job %s task %d: made by the backend (answer was lost); recovered", job.uuid, index
+        )
+        out = results.fiscal_result(res, self._tz)
+        out["warnings"] = {"recovered": True}
+        return out
 
     # --- register readiness and shift policy -------------------------------------------------
 
@@ -451,6 +504,8 @@ class Worker:
 
     async def _shift_opened_at(self, info: fiscal.ShiftInfo) -> dt.datetime | None:
         """When the open shift began (register wall time): remembered, or read from the ФН."""
+        if info.opened_at is not None:
+            return info.opened_at  # a cloud РРО reports it directly
         stored = await self._journal.meta_get(META_SHIFT_OPENED)
         if stored:
             memo = json.loads(stored)
@@ -468,6 +523,11 @@ class Worker:
             if doc.document_type == fiscal.DOC_TYPE_SHIFT_CLOSE:
                 break
         return None
+
+
+def request_id(job_uuid: str, index: int) -> str:
+    """The id of one fiscal document: the job's uuid for its first task, uuid/index after."""
+    return job_uuid if index == 0 else f"{job_uuid}/{index}"
 
 
 def _mismatch(

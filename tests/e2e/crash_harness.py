@@ -8,6 +8,12 @@ runs undisturbed until every accepted job is finished, and the emulator's paper 
 show every accepted uuid exactly once and no rejected one.
 
     python -m tests.e2e.crash_harness --receipts 1000 --kills 50      # the long run
+    python -m tests.e2e.crash_harness --backend checkbox              # the same, Checkbox
+
+With `--backend checkbox` the register is the fake Checkbox API (tests/fakes/checkbox.py) in
+its own process, keeping a durable list of the receipts it accepted: that list is the tape.
+Its "power cuts" are SIGKILLs of that process; its "lost answers" are sells it accepts and
+never answers.
 """
 
 from __future__ import annotations
@@ -107,7 +113,13 @@ class Outcome:
 class Harness:
     """Owns the two processes and the client."""
 
-    def __init__(self, workdir: Path, *, receipts: int, kills: int, seed: int) -> None:
+    def __init__(
+        self, workdir: Path, *, receipts: int, kills: int, seed: int, backend: str = "shtrih"
+    ) -> None:
+        if backend not in ("shtrih", "checkbox"):
+            raise ValueError(f"unknown backend {backend!r}")
+        self.backend = backend
+        self.cloud_port = free_port()
         self.dir = workdir
         self.receipts = receipts
         self.kills = kills
@@ -124,7 +136,25 @@ class Harness:
     # --- processes -------------------------------------------------------------------------
 
     async def start_emulator(self) -> None:
-        """Start the emulator and wait for its READY line."""
+        """Start the emulator (or the fake Checkbox) and wait for its READY line."""
+        if self.backend == "checkbox":
+            self.emulator = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.fakes.checkbox",
+                "--state",
+                str(self.emu_state),
+                "--port",
+                str(self.cloud_port),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=self.logs,
+            )
+            assert self.emulator.stdout is not None
+            async with asyncio.timeout(START_TIMEOUT_S):
+                line = await self.emulator.stdout.readline()
+            if not line.startswith(b"READY "):
+                raise RuntimeError(f"fake Checkbox did not start: {line!r}")
+            return
         self.emulator = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -175,6 +205,13 @@ class Harness:
 
     async def control(self, fault: str, value: object) -> None:
         """Set a fault on the running emulator through its control socket."""
+        if self.backend == "checkbox":
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with aiohttp.ClientSession() as session, asyncio.timeout(5):
+                    url = f"http://127.0.0.1:{self.cloud_port}/_control"
+                    async with session.post(url, json={"fault": fault, "value": value}):
+                        pass
+            return
         path = str(self.emu_state) + ".control"
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(5):
@@ -251,6 +288,9 @@ class Harness:
                 kills += 1
                 await asyncio.sleep(self.rng.uniform(0.1, 0.5))
                 await self.start_emulator()
+            elif self.backend == "checkbox":
+                await self.control(self.rng.choice(["hang_sell_answers", "expire_tokens"]), 1)
+                self.outcome.answer_faults += 1
             else:
                 await self.control(self.rng.choice(["answer_lost", "answer_dropped"]), True)
                 self.outcome.answer_faults += 1
@@ -282,6 +322,14 @@ class Harness:
 
     def read_tape(self) -> None:
         """Count each uuid's item on the paper tape."""
+        if self.backend == "checkbox":
+            tape = Path(str(self.emu_state) + ".tape.jsonl")
+            lines = tape.read_text(encoding="utf-8").splitlines() if tape.exists() else []
+            for line in lines:
+                for name in json.loads(line)["names"]:
+                    if name.startswith("item "):
+                        self.outcome.tape_counts[name[5:]] += 1
+            return
         tape = Path(str(self.emu_state) + ".journal.jsonl")
         for line in tape.read_text(encoding="utf-8").splitlines():
             doc = json.loads(line)
@@ -292,10 +340,20 @@ class Harness:
 
     async def run(self) -> Outcome:
         """The whole scenario."""
+        if self.backend == "checkbox":
+            from tests.fakes import checkbox as fake
+
+            register = (
+                "register:\n  driver: checkbox\n"
+                f"  url: http://127.0.0.1:{self.cloud_port}/api/v1\n"
+                f"  license_key: {fake.LICENSE_KEY}\n  pin_code: '{fake.PIN_CODE}'\n"
+            )
+        else:
+            register = f"register:\n  port: {self.tty}\n"
         self.config.write_text(
             f"state_dir: {self.dir / 'state'}\n"
             "log_level: info\n"
-            f"register:\n  port: {self.tty}\n"
+            f"{register}"
             f"http:\n  listen: 127.0.0.1:{self.http_port}\n"
             "web:\n  enabled: false\n",
             encoding="utf-8",
@@ -333,13 +391,16 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--backend", choices=["shtrih", "checkbox"], default="shtrih")
     args = parser.parse_args()
     import tempfile
 
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="crash-"))
     workdir.mkdir(parents=True, exist_ok=True)
     outcome = asyncio.run(
-        Harness(workdir, receipts=args.receipts, kills=args.kills, seed=args.seed).run()
+        Harness(
+            workdir, receipts=args.receipts, kills=args.kills, seed=args.seed, backend=args.backend
+        ).run()
     )
     problems = outcome.problems()
     print(f"seed {args.seed}, dir {workdir}, {outcome.seconds:.0f} s")

@@ -1,0 +1,1 @@
+"""Checkbox software РРО (Ukraine) behind the Register protocol."""

@@ -1,0 +1,565 @@
+"""Checkbox software РРО behind the `Register` protocol, over its HTTPS API (aiohttp client).
+
+Why not the vendor's `checkbox-sdk`: it brings its own HTTP stack (httpx) next to the
+aiohttp the daemon already has, and its polling helpers block on fixed waits without
+the per-call timeouts and error mapping the worker relies on; the API is a dozen calls.
+
+Exactly once: every receipt is sent with a client id derived from the job (`payload.receipt_id`).
+Checkbox refuses a second receipt with an id it knows (400 `receipt.already_exists`), so
+recovery is `GET receipts/{id}`: 404 proves the receipt was never made (`find_receipt` ->
+None); otherwise it is waited for and its fiscal data becomes the job's result.
+
+Offline: when a receipt stays unfiscalised past `tax_wait_s` and the tax service does not
+answer `ping-tax-service`, the driver calls `go-offline` (Checkbox then fiscalises with the
+offline codes reserved earlier via `ask-offline-codes`); while offline it pings on every
+status refresh and calls `go-online` once the tax service answers, reporting the backlog.
+The 36 h / 168 h limits are watched by `offline.Ledger` and reported as events and warnings.
+
+Choices where the public docs are thin (also in docs/ukraine.md): `cashier/me` carries the
+ЕЦП's `certificate_end`; `ping-tax-service` answers `{"status": "DONE"}` when reachable;
+`get-offline-codes-count` answers `{"available": N}`; a 403 or a code mentioning "license"
+means the license key was refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gateway import __version__, fiscal
+from gateway.errors import LinkError, NoAnswer
+from gateway.registers.checkbox import offline, payload
+from gateway.registers.cloud_http import CloudApiError, CloudHttp, CredentialsRejected
+
+_LOGGER = logging.getLogger(__name__)
+
+EventSink = Callable[[str, dict[str, object]], None]
+
+POLL_INTERVAL_S = 0.75  # checkbox-sdk's default between status polls
+POLL_TIMEOUT_S = 60.0
+TAX_WAIT_S = 15.0  # a receipt unfiscalised this long: check the tax service, maybe go offline
+OFFLINE_CHECK_INTERVAL_S = 60.0
+KEY_WARN_DAYS = 14
+OFFLINE_CODES_MIN = 100
+OFFLINE_CODES_ASK = 2000
+
+
+class CheckboxRegister:
+    """One Checkbox cash register (license key) and one cashier."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        license_key: str,
+        login: str | None = None,
+        password: str | None = None,
+        pin_code: str | None = None,
+        client_name: str = "fiscal-gateway",
+        tax_codes: Mapping[fiscal.Vat, int | None] | None = None,
+        tz: dt.tzinfo | None = None,
+        on_event: EventSink | None = None,
+        request_timeout_s: float = 30.0,
+        poll_interval_s: float = POLL_INTERVAL_S,
+        poll_timeout_s: float = POLL_TIMEOUT_S,
+        tax_wait_s: float = TAX_WAIT_S,
+        offline_check_interval_s: float = OFFLINE_CHECK_INTERVAL_S,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        if pin_code is None and (login is None or password is None):
+            raise ValueError("Checkbox needs pin_code, or login and password")
+        self._http = CloudHttp(
+            url,
+            headers={
+                "X-Client-Name": client_name,
+                "X-Client-Version": __version__,
+                "X-License-Key": license_key,
+            },
+            timeout_s=request_timeout_s,
+            name="checkbox",
+        )
+        self._login, self._password, self._pin = login, password, pin_code
+        self._given_tax_codes = dict(tax_codes) if tax_codes is not None else None
+        self._tax_codes: dict[fiscal.Vat, int | None] = {}
+        self._tz = tz
+        self._on_event = on_event
+        self._poll_interval_s = poll_interval_s
+        self._poll_timeout_s = poll_timeout_s
+        self._tax_wait_s = tax_wait_s
+        self._offline_check_interval_s = offline_check_interval_s
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._token: str | None = None
+        self._connected = False
+        self._fiscal_number = ""
+        self._key_end: dt.datetime | None = None
+        self._ledger = offline.Ledger()
+        self._offline_level = offline.Level.OK
+        self._offline_receipts = 0
+        self._last_offline_check: dt.datetime | None = None
+        self._last_shift_serial = 0
+
+    def __repr__(self) -> str:
+        return f"CheckboxRegister({self._http.base_url!r})"  # never the keys
+
+    # --- connection ------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True after a successful sign-in, until a call fails on the network."""
+        return self._connected
+
+    @property
+    def offline_since(self) -> dt.datetime | None:
+        """When the register went offline (UTC), or None while online."""
+        return self._ledger.offline_since
+
+    def offline_budget(self) -> offline.Budget:
+        """The legal offline limits, used and left."""
+        return self._ledger.budget(self._now())
+
+    async def connect(self) -> None:
+        """Sign in, read the register and the cashier's key, load tax codes, check offline."""
+        await self._http.open()
+        try:
+            await self._sign_in()
+            info = await self._get("cash-registers/info")
+            self._fiscal_number = str(info.get("fiscal_number") or info.get("number") or "")
+            await self._check_cashier_key()
+            if self._given_tax_codes is not None:
+                self._tax_codes = self._given_tax_codes
+            else:
+                taxes = await self._get("tax")
+                if not isinstance(taxes, list):
+                    raise NoAnswer("GET tax did not answer a list", command_sent=True)
+                self._tax_codes = payload.tax_codes_from_list(taxes)
+            self._observe_offline(bool(info.get("offline_mode")))
+        except CredentialsRejected as err:
+            self._credentials_event(err)
+            raise
+        self._connected = True
+        await self._offline_upkeep(force=True)
+
+    async def close(self) -> None:
+        """Drop the session; the next connect signs in again."""
+        self._connected = False
+        await self._http.close()
+
+    async def _sign_in(self) -> None:
+        body: dict[str, str | None]
+        if self._pin is not None:
+            path, body = "cashier/signinPinCode", {"pin_code": self._pin}
+        else:
+            path, body = "cashier/signin", {"login": self._login, "password": self._password}
+        try:
+            reply = await self._http.request("POST", path, body=body)
+        except CredentialsRejected as err:
+            err.which = "license_key" if _about_license(err) else "cashier"
+            raise
+        except CloudApiError as err:
+            # 422 without the license header, 400 on a malformed PIN: keys are wrong either way.
+            raise CredentialsRejected(
+                f"checkbox: sign-in refused: {err.message}",
+                which="license_key" if "license" in err.message.lower() else "cashier",
+                api_code=err.api_code,
+            ) from err
+        token = reply.body.get("access_token") if isinstance(reply.body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise NoAnswer("Checkbox sign-in answered without an access_token", command_sent=True)
+        self._token = token
+
+    async def _check_cashier_key(self) -> None:
+        me = await self._get("cashier/me")
+        end = payload.parse_when(me.get("certificate_end"), dt.UTC) if me else None
+        self._key_end = end.replace(tzinfo=dt.UTC) if end is not None else None
+        if self._key_end is None:
+            return
+        left = self._key_end - self._now()
+        if left <= dt.timedelta():
+            raise CredentialsRejected(
+                f"checkbox: the cashier's key (ЕЦП) expired on {self._key_end.date()}",
+                which="cashier_key",
+                hint="renew the cashier's key in the Checkbox cabinet",
+            )
+        if left <= dt.timedelta(days=KEY_WARN_DAYS):
+            _LOGGER.warning("Checkbox: the cashier's key (ЕЦП) expires on %s", self._key_end.date())
+            self._emit("cashier_key_expiring", {"expires": self._key_end.date().isoformat()})
+
+    def _credentials_event(self, err: CredentialsRejected) -> None:
+        _LOGGER.error("%s", err.message)
+        self._emit("register_credentials_rejected", {"which": err.which, "message": err.message})
+
+    # --- calls -----------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """An authorised call; a 401 signs in again once (token refresh) and repeats it.
+
+        Repeating is safe even for `receipts/sell`: a 401 means it was not accepted.
+        """
+        for attempt in (0, 1):
+            auth = {"Authorization": f"Bearer {self._token}", **(headers or {})}
+            try:
+                reply = await self._http.request(
+                    method, path, body=body, params=params, headers=auth
+                )
+                return reply.status, reply.body
+            except CredentialsRejected as err:
+                if attempt == 0 and err.status == 401 and not _about_license(err):
+                    _LOGGER.info("Checkbox: token refused; signing in again")
+                    await self._sign_in()
+                    continue
+                err.which = "license_key" if _about_license(err) else "cashier"
+                self._connected = False
+                self._credentials_event(err)
+                raise
+            except LinkError:
+                self._connected = False  # the supervisor reconnects (and signs in again)
+                raise
+        raise AssertionError("unreachable")
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        _status, body = await self._call("GET", path, params=params)
+        return body
+
+    # --- state -----------------------------------------------------------------------------
+
+    async def _current_shift(self) -> dict[str, Any] | None:
+        shift = await self._get("cashier/shift")
+        if isinstance(shift, dict):
+            self._last_shift_serial = int(shift.get("serial") or 0)
+            return shift
+        return None
+
+    def _shift_state(self, shift: Mapping[str, Any] | None) -> fiscal.ShiftState:
+        if shift is None or shift.get("status") == payload.SHIFT_CLOSED:
+            return fiscal.ShiftState.CLOSED
+        opened = payload.parse_when(shift.get("opened_at"), dt.UTC)
+        if opened is not None and self._now() - opened.replace(tzinfo=dt.UTC) >= dt.timedelta(
+            hours=24
+        ):
+            return fiscal.ShiftState.EXPIRED
+        return fiscal.ShiftState.OPENED
+
+    async def device_info(self) -> fiscal.DeviceInfo:
+        """Checkbox has no hardware: the fiscal number identifies the register."""
+        return fiscal.DeviceInfo(
+            model="Checkbox",
+            serial=self._fiscal_number,
+            firmware_version="api v1",
+            firmware_build=0,
+            firmware_date=None,
+            protocol="checkbox-https",
+        )
+
+    async def status(self) -> fiscal.RegisterStatus:
+        """Shift state; a cloud register has no paper, cover or open receipt."""
+        shift = await self._current_shift()
+        return fiscal.RegisterStatus(
+            mode=0,
+            submode=0,
+            shift=self._shift_state(shift),
+            receipt_open=False,
+            paper_present=True,
+            cover_open=False,
+            waiting_continue_print=False,
+            datetime=await self.read_clock(),
+            shift_number=int(shift.get("serial") or 0) if shift else None,
+        )
+
+    async def fn_status(self) -> fiscal.FnStatus:
+        """`last_document_number` is the serial of the open shift (0 with none open).
+
+        Checkbox exposes no single document counter; this one moves only when a shift opens,
+        which is all the worker's clean-refusal check needs. Recovery goes by receipt id.
+        """
+        shift = await self._current_shift()
+        await self._offline_upkeep()
+        warnings: set[fiscal.FnWarning] = set()
+        if self._ledger.offline_since is not None:
+            warnings.add(fiscal.FnWarning.OFD_TIMEOUT)
+        level = self.offline_budget().level
+        if level is offline.Level.WARN:
+            warnings.add(fiscal.FnWarning.RESOURCE_EXHAUSTED)
+        elif level is offline.Level.EXCEEDED:
+            warnings.add(fiscal.FnWarning.REPLACE_URGENTLY)
+        if self._key_end is not None and self._key_end - self._now() <= dt.timedelta(
+            days=KEY_WARN_DAYS
+        ):
+            warnings.add(fiscal.FnWarning.RESOURCE_EXHAUSTED)
+        return fiscal.FnStatus(
+            number=self._fiscal_number,
+            life_phase=0,
+            current_document=0,
+            shift_open=shift is not None,
+            warnings=frozenset(warnings),
+            last_document_number=int(shift.get("serial") or 0) if shift else 0,
+            last_document_datetime=None,
+            expiry=self._key_end.date() if self._key_end else None,
+        )
+
+    async def fn_expiry(self) -> dt.date | None:
+        """What expires on a ПРРО is the cashier's key (ЕЦП)."""
+        return self._key_end.date() if self._key_end else None
+
+    async def ofd_status(self) -> fiscal.OfdStatus:
+        """Receipts made offline and not yet delivered to the tax service."""
+        await self._offline_upkeep()
+        since = self._ledger.offline_since
+        return fiscal.OfdStatus(
+            unsent_count=self._offline_receipts if since is not None else 0,
+            first_unsent_number=None,
+            first_unsent_datetime=self._wall(since) if since is not None else None,
+        )
+
+    async def shift_info(self) -> fiscal.ShiftInfo:
+        """The cashier's current shift."""
+        shift = await self._current_shift()
+        if shift is None:
+            return fiscal.ShiftInfo(fiscal.ShiftState.CLOSED, self._last_shift_serial)
+        return fiscal.ShiftInfo(
+            self._shift_state(shift),
+            int(shift.get("serial") or 0),
+            receipts=int(shift.get("receipts_count") or 0),
+            opened_at=payload.parse_when(shift.get("opened_at"), self._tz),
+        )
+
+    # --- shifts ----------------------------------------------------------------------------
+
+    async def open_shift(self, operator: fiscal.Operator | None = None) -> fiscal.FiscalResult:
+        """`POST shifts` (202 CREATED), then poll until OPENED."""
+        _status, body = await self._call("POST", "shifts", body={})
+        shift = await self._wait_shift(str(body["id"]), closing=False)
+        return payload.shift_result(
+            shift, closing=False, fiscal_number=self._fiscal_number, tz=self._tz
+        )
+
+    async def close_shift(self, operator: fiscal.Operator | None = None) -> fiscal.FiscalResult:
+        """`POST shifts/close` makes the Z report (202 CLOSING), then poll until CLOSED."""
+        _status, body = await self._call("POST", "shifts/close", body={})
+        shift = await self._wait_shift(str(body["id"]), closing=True)
+        return payload.shift_result(
+            shift, closing=True, fiscal_number=self._fiscal_number, tz=self._tz
+        )
+
+    async def _wait_shift(self, shift_id: str, *, closing: bool) -> dict[str, Any]:
+        pending = payload.SHIFT_PENDING_CLOSE if closing else payload.SHIFT_PENDING_OPEN
+        goal = payload.SHIFT_CLOSED if closing else payload.SHIFT_OPENED
+        deadline = self._now() + dt.timedelta(seconds=self._poll_timeout_s)
+        while True:
+            shift = await self._get(f"shifts/{shift_id}")
+            state = shift.get("status")
+            problem = payload.transaction_error(shift, closing)
+            if problem is not None:
+                raise CloudApiError(400, "transaction.error", problem, path=f"shifts/{shift_id}")
+            if state == goal:
+                self._last_shift_serial = int(shift.get("serial") or 0)
+                return dict(shift)
+            if state not in pending:
+                raise CloudApiError(
+                    400, f"shift.{state}", f"shift went to {state}", path=f"shifts/{shift_id}"
+                )
+            if self._now() >= deadline:
+                raise NoAnswer(f"checkbox: shift {shift_id} still {state}", command_sent=True)
+            await asyncio.sleep(self._poll_interval_s)
+
+    async def x_report(self) -> None:
+        """`POST reports`: an X report (no fiscal document)."""
+        await self._call("POST", "reports", body={})
+
+    # --- receipts --------------------------------------------------------------------------
+
+    async def print_receipt(self, receipt: fiscal.Receipt) -> fiscal.FiscalResult:
+        """Sell or return with the job's id; a known id is not a second sale but a lookup."""
+        rid = payload.receipt_id(receipt.request_id or receipt.job_id or "")
+        if not (receipt.request_id or receipt.job_id):
+            raise ValueError("a Checkbox receipt needs the job's id")
+        body = payload.sell_body(receipt, receipt_uuid=rid, tax_codes=self._tax_codes)
+        try:
+            await self._call("POST", "receipts/sell", body=body, headers={"X-Request-ID": rid})
+        except CloudApiError as err:
+            if err.api_code != "receipt.already_exists":
+                raise
+            _LOGGER.info("Checkbox already has receipt %s; fetching it", rid)
+        return await self._wait_receipt(rid)
+
+    async def find_receipt(self, request_id: str) -> fiscal.FiscalResult | None:
+        """`GET receipts/{id}`: None on 404 (never made), else its fiscal data."""
+        rid = payload.receipt_id(request_id)
+        try:
+            await self._get(f"receipts/{rid}")
+        except CloudApiError as err:
+            if err.error_code == 404:
+                return None
+            raise
+        return await self._wait_receipt(rid)
+
+    async def _wait_receipt(self, rid: str) -> fiscal.FiscalResult:
+        start = self._now()
+        deadline = start + dt.timedelta(seconds=self._poll_timeout_s)
+        tax_checked = False
+        while True:
+            body = await self._get(f"receipts/{rid}")
+            state = body.get("status")
+            if state == payload.RECEIPT_DONE:
+                if body.get("is_created_offline"):
+                    self._offline_receipts += 1
+                    self._observe_offline(True)
+                return payload.receipt_result(
+                    body,
+                    api_url=self._http.base_url,
+                    fiscal_number=self._fiscal_number,
+                    tz=self._tz,
+                )
+            if state == payload.RECEIPT_ERROR:
+                text = str(body.get("error_message") or "the tax service refused the receipt")
+                raise CloudApiError(400, "receipt.error", text, path=f"receipts/{rid}")
+            if state not in payload.RECEIPT_PENDING:
+                raise NoAnswer(
+                    f"Checkbox receipt {rid} in unknown state {state!r}", command_sent=True
+                )
+            now = self._now()
+            if not tax_checked and now - start >= dt.timedelta(seconds=self._tax_wait_s):
+                tax_checked = True
+                await self._go_offline_if_tax_down()
+            if now >= deadline:
+                raise NoAnswer(f"checkbox: receipt {rid} still {state}", command_sent=True)
+            await asyncio.sleep(self._poll_interval_s)
+
+    async def cancel_receipt(self) -> None:
+        """A cloud receipt is never left open: nothing to cancel."""
+
+    async def find_document(self, number: int) -> fiscal.FoundDocument:
+        """Checkbox keeps no archive by document number; recovery goes by receipt id."""
+        raise CloudApiError(
+            501, "not_supported", f"no document archive by number ({number})", path="-"
+        )
+
+    async def continue_print(self) -> None:
+        """Nothing is printed locally."""
+
+    async def read_clock(self) -> dt.datetime:
+        """Checkbox stamps documents with its own clock; the box's clock stands in for it."""
+        return self._wall(self._now())
+
+    async def set_clock(self, when: dt.datetime) -> None:
+        """The service keeps its own time: nothing to set."""
+
+    async def settle(self) -> fiscal.RegisterStatus:
+        """Nothing is left pending on a line: just the status."""
+        return await self.status()
+
+    # --- offline mode ----------------------------------------------------------------------
+
+    async def _tax_reachable(self) -> bool:
+        try:
+            _status, body = await self._call("POST", "cash-registers/ping-tax-service", body={})
+        except (CloudApiError, NoAnswer):
+            return False
+        return isinstance(body, dict) and body.get("status") == "DONE"
+
+    async def _go_offline_if_tax_down(self) -> None:
+        if self._ledger.offline_since is not None or await self._tax_reachable():
+            return
+        codes = await self._offline_codes_available()
+        if codes == 0:
+            _LOGGER.error("Checkbox: the tax service is down and no offline codes are reserved")
+            self._emit("offline_codes_missing", {})
+            return
+        _LOGGER.warning("Checkbox: the tax service does not answer; going offline")
+        await self._call("POST", "cash-registers/go-offline", body={})
+        self._observe_offline(True)
+
+    async def _offline_codes_available(self) -> int:
+        try:
+            body = await self._get("cash-registers/get-offline-codes-count")
+        except CloudApiError:
+            return -1  # unknown: let the service decide
+        return int(body.get("available") or 0) if isinstance(body, dict) else -1
+
+    async def _offline_upkeep(self, *, force: bool = False) -> None:
+        """While offline, try to go back online; while online, keep offline codes reserved."""
+        now = self._now()
+        last = self._last_offline_check
+        interval = dt.timedelta(seconds=self._offline_check_interval_s)
+        if not force and last is not None and now - last < interval:
+            return
+        self._last_offline_check = now
+        info = await self._get("cash-registers/info")
+        self._observe_offline(bool(info.get("offline_mode")))
+        if self._ledger.offline_since is not None:
+            if await self._tax_reachable():
+                await self._call("POST", "cash-registers/go-online", body={})
+                info = await self._get("cash-registers/info")
+                self._observe_offline(bool(info.get("offline_mode")))
+            return
+        available = await self._offline_codes_available()
+        if 0 <= available < OFFLINE_CODES_MIN:
+            _LOGGER.info("Checkbox: %d offline codes left; asking for more", available)
+            await self._get(
+                "cash-registers/ask-offline-codes",
+                params={"count": str(OFFLINE_CODES_ASK), "sync": "false"},
+            )
+
+    def _observe_offline(self, is_offline: bool) -> None:
+        now = self._now()
+        was = self._ledger.offline_since
+        if is_offline and was is None:
+            self._ledger = self._ledger.went_offline(now)
+            _LOGGER.warning("Checkbox register %s is offline", self._fiscal_number)
+            self._emit("register_offline", {"since": now.isoformat()})
+        elif not is_offline and was is not None:
+            self._ledger = self._ledger.went_online(now)
+            backlog, self._offline_receipts = self._offline_receipts, 0
+            hours = (now - was).total_seconds() / 3600
+            _LOGGER.warning(
+                "Checkbox register %s is online again after %.1f h; %d offline receipts sent",
+                self._fiscal_number,
+                hours,
+                backlog,
+            )
+            self._emit(
+                "register_online",
+                {"offline_seconds": int((now - was).total_seconds()), "backlog": backlog},
+            )
+        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        self._ledger = self._ledger.forget_before(month_start)
+        budget = self._ledger.budget(now)
+        if budget.level is not self._offline_level:
+            self._offline_level = budget.level
+            if budget.level is not offline.Level.OK:
+                _LOGGER.warning(
+                    "Checkbox offline limits: %s (run %.1f h, month %.1f h)",
+                    budget.level.value,
+                    budget.run.total_seconds() / 3600,
+                    budget.month.total_seconds() / 3600,
+                )
+                self._emit(
+                    f"offline_limit_{budget.level.value}",
+                    {
+                        "run_left_s": int(budget.run_left.total_seconds()),
+                        "month_left_s": int(budget.month_left.total_seconds()),
+                    },
+                )
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _wall(self, when: dt.datetime) -> dt.datetime:
+        return when.astimezone(self._tz).replace(tzinfo=None)
+
+    def _emit(self, event: str, data: dict[str, object]) -> None:
+        if self._on_event is not None:
+            self._on_event(event, {"register": self._fiscal_number, **data})
+
+
+def _about_license(err: CredentialsRejected) -> bool:
+    return err.status == 403 or "license" in err.api_code.lower()

@@ -1,0 +1,1 @@
+"""Вчасно.Каса software РРО (Ukraine) behind the Register protocol."""

@@ -1,0 +1,347 @@
+"""Вчасно.Каса software РРО behind the `Register` protocol, over `POST fiscal/execute`.
+
+One call, many tasks: 0 open shift, 1 sale, 2 return, 10 X report, 11 Z report, 18 status,
+22 repeat the last document. Header `Authorization: <token>` (no "Bearer"). An answer with
+`res != 0` is a refusal (`errortxt` says why).
+
+Duplicate-safe recovery (the API has no idempotency key), the worker's N0 rule (DESIGN §4)
+with the device's local document numbers:
+  1. Before a fiscal task the worker journals N0 = `docno` of the last document (task 22;
+     0 when the device has none). Local numbers run on over every document of the ПРРО.
+  2. After an ambiguous failure (timeout, 5xx, lost connection) the driver sends nothing;
+     the worker reads the last document again:
+     - `docno` == N0: nothing was made — sending again cannot sell twice;
+     - `docno` == N0 + 1 and its kind and sum match the task: it is ours, its `doccode` is
+       the result;
+     - anything else (another till made documents meanwhile, or the answer lacks the kind
+       or sum): the job is blocked for a person — never a second sale on a guess.
+The fields `doctype`, `sum` and `dt` in task 22's `info`, and `shift_dt` in task 18's, are
+our reading of the docs; without them recovery blocks instead of guessing (docs/ukraine.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gateway import __version__, fiscal
+from gateway.errors import LinkError
+from gateway.registers.checkbox import offline
+from gateway.registers.cloud_http import CloudApiError, CloudHttp, CredentialsRejected
+from gateway.registers.vchasno import payload
+
+_LOGGER = logging.getLogger(__name__)
+
+EventSink = Callable[[str, dict[str, object]], None]
+API_VERSION = 6
+
+
+class VchasnoRegister:
+    """One Вчасно.Каса device (its token)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str,
+        device: str = "",
+        tax_groups: Mapping[fiscal.Vat, int] | None = None,
+        tz: dt.tzinfo | None = None,
+        on_event: EventSink | None = None,
+        request_timeout_s: float = 30.0,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self._http = CloudHttp(
+            url, headers={"Authorization": token}, timeout_s=request_timeout_s, name="vchasno"
+        )
+        self._device = device
+        self._tax_groups = dict(tax_groups or payload.DEFAULT_TAX_GROUPS)
+        self._tz = tz
+        self._on_event = on_event
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._connected = False
+        self._fiscal_number = ""
+        self._ledger = offline.Ledger()
+        self._offline_docs = 0
+        self._shift_seen_at: dt.datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"VchasnoRegister({self._http.base_url!r})"  # never the token
+
+    @property
+    def connected(self) -> bool:
+        """True after a status call succeeded, until a call fails on the network."""
+        return self._connected
+
+    async def connect(self) -> None:
+        """Read the status; a refused token or an unusable key (ЕЦП) is a clear error."""
+        await self._http.open()
+        info = await self._status()
+        self._fiscal_number = str(info.get("fisid") or "")
+        sign = info.get("sign_status")
+        if sign is not None and int(sign) != 1:
+            err = CredentialsRejected(
+                "vchasno: the cashier's key (ЕЦП) is not usable (expired or not loaded)",
+                which="cashier_key",
+                hint="renew or reload the key in Вчасно.Каса",
+            )
+            self._credentials_event(err)
+            raise err
+        self._connected = True
+
+    async def close(self) -> None:
+        """Drop the session."""
+        self._connected = False
+        await self._http.close()
+
+    # --- calls -----------------------------------------------------------------------------
+
+    async def _execute(
+        self, task: int, *, receipt: dict[str, Any] | None = None, tag: str = "", cashier: str = ""
+    ) -> dict[str, Any]:
+        fiscal_part: dict[str, Any] = {"task": task}
+        if cashier:
+            fiscal_part["cashier"] = cashier
+        if receipt is not None:
+            fiscal_part["receipt"] = receipt
+        body = {
+            "ver": API_VERSION,
+            "source": f"fiscal-gateway/{__version__}",
+            "device": self._device,
+            "tag": tag,
+            "type": 1,
+            "fiscal": fiscal_part,
+        }
+        try:
+            reply = await self._http.request("POST", "fiscal/execute", body=body)
+        except CredentialsRejected as err:
+            err.which = "token"
+            self._connected = False
+            self._credentials_event(err)
+            raise
+        except LinkError:
+            self._connected = False
+            raise
+        answer = reply.body if isinstance(reply.body, dict) else {}
+        res = answer.get("res")
+        if res not in (0, "0"):
+            raise CloudApiError(
+                reply.status,
+                str(res),
+                str(answer.get("errortxt") or "refused"),
+                path=f"fiscal/execute task {task}",
+            )
+        info = answer.get("info")
+        return info if isinstance(info, dict) else {}
+
+    async def _status(self) -> dict[str, Any]:
+        info = await self._execute(payload.TASK_STATUS)
+        self._observe_online(int(info.get("online_status", 1) or 0) == 1)
+        return info
+
+    async def _last_document(self) -> dict[str, Any] | None:
+        try:
+            return await self._execute(payload.TASK_LAST_DOCUMENT)
+        except CloudApiError:
+            return None  # a device without documents yet
+
+    # --- state -----------------------------------------------------------------------------
+
+    def _shift_open(self, info: Mapping[str, Any]) -> bool:
+        return int(info.get("shift_status") or 0) == 1
+
+    def _opened_at(self, info: Mapping[str, Any]) -> dt.datetime | None:
+        if not self._shift_open(info):
+            self._shift_seen_at = None
+            return None
+        opened = payload.parse_when(info.get("shift_dt"))
+        if opened is None:
+            # Unknown: count from when this box first saw it open (understates the age).
+            self._shift_seen_at = self._shift_seen_at or self._wall(self._now())
+            opened = self._shift_seen_at
+        return opened
+
+    def _shift_state(self, info: Mapping[str, Any]) -> fiscal.ShiftState:
+        opened = self._opened_at(info)
+        if opened is None:
+            return fiscal.ShiftState.CLOSED
+        if self._wall(self._now()) - opened >= dt.timedelta(hours=24):
+            return fiscal.ShiftState.EXPIRED
+        return fiscal.ShiftState.OPENED
+
+    async def device_info(self) -> fiscal.DeviceInfo:
+        """The ПРРО's fiscal number identifies it."""
+        return fiscal.DeviceInfo(
+            model="Вчасно.Каса",
+            serial=self._fiscal_number,
+            firmware_version=f"api v{API_VERSION}",
+            firmware_build=0,
+            firmware_date=None,
+            protocol="vchasno-https",
+        )
+
+    async def status(self) -> fiscal.RegisterStatus:
+        """Shift state; no paper, cover or open receipt on a cloud device."""
+        info = await self._status()
+        return fiscal.RegisterStatus(
+            mode=0,
+            submode=0,
+            shift=self._shift_state(info),
+            receipt_open=False,
+            paper_present=True,
+            cover_open=False,
+            waiting_continue_print=False,
+            datetime=self._wall(self._now()),
+            shift_number=int(info.get("last_z_no") or 0) + 1 if self._shift_open(info) else None,
+        )
+
+    async def fn_status(self) -> fiscal.FnStatus:
+        """`last_document_number` is the local number of the last document (module docstring)."""
+        info = await self._status()
+        last = await self._last_document()
+        warnings: set[fiscal.FnWarning] = set()
+        if self._ledger.offline_since is not None:
+            warnings.add(fiscal.FnWarning.OFD_TIMEOUT)
+        level = self._ledger.budget(self._now()).level
+        if level is offline.Level.WARN:
+            warnings.add(fiscal.FnWarning.RESOURCE_EXHAUSTED)
+        elif level is offline.Level.EXCEEDED:
+            warnings.add(fiscal.FnWarning.REPLACE_URGENTLY)
+        return fiscal.FnStatus(
+            number=self._fiscal_number,
+            life_phase=0,
+            current_document=0,
+            shift_open=self._shift_open(info),
+            warnings=frozenset(warnings),
+            last_document_number=int(last.get("docno") or 0) if last else 0,
+            last_document_datetime=payload.parse_when(last.get("dt")) if last else None,
+        )
+
+    async def fn_expiry(self) -> dt.date | None:
+        """Not reported by this API."""
+        return None
+
+    async def ofd_status(self) -> fiscal.OfdStatus:
+        """Documents made offline since the device lost the tax service."""
+        await self._status()
+        since = self._ledger.offline_since
+        return fiscal.OfdStatus(
+            unsent_count=self._offline_docs if since is not None else 0,
+            first_unsent_number=None,
+            first_unsent_datetime=self._wall(since) if since is not None else None,
+        )
+
+    async def shift_info(self) -> fiscal.ShiftInfo:
+        """Shift state; the number is the next Z report's."""
+        info = await self._status()
+        state = self._shift_state(info)
+        number = int(info.get("last_z_no") or 0) + (0 if state is fiscal.ShiftState.CLOSED else 1)
+        return fiscal.ShiftInfo(
+            state,
+            number,
+            receipts=int(info.get("receipts_count") or 0),
+            opened_at=self._opened_at(info),
+        )
+
+    # --- fiscal documents ------------------------------------------------------------------
+
+    async def open_shift(self, operator: fiscal.Operator | None = None) -> fiscal.FiscalResult:
+        """Task 0."""
+        info = await self._execute(payload.TASK_OPEN_SHIFT, cashier=_name(operator))
+        res = payload.fiscal_result(info, total=None, fiscal_number=self._fiscal_number)
+        status = await self._status()
+        return dataclasses.replace(res, shift_number=int(status.get("last_z_no") or 0) + 1)
+
+    async def close_shift(self, operator: fiscal.Operator | None = None) -> fiscal.FiscalResult:
+        """Task 11: the Z report."""
+        info = await self._execute(payload.TASK_Z_REPORT, cashier=_name(operator))
+        return payload.fiscal_result(info, total=None, fiscal_number=self._fiscal_number)
+
+    async def x_report(self) -> None:
+        """Task 10."""
+        await self._execute(payload.TASK_X_REPORT)
+
+    async def print_receipt(self, receipt: fiscal.Receipt) -> fiscal.FiscalResult:
+        """Task 1 (sale) or 2 (return); `tag` carries the job's id for people reading logs."""
+        task, body = payload.receipt_body(receipt, tax_groups=self._tax_groups)
+        info = await self._execute(
+            task,
+            receipt=body,
+            tag=receipt.request_id or receipt.job_id or "",
+            cashier=_name(receipt.operator),
+        )
+        if int(info.get("isoffline") or 0):
+            self._offline_docs += 1
+            self._observe_online(False)
+        return payload.fiscal_result(info, total=receipt.total, fiscal_number=self._fiscal_number)
+
+    async def cancel_receipt(self) -> None:
+        """A receipt is one call: never left open."""
+
+    async def find_document(self, number: int) -> fiscal.FoundDocument:
+        """Only the last document can be read back (task 22)."""
+        last = await self._last_document()
+        if last is None or int(last.get("docno") or 0) != number:
+            raise CloudApiError(
+                404,
+                "not_last",
+                f"document {number} is not the device's last document",
+                path="fiscal/execute task 22",
+            )
+        return payload.found_document(last)
+
+    async def continue_print(self) -> None:
+        """Nothing is printed locally."""
+
+    async def read_clock(self) -> dt.datetime:
+        """The service stamps documents; the box's clock stands in for it."""
+        return self._wall(self._now())
+
+    async def set_clock(self, when: dt.datetime) -> None:
+        """The service keeps its own time."""
+
+    async def settle(self) -> fiscal.RegisterStatus:
+        """Nothing is pending on a line: just the status."""
+        return await self.status()
+
+    # --- offline ---------------------------------------------------------------------------
+
+    def _observe_online(self, online: bool) -> None:
+        now = self._now()
+        since = self._ledger.offline_since
+        if not online and since is None:
+            self._ledger = self._ledger.went_offline(now)
+            _LOGGER.warning("Вчасно.Каса device %s works offline", self._fiscal_number)
+            self._emit("register_offline", {"since": now.isoformat()})
+        elif online and since is not None:
+            self._ledger = self._ledger.went_online(now)
+            backlog, self._offline_docs = self._offline_docs, 0
+            _LOGGER.warning(
+                "Вчасно.Каса device %s is online again; %d offline documents",
+                self._fiscal_number,
+                backlog,
+            )
+            self._emit(
+                "register_online",
+                {"offline_seconds": int((now - since).total_seconds()), "backlog": backlog},
+            )
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _credentials_event(self, err: CredentialsRejected) -> None:
+        _LOGGER.error("%s", err.message)
+        self._emit("register_credentials_rejected", {"which": err.which, "message": err.message})
+
+    def _wall(self, when: dt.datetime) -> dt.datetime:
+        return when.astimezone(self._tz).replace(tzinfo=None)
+
+    def _emit(self, event: str, data: dict[str, object]) -> None:
+        if self._on_event is not None:
+            self._on_event(event, {"register": self._fiscal_number, **data})
+
+
+def _name(operator: fiscal.Operator | None) -> str:
+    return operator.name if operator is not None else ""

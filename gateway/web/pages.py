@@ -1,0 +1,261 @@
+"""Gathers what each page shows from the status callable and the journal (reads only)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from gateway.journal import HistoryEntry, JobRecord, JobState, Journal
+from gateway.web import charts, metrics
+from gateway.web.diagnostics import LogLine, RecentLogs
+from gateway.web.i18n import Translate
+from gateway.web.status_view import StatusView, read_status
+from gateway.web.verdict import Facts, Finding, Level, findings
+
+_LOGGER = logging.getLogger(__name__)
+
+StatusSource = Callable[[], Awaitable[Mapping[str, Any]]]
+
+STATUS_TIMEOUT_S: Final = 10.0
+JOURNAL_TIMEOUT_S: Final = 15.0
+CHART_WINDOW: Final = dt.timedelta(hours=24)
+EVENTS_SHOWN: Final = 10
+JOBS_PER_PAGE: Final = 50
+LATENCY_QUANTILES: Final = (0.5, 0.9, 0.99)
+
+_T = TypeVar("_T")
+
+
+class JournalUnavailable(Exception):
+    """The journal failed or did not answer in time; the page says so and asks to retry."""
+
+
+async def journal_call(call: Awaitable[_T]) -> _T:
+    """A journal read under a timeout; a failure becomes JournalUnavailable."""
+    try:
+        async with asyncio.timeout(JOURNAL_TIMEOUT_S):
+            return await call
+    except Exception as err:
+        raise JournalUnavailable(f"{type(err).__name__}: {err}") from err
+
+
+async def read_app_status(source: StatusSource) -> tuple[dict[str, Any], str | None]:
+    """The app's status dict and None, or {} and why it could not be had."""
+    try:
+        async with asyncio.timeout(STATUS_TIMEOUT_S):
+            return dict(await source()), None
+    except Exception as err:
+        _LOGGER.warning("The status page could not read the box status: %s", err, exc_info=err)
+        return {}, f"{type(err).__name__}: {err}"
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Everything the overview shows."""
+
+    status: dict[str, Any]
+    view: StatusView
+    findings: list[Finding]
+    level: Level
+    blocked: JobRecord | None
+    oldest: JobRecord | None
+    depth: int
+    events: list[LogLine]
+    queue_chart: str
+    latency_chart: str
+
+
+async def overview(
+    source: StatusSource,
+    journal: Journal,
+    logs: RecentLogs | None,
+    t: Translate,
+    now: dt.datetime,
+    tz: dt.tzinfo | None,
+) -> Overview:
+    """The overview's data; the journal's own view of the queue wins over the status dict."""
+    status, error = await read_app_status(source)
+    view = read_status(status, now)
+    blocked = await journal_call(journal.is_blocked())
+    oldest = await journal_call(journal.oldest_queued())
+    depth = await journal_call(journal.queue_depth())
+    facts = Facts(
+        blocked_uuid=blocked.uuid if blocked else None,
+        blocked_why=blocked.error_text if blocked else None,
+        oldest_queued_at=oldest.created_at if oldest else None,
+        status_error=error,
+    )
+    found = findings(view, facts, now)
+    since = now - CHART_WINDOW
+    depth_samples = await journal_call(journal.queue_depth_samples(since))
+    latency = await journal_call(journal.latency_samples(since))
+    start, end = since.astimezone(tz), now.astimezone(tz)
+    queue_chart = charts.render_svg(
+        charts.Chart(
+            t("chart_queue"),
+            t("unit_jobs"),
+            start,
+            end,
+            [(at.astimezone(tz), float(n)) for at, n in depth_samples] + [(end, float(depth))],
+            t("chart_empty"),
+            step=True,
+        )
+    )
+    latency_chart = charts.render_svg(
+        charts.Chart(
+            t("chart_latency"),
+            t("unit_seconds"),
+            start,
+            end,
+            [(at.astimezone(tz), s) for at, s in latency],
+            t("chart_empty"),
+            step=False,
+        )
+    )
+    events = list(reversed(logs.lines(min_level=logging.INFO, limit=EVENTS_SHOWN))) if logs else []
+    return Overview(
+        status=status,
+        view=view,
+        findings=found,
+        level=found[0].level,
+        blocked=blocked,
+        oldest=oldest,
+        depth=depth,
+        events=events,
+        queue_chart=queue_chart,
+        latency_chart=latency_chart,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetail:
+    """One job with its history, its request and its results, pretty-printed."""
+
+    job: JobRecord
+    history: list[HistoryEntry]
+    request_text: str
+    result_text: str
+    log: list[LogLine]  # kept log lines naming the job: what the worker and recovery found
+
+
+JOB_LOG_LINES: Final = 30
+
+
+async def job_detail(journal: Journal, uuid: str, logs: RecentLogs | None) -> JobDetail:
+    """JobNotFound when there is no such job."""
+    job = await journal.get(uuid)
+    history = await journal.history(uuid)
+    try:
+        request_text = json.dumps(json.loads(job.tasks_json), ensure_ascii=False, indent=2)
+    except ValueError:
+        request_text = job.tasks_json
+    result_text = json.dumps(
+        [r.to_json() for r in job.task_results], ensure_ascii=False, indent=2, default=str
+    )
+    log = [ln for ln in logs.lines() if uuid in ln.message][-JOB_LOG_LINES:] if logs else []
+    return JobDetail(job, history, request_text, result_text, log)
+
+
+def parse_states(raw: str | None) -> list[JobState] | None:
+    """`?state=` -> states; None (all) for an empty or unknown value."""
+    if not raw:
+        return None
+    try:
+        return [JobState(raw)]
+    except ValueError:
+        return None
+
+
+def job_summary(job: JobRecord) -> dict[str, Any]:
+    """A job without its request body (customer data stays out of the bundle)."""
+    return {
+        "number": job.seq,
+        "uuid": job.uuid,
+        "source": job.source,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "error": job.error_text,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+async def metric_families(
+    source: StatusSource,
+    journal: Journal,
+    now: dt.datetime,
+    extra: list[metrics.Family],
+) -> list[metrics.Family]:
+    """Every metric of the box; a value the status does not carry is left out."""
+    status, error = await read_app_status(source)
+    view = read_status(status, now)
+    counts = await journal_call(journal.counts())
+    outbox = await journal_call(journal.outbox_depth())
+    latency = await journal_call(journal.latency_samples(now - CHART_WINDOW))
+    blocked = await journal_call(journal.is_blocked())
+    g = metrics.gauge
+
+    def flag(value: bool | None) -> float | None:
+        return None if value is None else float(value)
+
+    families = [
+        g("status_ok", "1 when the box could read its own status", 0.0 if error else 1.0),
+        metrics.Family(
+            "info",
+            "Version and box id",
+            "gauge",
+            (({"version": view.version or "", "box_id": view.box_id or ""}, 1.0),),
+        ),
+        g(
+            "register_connected",
+            "1 while the register link is up",
+            None if view.register_state is None else float(view.register_state == "connected"),
+        ),
+        metrics.Family(
+            "jobs",
+            "Jobs in the journal by state",
+            "gauge",
+            tuple(({"state": s.value}, float(n)) for s, n in counts.items()),
+        ),
+        g(
+            "queue_depth",
+            "Jobs queued, in progress or blocked",
+            float(
+                sum(counts[s] for s in (JobState.QUEUED, JobState.IN_PROGRESS, JobState.BLOCKED))
+            ),
+        ),
+        g("queue_blocked", "1 while a blocked job stops the queue", float(blocked is not None)),
+        g("queue_paused", "1 while printing is paused", float(bool(view.queue_paused))),
+        g("outbox_pending", "Results and events waiting for delivery", float(outbox)),
+        g("paper_present", "1 when the register has paper", flag(view.paper_present)),
+        g("cover_open", "1 when the register's cover is open", flag(view.cover_open)),
+        g(
+            "shift_age_seconds",
+            "How long the shift has been open",
+            None if view.shift_age_h is None else view.shift_age_h * 3600,
+        ),
+        g("fn_days_left", "Days until the fiscal storage expires", view.fn_days_left),
+        g("ofd_unsent_documents", "Documents not yet acknowledged by the OFD", view.ofd_unsent),
+        g(
+            "clock_synchronised",
+            "1 when the box clock is NTP-synchronised",
+            flag(view.clock_synchronised),
+        ),
+        g("register_clock_drift_seconds", "Register clock minus box clock", view.clock_drift_s),
+        metrics.Family(
+            "job_latency_24h_seconds",
+            "Seconds from accepted to done over the last 24 hours (nearest rank)",
+            "gauge",
+            tuple(
+                ({"quantile": f"{q:g}"}, v)
+                for q, v in metrics.quantiles([s for _, s in latency], LATENCY_QUANTILES)
+            ),
+        ),
+        g("jobs_done_24h", "Jobs done in the last 24 hours", float(len(latency))),
+    ]
+    return families + extra

@@ -1,0 +1,1 @@
+"""Local fake servers of cloud РРО APIs, written from their public docs."""

@@ -1,0 +1,316 @@
+"""The clock monitor against the emulator on a real pty, the worker and a journal on disk.
+
+The box's NTP state comes from a real flag file (the timesyncd mechanism) in the test's
+directory; the register's drift is injected with the emulator's clock faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import worker as worker_mod
+from gateway.config import ClockConfig, ClockTrust, OpenShiftClockPolicy
+from gateway.journal import JobState, Journal
+from gateway.monitors.clock import ClockMonitor
+from gateway.monitors.clock_policy import ClockAction
+from gateway.monitors.timesync import BoxClockProbe
+from gateway.registers.emulator.server import EmulatorServer
+from gateway.registers.shtrih import driver as driver_mod
+from gateway.registers.shtrih.driver import ShtrihRegister
+from gateway.supervisor import RegisterSupervisor
+from gateway.tasks import NameMapping, parse_request
+from gateway.worker import ShiftPolicy, Worker
+
+WAIT_S = 30.0
+
+
+@dataclass
+class Box:
+    tmp: Path
+    journal: Journal
+    register: ShtrihRegister
+    supervisor: RegisterSupervisor
+    worker: Worker
+    emulator: EmulatorServer
+
+    @property
+    def flag(self) -> Path:
+        return self.tmp / "timesync-synchronized"
+
+    def tape(self) -> list[dict[str, Any]]:
+        path = self.tmp / "emu.state.journal.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    def rtc_offset_s(self) -> float:
+        """How far the emulated register's clock is from the host's now."""
+        return (self.emulator.emulator.now() - dt.datetime.now()).total_seconds()
+
+    def monitor(self, **cfg: Any) -> ClockMonitor:
+        config = ClockConfig(**{"check_interval_s": 10, "drift_threshold_s": 30, **cfg})
+        probe = BoxClockProbe(
+            config.trust, flag_path=self.flag, timedatectl=None, use_adjtimex=False
+        )
+        return ClockMonitor(
+            self.journal,
+            self.register,
+            self.supervisor.connected_event,
+            self.worker.register_lock,
+            config=config,
+            probe=probe,
+            wake_worker=self.worker.wake,
+        )
+
+    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> None:
+        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), NameMapping())
+        await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
+        self.worker.wake()
+
+    async def wait_state(self, uuid: str, *states: JobState) -> None:
+        async with asyncio.timeout(WAIT_S):
+            while (await self.journal.get(uuid)).state not in states:
+                await asyncio.sleep(0.02)
+
+    async def events(self) -> list[dict[str, Any]]:
+        rows = await self.journal.outbox_pending(limit=1000, kinds=["event"])
+        return [json.loads(r.payload_json) for r in rows]
+
+    async def kinds(self) -> list[str]:
+        return [e["event"] for e in await self.events()]
+
+
+SELL = {
+    "type": "sell",
+    "items": [
+        {
+            "type": "position",
+            "name": "Хлеб",
+            "price": 50,
+            "quantity": 1,
+            "amount": 50,
+            "tax": {"type": "vat10"},
+        }
+    ],
+    "payments": [{"type": "cash", "sum": 50}],
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver_mod, "PRINT_TIMEOUT_S", 1.5)
+    monkeypatch.setattr(driver_mod, "QUERY_TIMEOUT_S", 1.5)
+    monkeypatch.setattr(worker_mod, "PAUSE_POLL_INTERVAL_S", 0.1)
+    monkeypatch.setattr(worker_mod, "CONNECT_WAIT_S", 0.2)
+
+
+@contextlib.asynccontextmanager
+async def running_box(
+    tmp_path: Path, *, synced: bool = True, clock_offset_s: float | None = None
+) -> AsyncIterator[Box]:
+    emulator = EmulatorServer(tmp_path / "emu.state", clock_offset_s=clock_offset_s)
+    await emulator.start_pty(link=tmp_path / "emu.tty")
+    journal = await Journal.open(tmp_path / "journal.sqlite3")
+    register = ShtrihRegister(str(tmp_path / "emu.tty"))
+    supervisor = RegisterSupervisor(register, journal=journal)
+    worker = Worker(
+        journal, register, supervisor.connected_event, mapping=NameMapping(), policy=ShiftPolicy()
+    )
+    box = Box(tmp_path, journal, register, supervisor, worker, emulator)
+    if synced:
+        box.flag.touch()
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(supervisor.run()), tg.create_task(worker.run())]
+        assert await supervisor.wait_connected(WAIT_S)
+        try:
+            yield box
+        finally:
+            for task in tasks:
+                task.cancel()
+    await register.close()
+    await emulator.close()
+    await journal.close()
+
+
+async def test_drift_with_the_shift_closed_is_corrected(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.emulator.apply_fault("clock_offset", 95)
+        monitor = box.monitor()
+        decision = await monitor.check_once()
+        assert decision is not None
+        assert decision.action is ClockAction.SET_REGISTER
+        assert abs(box.rtc_offset_s()) < 3
+        events = await box.events()
+        (event,) = [e for e in events if e["event"] == "clock_register_set"]
+        assert 93 <= event["drift_s"] <= 97
+        assert abs(event["drift_after_s"]) < 3
+        assert event["message"]
+        assert event["action"]
+        snap = monitor.snapshot()
+        assert snap.box_synced
+        assert snap.sync_source == "timesyncd"
+        assert snap.last_correction_at is not None
+        # The next check finds it in sync: one more event (back to ok), then silence.
+        assert (await monitor.check_once()).action is ClockAction.IN_SYNC  # type: ignore[union-attr]
+        await monitor.check_once()
+        assert (await box.kinds()).count("clock_ok") == 1
+        assert box.tape() == []  # correcting the clock prints nothing
+
+
+async def test_drift_with_the_shift_open_only_alerts(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("r1", SELL)  # opens a shift
+        await box.wait_state("r1", JobState.DONE)
+        await box.emulator.apply_fault("clock_offset", -200)
+        monitor = box.monitor(correct_in_open_shift=OpenShiftClockPolicy.ALERT)
+        for _ in range(3):
+            decision = await monitor.check_once()
+            assert decision is not None
+            assert decision.action is ClockAction.ALERT_OPEN_SHIFT
+        assert (await box.kinds()).count("clock_drift_in_open_shift") == 1  # on change only
+        assert box.rtc_offset_s() < -190  # untouched: the register refuses it in a shift anyway
+        assert [d["type"] for d in box.tape()] == ["openShift", "sell"]
+
+
+async def test_drift_with_the_shift_open_closes_it_when_idle_then_corrects(
+    tmp_path: Path,
+) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("r1", SELL)
+        await box.wait_state("r1", JobState.DONE)
+        # Ahead: the Z report is then dated ahead too, so the correction must also wait (a few
+        # seconds here) until the box's time passes the ФН's last document.
+        await box.emulator.apply_fault("clock_offset", 8)
+        monitor = box.monitor(
+            correct_in_open_shift=OpenShiftClockPolicy.CLOSE_SHIFT, drift_threshold_s=3
+        )
+        check = asyncio.create_task(monitor.check_once())
+        # A receipt arrives right behind the shift close: it must open the next shift with
+        # the corrected clock, so the correction has to slip in between the two jobs.
+        async with asyncio.timeout(WAIT_S):
+            while not monitor.snapshot().pending_close_job:
+                await asyncio.sleep(0.005)
+        close_uuid = monitor.snapshot().pending_close_job
+        assert close_uuid is not None
+        await box.submit("r2", SELL)
+        async with asyncio.timeout(WAIT_S):
+            decision = await check
+        assert decision is not None
+        assert decision.action is ClockAction.CLOSE_SHIFT
+        await box.wait_state(close_uuid, JobState.DONE)
+        await box.wait_state("r2", JobState.DONE)
+        assert (await box.journal.get(close_uuid)).source == "system"
+        tape = box.tape()
+        assert [d["type"] for d in tape] == ["openShift", "sell", "closeShift", "openShift", "sell"]
+        assert abs(box.rtc_offset_s()) < 2
+        kinds = await box.kinds()
+        # Order of events proves the order on the register: close, correct, then the new shift.
+        assert (
+            kinds.index("clock_shift_close_requested")
+            < kinds.index("clock_register_set")
+            < len(kinds) - 1 - kinds[::-1].index("shift_opened")
+        )
+
+
+async def test_drift_behind_with_the_shift_open_is_corrected_right_after_the_close(
+    tmp_path: Path,
+) -> None:
+    # The register lost 150 s and dated all its documents by its own slow clock.
+    async with running_box(tmp_path, clock_offset_s=-150) as box:
+        await box.submit("r1", SELL)
+        await box.wait_state("r1", JobState.DONE)
+        monitor = box.monitor(correct_in_open_shift=OpenShiftClockPolicy.CLOSE_SHIFT)
+        async with asyncio.timeout(WAIT_S):
+            decision = await monitor.check_once()
+        assert decision is not None
+        assert decision.action is ClockAction.CLOSE_SHIFT
+        assert abs(box.rtc_offset_s()) < 2
+        assert "clock_correction_held" not in await box.kinds()
+        assert [d["type"] for d in box.tape()] == ["openShift", "sell", "closeShift"]
+
+
+async def test_fn_last_document_in_the_future_is_never_set_back(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        # The register ran an hour fast and made documents then: the ФН's last one is ahead.
+        await box.emulator.apply_fault("clock_offset", 3600)
+        await box.submit("s1", {"type": "openShift"}, {"type": "closeShift"})
+        await box.wait_state("s1", JobState.DONE)
+        monitor = box.monitor()
+        decision = await monitor.check_once()
+        assert decision is not None
+        assert decision.action is ClockAction.FN_AHEAD
+        assert box.rtc_offset_s() > 3500  # left alone
+        (event,) = [e for e in await box.events() if e["event"] == "clock_fn_ahead_of_box"]
+        assert "ФН" in event["message"]
+        assert event["action"]
+
+
+async def test_unsynchronised_box_never_touches_the_register(tmp_path: Path) -> None:
+    async with running_box(tmp_path, synced=False) as box:
+        await box.emulator.apply_fault("clock_offset", -900)
+        monitor = box.monitor(trust=ClockTrust.AUTO)
+        decision = await monitor.check_once()
+        assert decision is not None
+        assert decision.action is ClockAction.BOX_UNTRUSTED
+        assert box.rtc_offset_s() < -890
+        snap = monitor.snapshot()
+        assert snap.box_synced is False
+        assert snap.sync_source == "none"
+        assert "clock_box_unsynchronised" in await box.kinds()
+        # NTP comes back (timesyncd touches its flag): the next check corrects the register.
+        box.flag.touch()
+        decision = await monitor.check_once()
+        assert decision is not None
+        assert decision.action is ClockAction.SET_REGISTER
+        assert abs(box.rtc_offset_s()) < 3
+
+
+async def test_unsynchronised_box_behind_the_fn_takes_the_registers_time(tmp_path: Path) -> None:
+    async with running_box(tmp_path, synced=False) as box:
+        moved: list[dt.timedelta] = []
+        # The box booted with a clock two hours behind (no RTC, no NTP yet). Setting the real
+        # clock of the test machine is not an option, so the box's clock is read through an
+        # offset and the setter records what it would do.
+        behind = dt.timedelta(hours=2)
+        monitor = ClockMonitor(
+            box.journal,
+            box.register,
+            box.supervisor.connected_event,
+            box.worker.register_lock,
+            config=ClockConfig(check_interval_s=10, set_box_clock_from_register=True),
+            probe=BoxClockProbe(
+                ClockTrust.AUTO, flag_path=box.flag, timedatectl=None, use_adjtimex=False
+            ),
+            now=lambda: dt.datetime.now(dt.UTC) - behind,
+            set_box_clock=moved.append,
+        )
+        decision = await monitor.check_once()
+        assert decision is not None
+        assert decision.action is ClockAction.SET_BOX
+        (offset,) = moved
+        assert abs((offset - behind).total_seconds()) < 3
+        assert abs(box.rtc_offset_s()) < 3  # the register was not touched
+        assert "clock_box_set_from_register" in await box.kinds()
+
+
+async def test_checks_wait_for_a_job_holding_the_register(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        monitor = box.monitor()
+        async with box.worker.register_lock:
+            check = asyncio.create_task(monitor.check_once())
+            await asyncio.sleep(0.2)
+            assert not check.done()  # it waits for the lock, it does not talk to the register
+            before = box.register.link.stats.bytes_out if box.register.link else 0
+        decision = await check
+        assert decision is not None
+        assert box.register.link is not None
+        assert box.register.link.stats.bytes_out > before

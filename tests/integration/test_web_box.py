@@ -1,0 +1,283 @@
+"""A real box for the status page tests: emulator on a pty, Shtrih driver, supervisor, worker,
+journal on disk, and the page served on a real socket. No tests here; the web tests use it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway import fiscal
+from gateway.config import Listen, Secret, WebConfig, WebLanguage
+from gateway.errors import GatewayError
+from gateway.journal import JobRecord, JobState, Journal
+from gateway.registers.emulator.server import EmulatorServer
+from gateway.registers.shtrih.driver import ShtrihRegister
+from gateway.supervisor import LinkState, RegisterSupervisor
+from gateway.tasks import NameMapping
+from gateway.web.controls import Outcome
+from gateway.web.diagnostics import RecentLogs
+from gateway.web.passwords import hash_password
+from gateway.web.server import StatusPage
+from gateway.worker import ShiftPolicy, Worker
+
+WAIT_S = 30.0
+PASSWORD = "korova-42-moloko"
+# ln=14 is the lowest cost the config accepts; it keeps the tests quick on a loaded machine.
+PASSWORD_HASH = hash_password(PASSWORD, ln=14)
+
+
+class ManualClock:
+    """A monotonic clock the test moves by hand (for the login rate limit window)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Controls:
+    """BoxControls over the real supervisor and register; counts its calls."""
+
+    supervisor: RegisterSupervisor
+    register: ShtrihRegister
+    calls: list[str] = field(default_factory=list)
+
+    async def sync_clock(self) -> Outcome:
+        self.calls.append("sync_clock")
+        try:
+            shift = await self.register.shift_info()
+            if shift.state is not fiscal.ShiftState.CLOSED:
+                return Outcome(False, "the shift is open; close it first")
+            now = dt.datetime.now().replace(microsecond=0)
+            await self.register.set_clock(now)
+            after = await self.register.read_clock()
+        except GatewayError as err:
+            return Outcome(False, str(err))
+        drift = (after - now).total_seconds()
+        return Outcome(True, f"register clock set to {after:%Y-%m-%d %H:%M:%S} ({drift:+.0f} s)")
+
+    async def _relink(self, kick: Callable[[], None]) -> bool:
+        """Run `kick` on the supervisor, wait for the link to drop and come back."""
+        dropped = asyncio.Event()
+        unsubscribe = self.supervisor.add_listener(
+            lambda state: dropped.set() if state is not LinkState.CONNECTED else None
+        )
+        try:
+            kick()
+            async with asyncio.timeout(WAIT_S):
+                await dropped.wait()
+        finally:
+            unsubscribe()
+        return await self.supervisor.wait_connected(WAIT_S)
+
+    async def reconnect_register(self) -> Outcome:
+        self.calls.append("reconnect_register")
+        if not await self._relink(self.supervisor.reconnect_now):
+            return Outcome(False, f"the register did not come back: {self.supervisor.last_error}")
+        device = self.supervisor.device
+        assert device is not None
+        return Outcome(True, f"reconnected to {device.model} serial {device.serial}")
+
+    async def accept_register(self) -> Outcome:
+        self.calls.append("accept_register")
+        if not await self._relink(self.supervisor.accept_register):
+            return Outcome(False, f"the register did not come back: {self.supervisor.last_error}")
+        device = self.supervisor.device
+        assert device is not None
+        return Outcome(True, f"{device.model} serial {device.serial} is now this box's register")
+
+
+@dataclass
+class WebBox:
+    tmp: Path
+    journal: Journal
+    emulator: EmulatorServer
+    register: ShtrihRegister
+    supervisor: RegisterSupervisor
+    worker: Worker
+    controls: Controls
+    page: StatusPage
+    logs: RecentLogs
+    clock: ManualClock
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.page.port}"
+
+    def tape(self) -> list[dict[str, Any]]:
+        path = self.tmp / "emu.state.journal.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    async def wait_state(self, uuid: str, *states: JobState) -> JobRecord:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                job = await self.journal.get(uuid)
+                if job.state in states:
+                    return job
+                await asyncio.sleep(0.05)
+
+    async def web_jobs(self) -> list[JobRecord]:
+        return [j for j in await self.journal.list_jobs(limit=500) if j.source == "web"]
+
+    async def status(self) -> dict[str, object]:
+        """What the app's status callable gives: /health's keys plus register health read live."""
+        sup = self.supervisor
+        body: dict[str, Any] = {"version": "test", "box_id": "box-test"}
+        device = sup.device
+        body["register"] = {
+            "state": sup.state.value,
+            "error": sup.last_error,
+            "model": device.model if device else None,
+            "serial": device.serial if device else None,
+            "firmware": f"{device.firmware_version} build {device.firmware_build}"
+            if device
+            else None,
+        }
+        if sup.state is LinkState.CONNECTED:
+            try:
+                status = await self.register.status()
+                fn = await self.register.fn_status()
+                expiry = await self.register.fn_expiry()
+                ofd = await self.register.ofd_status()
+                shift = await self.register.shift_info()
+            except GatewayError:
+                pass
+            else:
+                body["health"] = {
+                    "mode": f"{status.mode}.{status.submode}",
+                    "paper": status.paper_present,
+                    "cover": "open" if status.cover_open else "closed",
+                    "shift": {"state": shift.state.value, "number": shift.number},
+                    "fn": {
+                        "number": fn.number,
+                        "expiry": expiry.isoformat() if expiry else None,
+                        "warnings": sorted(w.value for w in fn.warnings),
+                    },
+                    "ofd": {
+                        "unsent": ofd.unsent_count,
+                        "oldest": ofd.first_unsent_datetime.isoformat()
+                        if ofd.first_unsent_datetime
+                        else None,
+                    },
+                }
+        blocked = await self.journal.is_blocked()
+        body["queue"] = {
+            "depth": await self.journal.queue_depth(),
+            "blocked": blocked.uuid if blocked else None,
+            "paused": self.worker.paused_reason,
+        }
+        body["journal"] = {"state": "ok"}
+        body["mqtt"] = {"state": "off"}
+        body["status"] = "ok" if sup.state is LinkState.CONNECTED and not blocked else "degraded"
+        return body
+
+
+@contextlib.asynccontextmanager
+async def web_box(
+    tmp_path: Path,
+    *,
+    password_hash: str | None = PASSWORD_HASH,
+    public_overview: bool = False,
+    language: WebLanguage = WebLanguage.EN,
+    start_worker: bool = True,
+    policy: ShiftPolicy | None = None,
+    config_dump: dict[str, Any] | None = None,
+) -> AsyncIterator[WebBox]:
+    emulator = EmulatorServer(tmp_path / "emu.state")
+    await emulator.start_pty(link=tmp_path / "emu.tty")
+    journal = await Journal.open(tmp_path / "journal.sqlite3")
+    register = ShtrihRegister(str(tmp_path / "emu.tty"))
+    supervisor = RegisterSupervisor(register)
+    worker = Worker(
+        journal,
+        register,
+        supervisor.connected_event,
+        mapping=NameMapping(),
+        policy=policy or ShiftPolicy(auto_open=False),
+    )
+    logs = RecentLogs()
+    logging.getLogger().addHandler(logs)
+    clock = ManualClock()
+    config = WebConfig(
+        listen=Listen("127.0.0.1", 0),
+        password_hash=Secret(password_hash) if password_hash else None,
+        language=language,
+        public_overview=public_overview,
+    )
+    controls = Controls(supervisor, register)
+    box: WebBox | None = None
+    page = StatusPage(
+        config=config,
+        journal=journal,
+        status=lambda: box.status() if box else _never(),
+        controls=controls,
+        on_submitted=worker.wake,
+        config_dump=config_dump or {"web": {"password_hash": "***"}},
+        logs=logs,
+        monotonic=clock,
+    )
+    box = WebBox(
+        tmp_path, journal, emulator, register, supervisor, worker, controls, page, logs, clock
+    )
+    try:
+        async with asyncio.TaskGroup() as tg:
+            sup_task = tg.create_task(supervisor.run(), name="supervisor")
+            assert await supervisor.wait_connected(WAIT_S)
+            work_task = tg.create_task(worker.run(), name="worker") if start_worker else None
+            await page.start()
+            try:
+                yield box
+            finally:
+                await page.stop()
+                for task in (work_task, sup_task):
+                    if task is not None:
+                        task.cancel()
+    finally:
+        logging.getLogger().removeHandler(logs)
+        await register.close()
+        await emulator.close()
+        await journal.close()
+
+
+async def _never() -> dict[str, object]:
+    raise RuntimeError("the box is not assembled yet")
+
+
+_HIDDEN = re.compile(r'<input type="hidden" name="(?P<name>[a-z_]+)" value="(?P<value>[^"]*)">')
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """The hidden inputs of a page (the last value of each name)."""
+    return {m["name"]: m["value"] for m in _HIDDEN.finditer(html)}
+
+
+async def login(
+    session: aiohttp.ClientSession, url: str, password: str = PASSWORD
+) -> aiohttp.ClientResponse:
+    """Log in as a browser does: GET the form (token cookie), POST it."""
+    async with session.get(f"{url}/login") as resp:
+        fields = hidden_fields(await resp.text())
+    return await session.post(
+        f"{url}/login",
+        data={"login_token": fields["login_token"], "next": "/", "password": password},
+        allow_redirects=False,
+    )
+
+
+def new_client() -> aiohttp.ClientSession:
+    # The cookie jar must accept cookies from an IP address host (127.0.0.1).
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
