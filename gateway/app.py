@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, fiscal
+from gateway import __version__, fiscal, updates
 from gateway.box_controls import SupervisorControls
 from gateway.config import Config
 from gateway.errors import GatewayError
@@ -34,6 +34,7 @@ from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.registers.vchasno.driver import VchasnoRegister
 from gateway.supervisor import LinkState, RegisterSupervisor
 from gateway.systemd import Notifier, Progress, keep_alive
+from gateway.updates.service import python_for_venvs
 from gateway.web.diagnostics import RecentLogs, masked
 from gateway.web.server import StatusPage
 from gateway.worker import ShiftPolicy, Worker
@@ -74,6 +75,15 @@ class Gateway:
         self.health_monitor: HealthMonitor | None = None
         self.hotplug: HotplugMonitor | None = None
         self._event_tasks: set[asyncio.Task[int]] = set()
+        self.exit_code = 0  # RESTART_EXIT_CODE after switching to a new release
+        self.update_settings = updates.UpdateSettings(
+            root=cfg.updates.root,
+            public_keys=cfg.updates.public_keys,
+            python=python_for_venvs(),
+            confirm_after_s=60.0 * cfg.updates.confirm_after_min,
+            max_artifact_bytes=cfg.updates.max_artifact_mb * 2**20,
+        )
+        self._update_requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1)
         self.logs = RecentLogs()  # the last log lines, for the diagnostics bundle
         self.started_at = dt.datetime.now(dt.UTC)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -227,6 +237,7 @@ class Gateway:
                 status=self._device_summary,
                 telemetry=self.telemetry,
                 clock_trusted=self._clock_trusted,
+                on_update=self._request_update,
             )
         async with asyncio.TaskGroup() as tg:
             self._spawn(tg, supervisor.run(), "register-supervisor")
@@ -255,6 +266,9 @@ class Gateway:
                 self._spawn(tg, self.mqtt.run(), "mqtt")
             try:
                 self._spawn(tg, self._watchdog(), "systemd-watchdog")
+                self._spawn(tg, self._updates(), "updates")
+                if (self.update_settings.root / "current").exists():  # installed as releases
+                    self._spawn(tg, self._confirm_update(), "update-confirm")
                 self.notifier.ready(self._status_line())
                 await self.stop_event.wait()
                 _LOGGER.info("Stopping")
@@ -282,6 +296,39 @@ class Gateway:
                     self.cfg.journal.retention_days,
                 )
             await asyncio.sleep(RETENTION_INTERVAL_S)
+
+    def _request_update(self, command: dict[str, Any]) -> bool:
+        """An update command from the office; False when one is already waiting."""
+        try:
+            self._update_requests.put_nowait(command)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def _confirm_update(self) -> None:
+        """A release on trial is confirmed after READY plus a healthy while (docs/box.md)."""
+
+        async def healthy() -> bool:
+            body = await self.health()
+            register = body.get("register")
+            connected = isinstance(register, dict) and register.get("state") == "connected"
+            return body.get("status") != "down" and connected
+
+        await updates.confirm_when_healthy(self.update_settings, healthy)
+
+    async def _updates(self) -> None:
+        """Apply the office's update commands one at a time; restart into a new release."""
+        journal = self.journal
+        assert journal is not None
+        while True:
+            command = await self._update_requests.get()
+            await journal.add_event("update_started", {"version": command.get("version")})
+            outcome = await updates.apply_signed_update(command, self.update_settings)
+            await journal.add_event("update_outcome", outcome.as_json())
+            _LOGGER.info("Update: %s (%s)", outcome.result, outcome.message)
+            if outcome.restart_required:
+                self.exit_code = updates.RESTART_EXIT_CODE
+                self.request_stop()
 
     async def _watchdog(self) -> None:
         """WATCHDOG=1 only while the loop runs and the worker is not stuck on one step."""
@@ -437,7 +484,7 @@ class Gateway:
         )
 
 
-async def run(cfg: Config) -> None:
+async def run(cfg: Config) -> int:
     """Entry for `fiscal-gateway run`: stops cleanly on SIGINT/SIGTERM."""
     gateway = Gateway(cfg)
     loop = asyncio.get_running_loop()
@@ -448,3 +495,4 @@ async def run(cfg: Config) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    return gateway.exit_code

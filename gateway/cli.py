@@ -57,8 +57,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"{args.config}: {issue}", file=sys.stderr)
         return 2
     setup_logging(cfg.log_level)
-    asyncio.run(app.run(cfg))
-    return 0
+    return asyncio.run(app.run(cfg))
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

@@ -665,6 +665,18 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdatesConfig:
+    """Releases side by side with rollback (docs/box.md)."""
+
+    root: Path = Path("/opt/fiscal-gateway")
+    public_keys: tuple[bytes, ...] = field(
+        default=(), metadata=_rule(parse=_parse_ed25519_key, from_file=_parse_ed25519_key_file)
+    )
+    confirm_after_min: int = field(default=10, metadata=_rule(lo=1, hi=1440))
+    max_artifact_mb: int = field(default=200, metadata=_rule(lo=1, hi=4096))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
@@ -680,6 +692,7 @@ class Config:
     mqtt: MqttConfig = MqttConfig()
     clock: ClockConfig = ClockConfig()
     health: HealthConfig = HealthConfig()
+    updates: UpdatesConfig = UpdatesConfig()
     mapping: NameMapping = field(default_factory=NameMapping)
 
 

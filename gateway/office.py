@@ -9,7 +9,6 @@ with a broker restart is simply sent again. It then waits for `result/<uuid>`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -124,7 +123,8 @@ class Office:
                 if out is None:
                     continue
                 if kind == "ack":
-                    out.ack = body
+                    if out.ack is None or body.get("status") == "rejected":
+                        out.ack = body  # the first answer says whether it was new
                     out.acked.set()
                     if body.get("status") == "rejected":
                         out.finished.set()
@@ -158,9 +158,8 @@ class Office:
         out = self.outcomes.setdefault((box, uuid), Outcome(uuid))
         topic = Topics(self.prefix, box).cmd
         say = progress or (lambda _text: None)
-        goal = out.finished if wait else out.acked
         async with asyncio.timeout(timeout_s):
-            while not goal.is_set():
+            while not (out.finished if wait else out.acked).is_set():
                 await self.link.connected.wait()
                 payload = json.dumps(signer.sign(doc, box) if signer else doc).encode("utf-8")
                 try:
@@ -175,7 +174,17 @@ class Office:
                             code="mqtt_refused",
                         ) from err
                     say(f"not sent yet: {err}")
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(reask_s if out.acked.is_set() else resend_s):
-                        await (goal if out.acked.is_set() else out.acked).wait()
+                if not await _within(out.acked, resend_s) or not wait:
+                    continue
+                await _within(out.finished, reask_s)
         return out
+
+
+async def _within(event: asyncio.Event, timeout_s: float) -> bool:
+    """Whether `event` is set within `timeout_s`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.mqtt_broker import Broker, Pki
 
 # Our own loggers run at DEBUG during tests so every %-format, hex dumps included, is tried.
 CHECKED_LOGGER = "gateway"
@@ -44,3 +47,20 @@ def fail_on_bad_log_formatting() -> Iterator[FailOnBadFormattingHandler]:
         ours.setLevel(old_level)
     if handler.failures:
         pytest.fail("bad log formatting:\n" + "\n".join(handler.failures), pytrace=False)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """An office CA for this test (broker, box and office certificates)."""
+    return Pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: Pki) -> Iterator[Broker]:
+    """A real Mosquitto with mutual TLS and the recommended ACL, stopped after the test."""
+    root = tmp_path / "broker"
+    root.mkdir()
+    b = Broker(root, pki)
+    b.start()
+    yield b
+    b.stop()

@@ -90,6 +90,7 @@ class BoxMqtt:
         status: StatusSource,
         telemetry: StatusSource,
         clock_trusted: Callable[[], bool],
+        on_update: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self.cfg = cfg
         self.journal = journal
@@ -100,6 +101,7 @@ class BoxMqtt:
         self._status = status
         self._telemetry = telemetry
         self._clock_trusted = clock_trusted
+        self._on_update = on_update
         self._max_bytes = cfg.http.max_body_bytes
         signing = cfg.mqtt.command_signing
         self._verifier = (
@@ -219,6 +221,9 @@ class BoxMqtt:
                 sequence = (SEQUENCE_KEY, signed.seq)
             else:
                 check_box(doc, self.cfg.box_id)
+            if doc.get("op") == "update":
+                self._take_update(doc)
+                return
             try:
                 parsed = parse_request(message.payload, self._mapping, max_bytes=self._max_bytes)
             except ValidationError as err:
@@ -247,6 +252,15 @@ class BoxMqtt:
             return
         _LOGGER.info("Command %s queued as job %d", job.uuid, job.seq)
         self._on_submitted(job.uuid)
+
+    def _take_update(self, doc: dict[str, Any]) -> None:
+        """`{"op": "update", ...}`: handed to the app's updater (the artifact carries its own
+        release signature, checked there); one at a time."""
+        if self._on_update is None:
+            raise CommandRefused("unsupported", "op", "this box takes no updates over MQTT")
+        if not self._on_update(doc):
+            raise CommandRefused("busy", "op", "an update is already in progress")
+        _LOGGER.info("Update command taken: version %s", doc.get("version"))
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
         if len(payload) > self._max_bytes:

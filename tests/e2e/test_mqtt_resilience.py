@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +25,6 @@ from tests.integration.test_mqtt import PREFIX, office_for, sell, wait_until
 from tests.mqtt_broker import Broker, Pki, free_port
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path / "pki")
-
-
-@pytest.fixture
-def broker(tmp_path: Path, pki: Pki) -> Iterator[Broker]:
-    root = tmp_path / "broker"
-    root.mkdir()
-    b = Broker(root, pki)
-    b.start()
-    yield b
-    b.stop()
 
 
 class Daemon:

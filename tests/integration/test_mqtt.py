@@ -60,21 +60,6 @@ def sell(uuid: str, name: str = "Хлеб", *, box: str | None = None) -> dict[s
     return doc
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path / "pki")
-
-
-@pytest.fixture
-def broker(tmp_path: Path, pki: Pki) -> AsyncIterator[Broker]:
-    root = tmp_path / "broker"
-    root.mkdir()
-    b = Broker(root, pki)
-    b.start()
-    yield b  # type: ignore[misc]
-    b.stop()
-
-
 def settings_for(broker: Broker, pki: Pki, cn: str, **extra: Any) -> LinkSettings:
     cert, key = (pki.root / f"{cn}.crt", pki.root / f"{cn}.key")
     if not cert.exists():
@@ -550,3 +535,39 @@ async def test_mqtt_5_falls_back_to_3_1_1_when_the_broker_refuses_5() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await old.close()
+
+
+async def test_an_update_command_with_a_forged_release_signature_changes_nothing(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    release_key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(
+        release_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+    ).decode()
+    extra = f"""updates:
+  root: {tmp_path / "releases"}
+  public_keys: ["{public}"]
+"""
+    cfg = box_config(tmp_path, broker, pki, "shop-1") + extra
+    async with running_box(cfg, tmp_path / "shop-1") as box, office_for(broker, pki) as office:
+        forger = Ed25519PrivateKey.generate()
+        command = {
+            "op": "update",
+            "version": "9.9.9",
+            "url": "http://127.0.0.1:9/never-fetched.tar.gz",
+            "sha256": "ab" * 32,
+            "size": 1000,
+            "signature": base64.b64encode(forger.sign(b"anything")).decode(),
+        }
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", json.dumps(command).encode())
+        await wait_until(lambda: any(e.get("event") == "update_outcome" for _, e in office.events))
+        outcome = next(e for _, e in office.events if e.get("event") == "update_outcome")
+        assert outcome["result"] == "rejected"
+        assert outcome["version"] == "9.9.9"
+        assert not (tmp_path / "releases" / "current").exists()
+        assert box.gateway.exit_code == 0
+        # The daemon carries on printing.
+        out = await office.send("shop-1", sell("after-update"), timeout_s=60)
+        assert out.result is not None
