@@ -257,6 +257,23 @@ class RegisterStatus:
     shift_number: int | None = None
     raw_mode: int = 0
 
+    @classmethod
+    def cloud(
+        cls, shift: ShiftState, when: dt.datetime | None, shift_number: int | None
+    ) -> RegisterStatus:
+        """A software register's status: no paper, cover, print mode or open receipt."""
+        return cls(
+            mode=0,
+            submode=0,
+            shift=shift,
+            receipt_open=False,
+            paper_present=True,
+            cover_open=False,
+            waiting_continue_print=False,
+            datetime=when,
+            shift_number=shift_number,
+        )
+
 
 class FnWarning(enum.Enum):
     """ФН warning flags (Shtrih FF01h, bits 0–3)."""

@@ -23,6 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.aio import wait_set
 from gateway.errors import GatewayError
 from gateway.ingress.mqtt import LinkSettings, MqttLink
 from gateway.ingress.signing import sign_command
@@ -174,17 +175,7 @@ class Office:
                             code="mqtt_refused",
                         ) from err
                     say(f"not sent yet: {err}")
-                if not await _within(out.acked, resend_s) or not wait:
+                if not await wait_set(out.acked, resend_s) or not wait:
                     continue
-                await _within(out.finished, reask_s)
+                await wait_set(out.finished, reask_s)
         return out
-
-
-async def _within(event: asyncio.Event, timeout_s: float) -> bool:
-    """Whether `event` is set within `timeout_s`."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True

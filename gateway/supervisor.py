@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gateway import fiscal
+from gateway.aio import wait_set
 from gateway.errors import GatewayError, RegisterMismatch
 from gateway.journal import Journal
 
@@ -268,11 +269,7 @@ class RegisterSupervisor:
 
     async def _watch(self) -> None:
         while self.register.connected and not self._kick.is_set():
-            try:
-                async with asyncio.timeout(WATCH_INTERVAL_S):
-                    await self._kick.wait()
-            except TimeoutError:
-                pass
+            await wait_set(self._kick, WATCH_INTERVAL_S)
         if self._kick.is_set():
             self._kick.clear()
             if self._device_absent:
@@ -285,11 +282,7 @@ class RegisterSupervisor:
         await self.register.close()
 
     async def _wait_kick(self, timeout_s: float) -> None:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._kick.wait()
-        except TimeoutError:
-            pass
+        await wait_set(self._kick, timeout_s)
         self._kick.clear()
 
     async def _backoff(self) -> None:

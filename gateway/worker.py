@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import fiscal, results
+from gateway.aio import wait_set
 from gateway.errors import DeviceError, GatewayError, LinkError, ValidationError
 from gateway.journal import JobRecord, JobState, Journal
 from gateway.tasks import (
@@ -145,16 +146,13 @@ class Worker:
 
     async def _idle(self) -> None:
         self.current_job = None
-        try:
-            async with asyncio.timeout(IDLE_CHECK_INTERVAL_S):
-                await self._wake.wait()
-        except TimeoutError:
-            if self._connected.is_set() and not await self._journal.is_blocked():
-                try:
-                    async with self._register_lock:
-                        await self._shift_maintenance(for_receipt=False)
-                except (GatewayError, OSError) as err:
-                    _LOGGER.warning("Shift maintenance failed: %s", err)
+        woken = await wait_set(self._wake, IDLE_CHECK_INTERVAL_S)
+        if not woken and self._connected.is_set() and not await self._journal.is_blocked():
+            try:
+                async with self._register_lock:
+                    await self._shift_maintenance(for_receipt=False)
+            except (GatewayError, OSError) as err:
+                _LOGGER.warning("Shift maintenance failed: %s", err)
         self._wake.clear()
 
     async def _wait_connected(self) -> bool:
@@ -162,20 +160,11 @@ class Worker:
             return True
         if self.paused_reason is None:
             await self._set_paused("register not connected")
-        try:
-            async with asyncio.timeout(CONNECT_WAIT_S):
-                await self._connected.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await wait_set(self._connected, CONNECT_WAIT_S)
 
     async def _pause(self, reason: str) -> None:
         await self._set_paused(reason)
-        try:
-            async with asyncio.timeout(PAUSE_POLL_INTERVAL_S):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        await wait_set(self._wake, PAUSE_POLL_INTERVAL_S)
         self._wake.clear()
 
     async def _set_paused(self, reason: str) -> None:

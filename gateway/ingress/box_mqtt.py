@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import __version__
+from gateway.aio import wait_set
 from gateway.config import Config, SigningMode
 from gateway.errors import (
     CommandRefused,
@@ -288,9 +289,7 @@ class BoxMqtt:
             self.journal.outbox_added.clear()  # before reading: a row added meanwhile re-wakes us
             rows = await self.journal.outbox_pending(limit=PUMP_BATCH)
             if not rows:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(PUMP_IDLE_S):
-                        await self.journal.outbox_added.wait()
+                await wait_set(self.journal.outbox_added, PUMP_IDLE_S)
                 continue
             await self._deliver(rows)
 
@@ -311,7 +310,8 @@ class BoxMqtt:
         if done:
             await self.journal.outbox_done(done)
             self.published += len(done)
-        failed = [row.id for row, _ in sent if row.id not in set(done)]
+        delivered = set(done)
+        failed = [row.id for row, _ in sent if row.id not in delivered]
         if failed:
             await self.journal.outbox_attempted(failed)
             await asyncio.sleep(1.0)  # the link is dropping; do not spin on it

@@ -22,6 +22,7 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
+from gateway import serving
 from gateway.config import HttpConfig
 from gateway.errors import DuplicateJob, GatewayError, InvalidJobState, JobNotFound, ValidationError
 from gateway.ingress.auth import Refusal, TokenCheck
@@ -418,24 +419,16 @@ class HttpApi:
             raise RuntimeError("the HTTP API is started already")
         ssl_ctx = await self._load_tls()
         listen = self.config.listen
-        runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=STOP_TIMEOUT_S)
-        try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                await runner.setup()
-                site = web.TCPSite(runner, listen.host, listen.port, ssl_context=ssl_ctx)
-                await site.start()
-        except BaseException as err:
-            async with asyncio.timeout(STOP_TIMEOUT_S):
-                await runner.cleanup()
-            if isinstance(err, OSError):
-                raise GatewayError(
-                    f"http.listen: cannot listen on {listen}: {err.strerror or err}",
-                    code="http_listen",
-                    hint="another program may hold the port, or the address is not this box's",
-                ) from err
-            raise
+        runner, port = await serving.listen(
+            self.build_app(),
+            listen,
+            key="http.listen",
+            code="http_listen",
+            stop_timeout_s=STOP_TIMEOUT_S,
+            ssl_context=ssl_ctx,
+        )
         self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self.port = port
         _LOGGER.info("HTTP API listening on %s://%s:%d", self.scheme, listen.host, self.port)
 
     async def stop(self) -> None:
@@ -443,11 +436,7 @@ class HttpApi:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        try:
-            async with asyncio.timeout(STOP_TIMEOUT_S * 2):
-                await runner.cleanup()
-        except TimeoutError:
-            _LOGGER.error("The HTTP API did not stop within %.0f s", STOP_TIMEOUT_S * 2)
+        await serving.stop(runner, "The HTTP API", STOP_TIMEOUT_S)
         self.port = None
         _LOGGER.info("HTTP API stopped")
 

@@ -31,6 +31,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.aio import wait_set
 from gateway.errors import GatewayError
 
 _LOGGER = logging.getLogger(__name__)
@@ -368,12 +369,8 @@ class MqttLink:
     @staticmethod
     async def _keep_alive(conn: _Conn) -> None:
         """Until the connection closes: paho's keep-alive and timeout checks once a second."""
-        while not conn.closed.is_set():
-            try:
-                async with asyncio.timeout(MISC_INTERVAL_S):
-                    await conn.closed.wait()
-            except TimeoutError:
-                conn.client.loop_misc()
+        while not await wait_set(conn.closed, MISC_INTERVAL_S):
+            conn.client.loop_misc()
 
     async def _subscribe(self, conn: _Conn) -> None:
         subs = list(self.settings.subscriptions)

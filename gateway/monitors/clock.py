@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gateway import fiscal
+from gateway.aio import wait_set
 from gateway.config import ClockConfig, OpenShiftClockPolicy
 from gateway.errors import DuplicateJob, GatewayError
 from gateway.journal import FINISHED, Journal
@@ -153,11 +154,7 @@ class ClockMonitor:
             await self._wait_interval()
 
     async def _wait_interval(self) -> None:
-        try:
-            async with asyncio.timeout(self._config.check_interval_s):
-                await self._kick.wait()
-        except TimeoutError:
-            pass
+        await wait_set(self._kick, self._config.check_interval_s)
         self._kick.clear()
 
     async def check_once(self) -> ClockDecision | None:

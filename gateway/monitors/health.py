@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import fiscal
+from gateway.aio import wait_set
 from gateway.config import HealthConfig
 from gateway.errors import GatewayError
 from gateway.journal import Journal
@@ -122,11 +123,7 @@ class HealthMonitor:
             except (GatewayError, OSError) as err:
                 _LOGGER.warning("Health poll failed: %s", err)
                 self._snapshot = _stale(self._snapshot, str(err))
-            try:
-                async with asyncio.timeout(self._config.poll_interval_s):
-                    await self._kick.wait()
-            except TimeoutError:
-                pass
+            await wait_set(self._kick, self._config.poll_interval_s)
             self._kick.clear()
 
     async def poll_once(self) -> HealthSnapshot | None:

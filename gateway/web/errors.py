@@ -25,9 +25,3 @@ class PasswordTooWeak(WebError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"password refused: {reason}")
         self.reason = reason
-
-
-class WebListenFailed(WebError):
-    """The page could not bind its address."""
-
-    code = "web_listen"

@@ -26,6 +26,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import MultiDictProxy
 
+from gateway import serving
 from gateway.config import WebConfig
 from gateway.errors import DuplicateJob, InvalidJobState, JobNotFound
 from gateway.journal import JobState, Journal, Resolution
@@ -33,7 +34,7 @@ from gateway.tasks import NameMapping, parse_request
 from gateway.web import metrics, pages
 from gateway.web.controls import BoxControls, Outcome
 from gateway.web.diagnostics import RecentLogs, bundle
-from gateway.web.errors import PasswordTooWeak, WebListenFailed
+from gateway.web.errors import PasswordTooWeak
 from gateway.web.i18n import LANGUAGE_NAMES, LANGUAGES, choose, supported, translator
 from gateway.web.password_store import PasswordStore
 from gateway.web.sessions import SESSION_TTL_S, LoginLimiter, Notice, Session, Sessions, csrf_ok
@@ -47,7 +48,6 @@ LANG_COOKIE: Final = "fgw_lang"
 FORM_MAX_BYTES: Final = 16 * 1024
 FORM_TIMEOUT_S: Final = 15.0
 ACTION_TIMEOUT_S: Final = 60.0
-START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 10.0
 QUEUE_SAMPLE_INTERVAL_S: Final = 300.0
 LIVE_REFRESH_S: Final = 5
@@ -761,22 +761,15 @@ class StatusPage:
         if self._runner is not None:
             raise RuntimeError("the status page is started already")
         listen = self.config.listen
-        runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=STOP_TIMEOUT_S)
-        try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                await runner.setup()
-                await web.TCPSite(runner, listen.host, listen.port).start()
-        except BaseException as err:
-            async with asyncio.timeout(STOP_TIMEOUT_S):
-                await runner.cleanup()
-            if isinstance(err, OSError):
-                raise WebListenFailed(
-                    f"web.listen: cannot listen on {listen}: {err.strerror or err}",
-                    hint="another program may hold the port, or the address is not this box's",
-                ) from err
-            raise
+        runner, port = await serving.listen(
+            self.build_app(),
+            listen,
+            key="web.listen",
+            code="web_listen",
+            stop_timeout_s=STOP_TIMEOUT_S,
+        )
         self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self.port = port
         _LOGGER.info("Status page on http://%s:%d/", listen.host, self.port)
 
     async def stop(self) -> None:
@@ -784,11 +777,7 @@ class StatusPage:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        try:
-            async with asyncio.timeout(STOP_TIMEOUT_S * 2):
-                await runner.cleanup()
-        except TimeoutError:
-            _LOGGER.error("The status page did not stop within %.0f s", STOP_TIMEOUT_S * 2)
+        await serving.stop(runner, "The status page", STOP_TIMEOUT_S)
         self.port = None
 
     async def sample_queue_depth(self, interval_s: float = QUEUE_SAMPLE_INTERVAL_S) -> None:

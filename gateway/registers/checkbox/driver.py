@@ -264,16 +264,10 @@ class CheckboxRegister:
     async def status(self) -> fiscal.RegisterStatus:
         """Shift state; a cloud register has no paper, cover or open receipt."""
         shift = await self._current_shift()
-        return fiscal.RegisterStatus(
-            mode=0,
-            submode=0,
-            shift=self._shift_state(shift),
-            receipt_open=False,
-            paper_present=True,
-            cover_open=False,
-            waiting_continue_print=False,
-            datetime=await self.read_clock(),
-            shift_number=int(shift.get("serial") or 0) if shift else None,
+        return fiscal.RegisterStatus.cloud(
+            self._shift_state(shift),
+            await self.read_clock(),
+            int(shift.get("serial") or 0) if shift else None,
         )
 
     async def fn_status(self) -> fiscal.FnStatus:

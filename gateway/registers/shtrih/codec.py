@@ -18,6 +18,7 @@ Answers: CMD ERR data; with ERR≠0 only CMD ERR ([PROTO] p.8).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
 import enum
@@ -83,18 +84,18 @@ def split_command(body: bytes) -> tuple[int, bytes]:
 # --- wire types -----------------------------------------------------------------------------------
 
 
-class _Wire:
+class _Wire(abc.ABC):
     """A field's wire encoding; `size` None means 'the rest of the body'."""
 
     size: int | None = None
 
-    def encode(self, value: Any) -> bytes:  # pragma: no cover - overridden
+    @abc.abstractmethod
+    def encode(self, value: Any) -> bytes:
         """The value's bytes; ValueError when it does not fit."""
-        raise NotImplementedError
 
-    def decode(self, data: bytes) -> Any:  # pragma: no cover - overridden
+    @abc.abstractmethod
+    def decode(self, data: bytes) -> Any:
         """The value of exactly `size` bytes (or the rest of the body)."""
-        raise NotImplementedError
 
 
 class _Int(_Wire):

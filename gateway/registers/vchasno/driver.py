@@ -186,16 +186,10 @@ class VchasnoRegister:
     async def status(self) -> fiscal.RegisterStatus:
         """Shift state; no paper, cover or open receipt on a cloud device."""
         info = await self._status()
-        return fiscal.RegisterStatus(
-            mode=0,
-            submode=0,
-            shift=self._shift_state(info),
-            receipt_open=False,
-            paper_present=True,
-            cover_open=False,
-            waiting_continue_print=False,
-            datetime=self._wall(self._now()),
-            shift_number=int(info.get("last_z_no") or 0) + 1 if self._shift_open(info) else None,
+        return fiscal.RegisterStatus.cloud(
+            self._shift_state(info),
+            self._wall(self._now()),
+            int(info.get("last_z_no") or 0) + 1 if self._shift_open(info) else None,
         )
 
     async def fn_status(self) -> fiscal.FnStatus:
