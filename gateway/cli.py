@@ -1,4 +1,4 @@
-"""Command line: `fiscal-gateway run | emulator | check-config | send | watch`."""
+"""Command line: `fiscal-gateway run | emulator | check-config | send | watch | provision`."""
 
 from __future__ import annotations
 
@@ -42,7 +42,29 @@ def _build_parser() -> argparse.ArgumentParser:
     update_cli.add_arguments(
         sub.add_parser("update", help="releases: apply, revert-unconfirmed, confirm, status, sign")
     )
+    _add_provision_arguments(
+        sub.add_parser("provision", help="boot step: import settings left on the SD card")
+    )
     return parser
+
+
+def _add_provision_arguments(parser: argparse.ArgumentParser) -> None:
+    from gateway.provision import DEFAULT_SOURCE, DEFAULT_TARGET
+
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=DEFAULT_SOURCE,
+        help=f"folder on the boot partition (default {DEFAULT_SOURCE})",
+    )
+    parser.add_argument(
+        "--to",
+        dest="target",
+        type=Path,
+        default=DEFAULT_TARGET,
+        help=f"settings folder (default {DEFAULT_TARGET})",
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -99,6 +121,18 @@ def _cmd_update(args: argparse.Namespace) -> int:
     return update_cli.run(args)
 
 
+def _cmd_provision(args: argparse.Namespace) -> int:
+    from gateway.log import setup_logging
+    from gateway.provision import provision
+
+    setup_logging("info")
+    try:
+        return provision(args.source, args.target).exit_code
+    except OSError as err:  # e.g. the card's folder cannot be listed; nothing was installed
+        print(f"fiscal-gateway provision: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the sub-command; returns the exit code."""
     args = _build_parser().parse_args(argv)
@@ -109,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "send": _cmd_office,
         "watch": _cmd_office,
         "update": _cmd_update,
+        "provision": _cmd_provision,
     }
     return handlers[args.command](args)
 

@@ -1013,9 +1013,17 @@ class _Scope:
 class _Reader:
     """Walks the YAML node tree against the schema, collecting every issue."""
 
-    def __init__(self, loader: yaml.SafeLoader, base_dir: Path) -> None:
+    def __init__(
+        self,
+        loader: yaml.SafeLoader,
+        base_dir: Path,
+        credentials_dir: Path | None = None,
+        read_instead: Mapping[Path, Path] | None = None,
+    ) -> None:
         self.loader = loader
         self.base_dir = base_dir
+        self.credentials_dir = credentials_dir
+        self.read_instead: Mapping[Path, Path] = read_instead or {}
         self.issues: list[ConfigIssue] = []
         self.lines: dict[str, int] = {}  # dotted path -> line of its key (or list item)
 
@@ -1233,7 +1241,7 @@ class _Reader:
                 self.issue(path, line, problem)
                 return _BAD
         if rule.must_exist and isinstance(value, Path):
-            problem = _file_problem(value)
+            problem = _file_problem(self.read_instead.get(value, value))
             if problem is not None:
                 self.issue(path, line, problem)
                 return _BAD
@@ -1253,7 +1261,7 @@ class _Reader:
         raw = _plain_text(node).strip()
         if raw.startswith(_CREDENTIAL_PREFIX):
             name = raw[len(_CREDENTIAL_PREFIX) :]
-            folder = os.environ.get("CREDENTIALS_DIRECTORY")
+            folder = self.credentials_dir or os.environ.get("CREDENTIALS_DIRECTORY")
             if not name or "/" in name or name in (".", ".."):
                 self.issue(path, line, f"bad credential name {name!r}")
                 return _BAD
@@ -1267,6 +1275,7 @@ class _Reader:
             file = Path(folder) / name
         else:
             file = self.path(raw)
+        file = self.read_instead.get(file, file)
         problem = _file_problem(file, max_bytes=MAX_SECRET_FILE_BYTES)
         if problem is not None:
             self.issue(path, line, problem)
@@ -1392,15 +1401,29 @@ def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
 # --- public API ------------------------------------------------------------------------------
 
 
-def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> Config:
-    """Parse YAML text into a Config; ConfigError lists every issue found."""
+def parse_config(
+    text: str,
+    *,
+    source: str = "<string>",
+    base_dir: Path | None = None,
+    credentials_dir: Path | None = None,
+    read_instead: Mapping[Path, Path] | None = None,
+) -> Config:
+    """Parse YAML text into a Config; ConfigError lists every issue found.
+
+    `credentials_dir` is where credential:NAME points (default $CREDENTIALS_DIRECTORY).
+    `read_instead` maps files the config names to the files checked and read in their place,
+    for a config checked before its files are where it names them (`fiscal-gateway
+    provision`); the Config keeps the names as written.
+    """
     loader = yaml.SafeLoader(text)
     try:
         try:
             root = loader.get_single_node()
         except yaml.YAMLError as err:
             raise ConfigError([_syntax_issue(err, text)]) from None
-        reader = _Reader(loader, base_dir if base_dir is not None else Path.cwd())
+        base = base_dir if base_dir is not None else Path.cwd()
+        reader = _Reader(loader, base, credentials_dir, read_instead)
         cfg = reader.section(Config, root, "", 1)
     finally:
         loader.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -105,3 +106,31 @@ def test_udev_rule_names_the_register_and_keeps_modemmanager_off() -> None:
     assert 'TAG+="systemd"' in rule
     assert 'ENV{ID_MM_DEVICE_IGNORE}="1"' in rule
     assert re.search(r'ATTRS\{idVendor\}=="[0-9a-f]{4}", ATTRS\{idProduct\}=="[0-9a-f]{4}"', rule)
+
+
+def _gateway_command_lines() -> list[tuple[str, list[str]]]:
+    """Every Exec*= line of the shipped units that runs the gateway's own command."""
+    units = [SERVICE, *(UNITS.parent / "image" / "overlay").rglob("*.service")]
+    found = []
+    for unit in units:
+        for line in unit.read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition("=")
+            if not key.startswith("Exec"):
+                continue
+            argv = shlex.split(value.lstrip("-"))
+            if argv and argv[0].endswith("/bin/fiscal-gateway"):
+                found.append((f"{unit.name}: {line}", argv[1:]))
+    return found
+
+
+def test_units_call_the_gateway_with_arguments_it_takes() -> None:
+    """A wrong argument order in ExecStartPre= shows only at boot; the parser catches it here."""
+    from gateway.cli import _build_parser
+
+    lines = _gateway_command_lines()
+    assert len(lines) >= 3  # revert-unconfirmed, run, provision
+    for where, argv in lines:
+        try:
+            _build_parser().parse_args(argv)
+        except SystemExit as err:
+            pytest.fail(f"{where}: the gateway refuses these arguments ({err})")
