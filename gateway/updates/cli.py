@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import pwd
 import sys
 from pathlib import Path
 
@@ -37,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sub = parser.add_subparsers(dest="update_command", required=True)
     apply = sub.add_parser("apply", help="install and switch to a signed release")
-    apply.add_argument("command", type=Path, help="the signed update command (JSON file)")
+    # Not dest="command": that is the top-level sub-command's name.
+    apply.add_argument(
+        "command_file", metavar="COMMAND", type=Path, help="the signed update command (JSON file)"
+    )
     apply.add_argument("--artifact", type=Path, help="use this local file instead of the URL")
     apply.add_argument(
         "--keys", type=Path, help="release public keys (default: the unit's credential)"
@@ -61,16 +65,35 @@ def _keys(path: Path | None) -> tuple[bytes, ...]:
     return parse_public_keys(path.read_text(encoding="utf-8"))
 
 
+def _check_user(root: Path) -> None:
+    """Releases belong to the service's user: files root made there would lock it out of them."""
+    try:
+        owner = root.stat().st_uid
+    except FileNotFoundError:
+        return
+    if os.geteuid() == 0 and owner != 0:
+        try:
+            name = pwd.getpwuid(owner).pw_name
+        except KeyError:
+            name = str(owner)
+        raise UpdateError(
+            f"{root} belongs to {name}: run this as that user (sudo -u {name} fiscal-gateway "
+            "update ...), not as root, so the service can still manage its releases"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one sub-command; exit 0 on success, 1 when refused or failed."""
     what = args.update_command
     settings = UpdateSettings(root=args.root, python=python_for_venvs())
     try:
+        if what in ("apply", "revert-unconfirmed", "confirm"):
+            _check_user(args.root)
         if what == "apply":
             settings = UpdateSettings(
                 root=args.root, python=python_for_venvs(), public_keys=_keys(args.keys)
             )
-            command = json.loads(args.command.read_text(encoding="utf-8"))
+            command = json.loads(args.command_file.read_text(encoding="utf-8"))
             outcome = asyncio.run(apply_signed_update(command, settings, artifact=args.artifact))
             print(json.dumps(outcome.as_json(), ensure_ascii=False))
             return 0 if outcome.result in (Result.SWITCHED, Result.ALREADY_CURRENT) else 1

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import posixpath
 import shutil
 import tarfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from gateway.updates.errors import UpdateError, UpdateRejected
 from gateway.updates.layout import Layout
@@ -20,19 +21,44 @@ VENV_DIR = "venv"
 PROJECT = "fiscal-gateway"
 
 
+def _check_members(members: list[tarfile.TarInfo]) -> None:
+    """Only plain files, folders and links that stay inside the release.
+
+    Debian 12's Python 3.11.2 predates tarfile's extraction filters (3.11.4), so this check is
+    ours; where the `data` filter exists it is applied as well.
+    """
+    for m in members:
+        name = PurePosixPath(m.name)
+        if name.is_absolute() or ".." in name.parts:
+            raise UpdateRejected("bad_artifact", f"{m.name}: a path leaving the release")
+        if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+            raise UpdateRejected("bad_artifact", f"{m.name}: not a file, folder or link")
+        if m.issym() or m.islnk():
+            # A symlink is relative to its folder, a hard link to the archive's root.
+            where = posixpath.dirname(m.name) if m.issym() else ""
+            target = posixpath.normpath(posixpath.join(where, m.linkname))
+            if posixpath.isabs(m.linkname) or target == ".." or target.startswith("../"):
+                raise UpdateRejected("bad_artifact", f"{m.name}: a link leaving the release")
+
+
 def unpack(artifact: Path, dest: Path, *, max_unpacked_bytes: int) -> ReleaseInfo:
     """Extract a release tarball into the empty directory `dest`; returns its release.json.
 
-    The `data` filter refuses absolute paths, `..`, device files and links leaving `dest`.
+    Absolute paths, `..`, device files and links leaving `dest` are refused.
     """
     try:
         with tarfile.open(artifact, "r:*") as tar:
-            total = sum(m.size for m in tar.getmembers() if m.isfile())
+            members = tar.getmembers()
+            total = sum(m.size for m in members if m.isfile())
             if total > max_unpacked_bytes:
                 raise UpdateRejected(
                     "too_large", f"artifact unpacks to {total} bytes, limit {max_unpacked_bytes}"
                 )
-            tar.extractall(dest, filter="data")
+            _check_members(members)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, filter="data")
+            else:  # pragma: no cover - Python before 3.11.4 (Debian 12's 3.11.2)
+                tar.extractall(dest)
     except (tarfile.TarError, OSError) as err:
         raise UpdateRejected("bad_artifact", f"{artifact.name}: cannot unpack: {err}") from err
     info_file = dest / RELEASE_INFO

@@ -9,13 +9,17 @@ emulator), a hung gateway is restarted by the watchdog, and the journal survives
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from gateway.updates.manifest import UpdateCommand, command_json
+from gateway.updates.verify import file_sha256, sign_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 1200
@@ -95,22 +104,13 @@ class Box:
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A command inside the box (its mounts, PIDs, hostname)."""
-        return subprocess.run(
-            [
-                "nsenter",
-                f"--target={self.leader}",
-                "--mount",
-                "--pid",
-                "--uts",
-                "--ipc",
-                "--",
-                *argv,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=check,
+        enter = ["nsenter", f"--target={self.leader}", "--mount", "--pid", "--uts", "--ipc"]
+        done = subprocess.run(
+            [*enter, "--", *argv], capture_output=True, text=True, timeout=120, check=False
         )
+        if check and done.returncode != 0:
+            pytest.fail(f"{argv} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
 
     def unit(self, name: str) -> dict[str, str]:
         props = "ActiveState,SubState,StatusText,NRestarts,Result"
@@ -205,15 +205,26 @@ def card(rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     subprocess.run(["cp", "-a", str(rootfs / "data"), str(data)], check=True, timeout=120)
     (boot / "fiscal-gateway").mkdir(parents=True)
     api, web = _free_port(), _free_port()
+    release_key = Ed25519PrivateKey.generate()
+    public = release_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     (boot / "fiscal-gateway" / "config.yaml").write_text(
         "box_id: shop-0042\n"
         "state_dir: /var/lib/fiscal-gateway\n"
         "register:\n  port: emulator\n"
         f"http:\n  listen: 127.0.0.1:{api}\n"
-        f"web:\n  listen: 127.0.0.1:{web}\n",
+        f"web:\n  listen: 127.0.0.1:{web}\n"
+        f"updates:\n  public_keys: [{base64.b64encode(public).decode()}]\n"
+        "  confirm_after_min: 1\n",
         encoding="utf-8",
     )
-    return {"rootfs": rootfs, "data": data, "boot": boot, "api": api, "console": base / "console"}
+    return {
+        "rootfs": rootfs,
+        "data": data,
+        "boot": boot,
+        "api": api,
+        "console": base / "console",
+        "release_key": release_key,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -281,8 +292,104 @@ def test_receipt_is_printed(box: Box, card: dict[str, Any]) -> None:
     assert "Молоко" in tape.read_text(encoding="utf-8")
 
 
+def _release_artifact(card: dict[str, Any], version: str) -> tuple[Path, Path]:
+    """The image's release repacked as `version` (same code), with its signed update command."""
+    built = next(card["rootfs"].parent.glob("fiscal-gateway-*-amd64.tar.gz"))
+    incoming = card["data"] / "incoming"
+    incoming.mkdir(mode=0o755, exist_ok=True)
+    artifact = incoming / f"fiscal-gateway-{version}.tar.gz"
+    with tarfile.open(built) as src, tarfile.open(artifact, "w:gz") as dst:
+        for member in src.getmembers():
+            if member.name.lstrip("./") == "release.json":
+                info = json.dumps({"version": version}).encode()
+                member.size = len(info)
+                dst.addfile(member, io.BytesIO(info))
+            else:
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    artifact.chmod(0o644)
+    sha, size = file_sha256(artifact), artifact.stat().st_size
+    signature = sign_manifest(card["release_key"], version, sha, size)
+    command = UpdateCommand(
+        version, f"https://releases.invalid/{artifact.name}", sha, size, signature
+    )
+    cmd_file = incoming / f"update-{version}.json"
+    cmd_file.write_text(json.dumps({"op": "update", **command_json(command)}), encoding="utf-8")
+    cmd_file.chmod(0o644)
+    return cmd_file, artifact
+
+
+def _running_release(box: Box) -> str | None:
+    pid = box.run("systemctl", "show", "--property=MainPID", "--value", "fiscal-gateway").stdout
+    if pid.strip() in ("", "0"):
+        return None
+    cmdline = box.run("cat", f"/proc/{pid.strip()}/cmdline", check=False).stdout
+    found = re.search(r"releases/([^/]+)/venv", cmdline)
+    return found.group(1) if found else None
+
+
+def _update(box: Box, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`fiscal-gateway update` as an operator runs it: as the service's user."""
+    gateway = "/opt/fiscal-gateway/current/venv/bin/fiscal-gateway"
+    return box.run("runuser", "-u", "fiscalgw", "--", gateway, "update", *argv)
+
+
+def test_update_is_confirmed_and_a_broken_release_rolled_back(
+    box: Box, card: dict[str, Any]
+) -> None:
+    """Real systemd: the trial start, the daemon's confirmation, the pre-start revert."""
+    _wait("READY", lambda: _ready(box))
+    assert _running_release(box) == "0.1.0"
+    keys = card["data"] / "incoming" / "release-keys"
+    for version in ("0.1.1", "0.1.2"):
+        _release_artifact(card, version)
+    keys.write_text(
+        base64.b64encode(
+            card["release_key"].public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        ).decode()
+        + "\n"
+    )
+    keys.chmod(0o644)
+
+    def apply(version: str) -> None:
+        out = _update(
+            box,
+            "apply",
+            f"/data/incoming/update-{version}.json",
+            "--artifact",
+            f"/data/incoming/fiscal-gateway-{version}.tar.gz",
+            "--keys",
+            "/data/incoming/release-keys",
+        )
+        assert json.loads(out.stdout)["result"] == "switched", out
+
+    def status() -> dict[str, Any]:
+        return dict(json.loads(_update(box, "status").stdout))
+
+    apply("0.1.1")
+    box.run("systemctl", "restart", "fiscal-gateway")
+    _wait("READY on 0.1.1", lambda: _ready(box) and _running_release(box) == "0.1.1")
+    # updates.confirm_after_min: 1 of health, then the daemon moves `confirmed`.
+    _wait("confirmation", lambda: status()["confirmed"] == "0.1.1", timeout_s=180)
+
+    # A release that cannot start: a module lost after installing (a defect in the release).
+    apply("0.1.2")
+    site = "/opt/fiscal-gateway/releases/0.1.2/venv/lib/python3.11/site-packages"
+    box.run("rm", f"{site}/gateway/app.py")
+    box.run("systemctl", "restart", "fiscal-gateway", check=False)
+    # It fails, Restart=on-failure starts the unit again, and ExecStartPre= (running the
+    # confirmed release's code) finds the trial already used its one start: back to 0.1.1.
+    _wait("READY on 0.1.1 again", lambda: _ready(box) and _running_release(box) == "0.1.1")
+    after = status()
+    assert (after["current"], after["confirmed"]) == ("0.1.1", "0.1.1"), after
+    log = box.run("journalctl", "-u", "fiscal-gateway.service", "--no-pager").stdout
+    assert "0.1.2" in log
+    assert _wait("/health", lambda: _http(card["api"], "/health")[0] == 200)
+
+
 def test_hung_gateway_is_restarted_by_the_watchdog(box: Box, card: dict[str, Any]) -> None:
     _wait("READY", lambda: _ready(box))
+    # The updates above restarted the unit several times: let its start limit count afresh.
+    box.run("systemctl", "reset-failed", "fiscal-gateway")
     before = int(box.unit("fiscal-gateway.service")["NRestarts"])
     # A frozen process pings no more: WatchdogSec=30s, then SIGABRT and Restart=on-failure.
     box.run("systemctl", "kill", "--kill-who=main", "--signal=SIGSTOP", "fiscal-gateway.service")
