@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import enum
-import errno
 import logging
 import os
 import stat
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 
 from gateway.config import MAX_SECRET_FILE_BYTES, Config, parse_config
+from gateway.durable import fsync_dir, write_atomic, write_new
 from gateway.errors import ConfigError, ConfigIssue, GatewayError
 from gateway.updates.verify import parse_public_keys
 
@@ -608,7 +608,7 @@ def _write_temps(staged: list[_Staged], target: Path) -> list[Problem]:
     try:
         _prepare_dirs(staged, target)
         for s in staged:
-            _write_file(s.temp, s.data, s.mode)
+            write_new(s.temp, s.data, s.mode)
     except OSError as err:
         return [_write_problem(err, target)]
     return []
@@ -643,27 +643,12 @@ def _remove_stale_temps(folder: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """A new file with exactly `mode` (whatever the umask), its content fsynced."""
-    path.unlink(missing_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(path, flags, mode)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _install(staged: list[_Staged]) -> None:
     """Rename every temp file into place, credentials before the config that names them."""
     for s in sorted(staged, key=lambda s: s.mode == _CONFIG_MODE):
         os.replace(s.temp, s.target)
     for folder in sorted({s.target.parent for s in staged}):
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
 
 def _discard_temps(staged: list[_Staged], new_dirs: list[Path]) -> None:
@@ -678,29 +663,6 @@ def _discard_temps(staged: list[_Staged], new_dirs: list[Path]) -> None:
         _LOGGER.warning("cannot remove %s: %s", err.filename, _why(err))
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make renames and removals in `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as err:
-        if err.errno != errno.EINVAL:  # a file system that cannot sync a folder
-            raise
-    finally:
-        os.close(fd)
-
-
-def _write_replace(path: Path, data: bytes, mode: int) -> None:
-    """Write a whole file atomically: temp file, fsync, rename, fsync the folder."""
-    temp = path.with_name(f".{path.name}{_TMP_SUFFIX}")
-    _write_file(temp, data, mode)
-    os.replace(temp, path)
-    _fsync_dir(path.parent)
-
-
-# --- the card afterwards ---------------------------------------------------------------------
-
-
 def _clean_card(
     source: Path, staged: list[_Staged], cfg: Config | None, when: dt.datetime
 ) -> list[str]:
@@ -713,12 +675,12 @@ def _clean_card(
             errors.append(f"cannot remove {s.label} from the card: {_why(err)}; remove it by hand")
     try:
         for folder in sorted({s.source.parent for s in staged}):
-            _fsync_dir(folder)
+            fsync_dir(folder)
         text = _imported_text(staged, cfg, when, errors)
-        _write_replace(source / IMPORTED_NAME, _crlf(text), _CONFIG_MODE)
+        write_atomic(source / IMPORTED_NAME, _crlf(text), _CONFIG_MODE, temp_suffix=_TMP_SUFFIX)
         for entry in _report_entries(source, FAILED_NAME):
             entry.unlink()
-        _fsync_dir(source)
+        fsync_dir(source)
     except OSError as err:
         errors.append(f"cannot update {source}: {_why(err)}")
     for error in errors:
@@ -791,7 +753,7 @@ def _write_failed_report(source: Path, problems: list[Problem], when: dt.datetim
         if entry != path:
             entry.unlink()
     text = f"fiscal-gateway: settings import FAILED on {_stamp(when)}.\n{body}"
-    _write_replace(path, _crlf(text), _CONFIG_MODE)
+    write_atomic(path, _crlf(text), _CONFIG_MODE, temp_suffix=_TMP_SUFFIX)
 
 
 def _why(err: OSError) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.durable import fsync_dir, write_atomic
 from gateway.updates.errors import ReleaseStateError
 from gateway.updates.manifest import check_version
 
@@ -128,7 +129,7 @@ class Layout:
     def mark_complete(self, version: str) -> None:
         """The last step of installing a release (after its venv is built)."""
         release = self.release_dir(version)
-        write_atomic(release / COMPLETE_MARKER, b"")
+        write_atomic(release / COMPLETE_MARKER, b"", temp_suffix=_temp_suffix())
         os.utime(release)  # install time orders releases for pruning
         fsync_dir(self.releases)
 
@@ -159,7 +160,9 @@ class Layout:
             },
             "history": list(state.history),
         }
-        write_atomic(self.state_file, json.dumps(obj, indent=2).encode() + b"\n")
+        write_atomic(
+            self.state_file, json.dumps(obj, indent=2).encode() + b"\n", temp_suffix=_temp_suffix()
+        )
 
     def installed(self) -> list[str]:
         """Installed release versions, oldest first by install time."""
@@ -196,21 +199,6 @@ def _state_from_json(raw: object) -> State:
     return State(trial, history)
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that a power cut leaves either the old or the new content."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+def _temp_suffix() -> str:
+    """The daemon and an operator's command may write at once: a temp file each."""
+    return f".{os.getpid()}.tmp"

@@ -252,21 +252,34 @@ LIFECYCLES = """
         j = await Journal.open(Path(sys.argv[1]))
         n = len(await j.list_jobs(limit=100000))
         while True:
-            uuid = f"job-{n}"
-            await j.submit(uuid, json.dumps([{"type": "sell"}, {"type": "reportX"}]), 2, source="http")
+            # What a crash left is finished first (in progress, then blocked); then a new job.
             job = await j.next_job()
-            await j.start(job.uuid)
-            await j.begin_fiscal_step(job.uuid, 0, "receipt", n)
-            if n % 3 == 2:
-                await j.block(job.uuid, 0, 501, "unknown")
-                await j.unblock(job.uuid, resolution="failed", note="not printed")
-            else:
-                await j.finish_task(job.uuid, 0, {"fiscalParams": {"fiscalDocumentNumber": n + 1}})
+            if job is None:
+                blocked = await j.list_jobs(states=["blocked"])
+                if blocked:
+                    await j.unblock(blocked[0].uuid, resolution="failed", note="not printed")
+                    print(blocked[0].uuid, flush=True)
+                    continue
+                tasks = json.dumps([{"type": "sell"}, {"type": "reportX"}])
+                await j.submit(f"job-{n}", tasks, 2, source="http")
+                n += 1
+                continue
+            job = await j.start(job.uuid)
+            if job.current_task == 0:
+                if job.fiscal_step is None:
+                    job = await j.begin_fiscal_step(job.uuid, 0, "receipt", job.seq)
+                if job.seq % 3 == 0:
+                    await j.block(job.uuid, 0, 501, "unknown")
+                    await j.unblock(job.uuid, resolution="failed", note="not printed")
+                    print(job.uuid, flush=True)
+                    continue
+                result = {"fiscalParams": {"fiscalDocumentNumber": job.seq}}
+                job = await j.finish_task(job.uuid, 0, result)
+            if job.current_task == 1:
                 await j.finish_task(job.uuid, 1, {})
-                await j.complete(job.uuid)
-            await j.add_event("done", {"uuid": uuid})
-            print(uuid, flush=True)
-            n += 1
+            await j.complete(job.uuid)
+            await j.add_event("done", {"uuid": job.uuid})
+            print(job.uuid, flush=True)
     asyncio.run(main())
 """
 

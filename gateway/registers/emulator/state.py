@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.durable import write_atomic
 from gateway.errors import GatewayError
 from gateway.registers.emulator import fn
 from gateway.registers.emulator.clock import ClockState
@@ -209,21 +209,7 @@ def fresh_state(
 def save_state(path: Path, state: EmulatorState) -> None:
     """Write `state` atomically: temp file, fsync, rename, fsync the directory. Blocking."""
     data = json.dumps(_encode(state), ensure_ascii=False, separators=(",", ":")).encode()
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, data)
 
 
 def load_state(path: Path) -> EmulatorState:
