@@ -97,7 +97,7 @@ if [ "$target" = rpi ]; then
   mkdir -p "$out/images"
   genimage --rootpath "$out/rootfs" --tmppath "$out/genimage.tmp" --inputpath "$out/images" \
     --outputpath "$out/images" --config "$here/genimage/rpi.cfg"
-  rm -rf "$out/genimage.tmp"
+  rm -rf "$out/genimage.tmp" "$out/images/root-b.ext4"  # slot B is empty: nothing to keep
   sfdisk -l "$out/images/fiscal-gateway-rpi.img"
   step "compress"
   xz -T0 -1 -f "$out/images/fiscal-gateway-rpi.img"
