@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import time
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.updates.manifest import UpdateCommand, command_json
 from gateway.updates.verify import file_sha256, sign_manifest
+from tests.mqtt_broker import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 1200
@@ -48,13 +48,6 @@ pytestmark = [
         reason="mmdebstrap / systemd-nspawn not installed (scripts/apt-test.txt)",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait(what: str, check: Callable[[], Any], timeout_s: float = BOOT_TIMEOUT_S) -> Any:
@@ -204,7 +197,7 @@ def card(rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     # As the card would hold it: owners kept (cp -a), unlike shutil.copytree.
     subprocess.run(["cp", "-a", str(rootfs / "data"), str(data)], check=True, timeout=120)
     (boot / "fiscal-gateway").mkdir(parents=True)
-    api, web = _free_port(), _free_port()
+    api, web = free_port(), free_port()
     release_key = Ed25519PrivateKey.generate()
     public = release_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     (boot / "fiscal-gateway" / "config.yaml").write_text(

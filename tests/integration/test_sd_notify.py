@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from gateway.systemd import Notifier, Progress, keep_alive
+from tests.mqtt_broker import free_port
 
 START_TIMEOUT_S = 40.0
 WATCHDOG_USEC = 1_000_000  # pings expected every 0.5 s
@@ -79,12 +80,6 @@ def abstract_socket() -> Iterator[tuple[str, Datagrams]]:
         sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Drain(threading.Thread):
     """Reads the daemon's stderr so a full pipe never blocks its event loop."""
 
@@ -105,8 +100,8 @@ def test_daemon_notifies_ready_status_watchdog_and_stopping(
     cfg = tmp_path / "gw.yaml"
     cfg.write_text(
         f"state_dir: {tmp_path / 'state'}\n"
-        f"http:\n  listen: 127.0.0.1:{_free_port()}\n"
-        f"web:\n  listen: 127.0.0.1:{_free_port()}\n",
+        f"http:\n  listen: 127.0.0.1:{free_port()}\n"
+        f"web:\n  listen: 127.0.0.1:{free_port()}\n",
         encoding="utf-8",
     )
     read_fd, write_fd = os.pipe()
