@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import signal
@@ -32,8 +33,9 @@ from gateway.registers.checkbox.driver import CheckboxRegister
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.registers.vchasno.driver import VchasnoRegister
-from gateway.supervisor import LinkState, RegisterSupervisor
+from gateway.supervisor import Heartbeat, LinkState, RegisterSupervisor
 from gateway.systemd import Notifier, Progress, keep_alive
+from gateway.tasks import NameMapping
 from gateway.updates.service import python_for_venvs
 from gateway.web.diagnostics import RecentLogs, masked
 from gateway.web.server import StatusPage
@@ -47,6 +49,15 @@ JOURNAL_FILE = "journal.sqlite3"
 RETENTION_INTERVAL_S = 6 * 3600.0
 TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")  # systemd-timesyncd: NTP sync done
 WATCHDOG_STALL_S = 300.0  # a worker busy this long on one step without progress counts as hung
+
+
+def _task_rules(mapping: NameMapping, register: fiscal.Register) -> NameMapping:
+    """The config's name mapping with what the register can take: a Shtrih register prints
+    cp1251 and carries every field; a cloud РРО takes any text and declares what it carries."""
+    carries: frozenset[str] | None = getattr(register, "CARRIES", None)
+    if carries is None:
+        return mapping
+    return dataclasses.replace(mapping, charset=None, carries=carries)
 
 
 def _timezone(name: str) -> dt.tzinfo | None:
@@ -121,13 +132,21 @@ class Gateway:
                     code="config_invalid",
                 )
             yield VchasnoRegister(
-                reg.url, token=reg.token.reveal(), tz=tz, on_event=self._register_event
+                reg.url,
+                token=reg.token.reveal(),
+                tax_groups=reg.tax_groups.table() if reg.tax_groups else None,
+                tz=tz,
+                on_event=self._register_event,
             )
             return
         if port == "emulator":
             state_dir = self.cfg.state_dir
             state_dir.mkdir(parents=True, exist_ok=True)
-            self.emulator = EmulatorServer(state_dir / EMULATOR_STATE)
+            self.emulator = EmulatorServer(
+                state_dir / EMULATOR_STATE,
+                clock_offset_s=reg.emulator.clock_offset_s,
+                ofd_interval_s=reg.emulator.ofd_interval_s,
+            )
             port = await self.emulator.start_pty(link=state_dir / EMULATOR_LINK)
             _LOGGER.info(
                 "Built-in register emulator on %s (paper tape %s.journal.jsonl)",
@@ -135,7 +154,14 @@ class Gateway:
                 state_dir / EMULATOR_STATE,
             )
         try:
-            yield ShtrihRegister(port, baudrate=reg.baudrate, password=reg.device_password)
+            yield ShtrihRegister(
+                port,
+                baudrate=reg.baudrate,
+                password=reg.device_password,
+                answer_timeout_s=reg.answer_timeout_s,
+                print_timeout_s=reg.print_timeout_s,
+                report_timeout_s=reg.report_timeout_s,
+            )
         finally:
             if self.emulator is not None:
                 await self.emulator.close()
@@ -149,6 +175,17 @@ class Gateway:
         )
         self._event_tasks.add(task)
         task.add_done_callback(self._event_tasks.discard)
+
+    async def _before_shift_open(self) -> None:
+        """The worker's clock check before it opens a shift (the monitor is built after it)."""
+        if self.clock is not None:
+            await self.clock.before_shift_open()
+
+    def _after_job(self) -> None:
+        """After every finished job the status page shows the register's state read anew (a
+        receipt may have opened the shift), not the reading of up to a poll interval ago."""
+        if self.health_monitor is not None:
+            self.health_monitor.poll_now()
 
     def _spawn(self, tg: asyncio.TaskGroup, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(tg.create_task(coro, name=name))
@@ -174,7 +211,14 @@ class Gateway:
     async def _serve(self, journal: Journal, register: fiscal.Register) -> None:
         cfg = self.cfg
         self.register = register
-        self.supervisor = supervisor = RegisterSupervisor(register, journal=journal)
+        heartbeat = (  # a cloud РРО has no port to hang on; each of its calls fails by itself
+            Heartbeat(cfg.register.heartbeat_interval_s, cfg.register.heartbeat_failures)
+            if cfg.register.driver == "shtrih"
+            else None
+        )
+        self.supervisor = supervisor = RegisterSupervisor(
+            register, journal=journal, heartbeat=heartbeat
+        )
         supervisor.add_listener(self._on_link_state)
         tz = _timezone(cfg.timezone)
         operator = (
@@ -182,19 +226,25 @@ class Gateway:
             if cfg.register.operator is not None
             else None
         )
+        mapping = _task_rules(cfg.mapping, register)
         self.worker = worker = Worker(
             journal,
             register,
             supervisor.connected_event,
-            mapping=cfg.mapping,
+            mapping=mapping,
             policy=ShiftPolicy(
                 auto_open=cfg.shift.auto_open,
                 close_before_limit=dt.timedelta(minutes=cfg.shift.close_before_limit_min),
                 operator=operator,
+                taxation=fiscal.TaxationType[cfg.register.taxation_type.name],
+                close_at=cfg.shift.close_at,
             ),
             tz=tz,
             device_info=lambda: supervisor.device,
+            before_shift_open=self._before_shift_open,
+            after_job=self._after_job,
         )
+        supervisor.share_register_lock(worker.register_lock)
         self.clock = ClockMonitor(
             journal,
             register,
@@ -215,6 +265,10 @@ class Gateway:
         supervisor.add_listener(
             lambda state: health.poll_now() if state is LinkState.CONNECTED else None
         )
+        clock = self.clock  # compared on every (re)connect, not only every check_interval_s
+        supervisor.add_listener(
+            lambda state: clock.check_now() if state is LinkState.CONNECTED else None
+        )
         if cfg.register.driver == "shtrih":  # a cloud РРО has no cable to watch
             self.hotplug = HotplugMonitor(
                 supervisor,
@@ -224,7 +278,7 @@ class Gateway:
         self.http = HttpApi(
             config=cfg.http,
             journal=journal,
-            mapping=cfg.mapping,
+            mapping=mapping,
             health=self.health,
             on_submitted=worker.wake,
         )
@@ -232,7 +286,7 @@ class Gateway:
             self.mqtt = BoxMqtt(
                 cfg,
                 journal,
-                mapping=cfg.mapping,
+                mapping=mapping,
                 on_submitted=worker.wake,
                 status=self._device_summary,
                 telemetry=self.telemetry,

@@ -1,4 +1,5 @@
-"""Command line: `fiscal-gateway run | emulator | check-config | send | watch | provision`."""
+"""Command line: `fiscal-gateway run | emulator | check-config | send | watch | provision |
+selftest`."""
 
 from __future__ import annotations
 
@@ -44,6 +45,15 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_provision_arguments(
         sub.add_parser("provision", help="boot step: import settings left on the SD card")
+    )
+    from gateway import selftest_cli
+
+    selftest_cli.add_arguments(
+        sub.add_parser(
+            "selftest",
+            help="commissioning: sell and return 1.00 per payment type on the running box, "
+            "check the register's counters",
+        )
     )
     return parser
 
@@ -133,6 +143,12 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    from gateway import selftest_cli
+
+    return selftest_cli.run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the sub-command; returns the exit code."""
     args = _build_parser().parse_args(argv)
@@ -144,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "watch": _cmd_office,
         "update": _cmd_update,
         "provision": _cmd_provision,
+        "selftest": _cmd_selftest,
     }
     return handlers[args.command](args)
 

@@ -33,6 +33,7 @@ from typing import Any, Final, TypeVar
 import yaml
 
 from gateway.errors import ConfigError, ConfigIssue
+from gateway.fiscal import Vat
 from gateway.tasks import NameMapping
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "Secret",
     "ShiftConfig",
     "SigningMode",
+    "TaxGroupsConfig",
+    "TaxationName",
     "TlsFiles",
     "TokenConfig",
     "UsbConfig",
@@ -119,6 +122,7 @@ _MAPPING_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "payment_types": PAYMENT_TYPE_NAMES,
     "vat": VAT_NAMES,
     "units": UNIT_NAMES,
+    "text": (),  # free text: a character (or string) -> what the register prints instead
 }
 
 _BOX_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -203,6 +207,16 @@ class RegisterDriver(enum.StrEnum):
     SHTRIH = "shtrih"
     CHECKBOX = "checkbox"
     VCHASNO = "vchasno"
+
+
+class TaxationName(enum.StrEnum):
+    """`register.taxation_type`: the tax system of receipts whose task names none."""
+
+    OSN = "osn"
+    USN_INCOME = "usnIncome"
+    USN_INCOME_OUTCOME = "usnIncomeOutcome"
+    ESN = "esn"
+    PATENT = "patent"
 
 
 class WebLanguage(enum.StrEnum):
@@ -525,6 +539,35 @@ class EmulatorConfig:
     ofd_interval_s: float | None = field(default=None, metadata=_rule(lo=0.01, hi=86400))
 
 
+_TAX_GROUP: Final = _rule(lo=1, hi=99)
+
+
+@dataclass(frozen=True, slots=True)
+class TaxGroupsConfig:
+    """`register.tax_groups`: the Вчасно.Каса tax group (`taxgrp`, 1..99) of each VAT rate.
+
+    Absent, the driver uses the vendor's table (vat20 1, none 2, vat7 4, vat0 5); given, it
+    replaces that table whole, and a rate left out is refused naming it.
+    """
+
+    none: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat0: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat5: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat7: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat10: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat20: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat22: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat105: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat107: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat110: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat120: int | None = field(default=None, metadata=_TAX_GROUP)
+    vat122: int | None = field(default=None, metadata=_TAX_GROUP)
+
+    def table(self) -> dict[Vat, int]:
+        """VAT rate -> tax group, for the rates given."""
+        return {vat: g for vat in Vat if (g := getattr(self, vat.value)) is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class RegisterConfig:
     """The fiscal register and how to reach it."""
@@ -534,9 +577,12 @@ class RegisterConfig:
     baudrate: int = field(default=115200, metadata=_rule(choices=SHTRIH_BAUDRATES))
     device_password: int = field(default=30, metadata=_rule(lo=1, hi=30))
     operator: OperatorConfig | None = None
+    taxation_type: TaxationName = TaxationName.OSN
     answer_timeout_s: float = field(default=5.0, metadata=_rule(lo=0.5, hi=120))
     print_timeout_s: float = field(default=30.0, metadata=_rule(lo=1, hi=600))
     report_timeout_s: float = field(default=90.0, metadata=_rule(lo=5, hi=900))
+    heartbeat_interval_s: float = field(default=15.0, metadata=_rule(lo=1, hi=3600))
+    heartbeat_failures: int = field(default=3, metadata=_rule(lo=1, hi=100))
     usb: UsbConfig = UsbConfig()
     emulator: EmulatorConfig = EmulatorConfig()
     url: str | None = field(default=None, metadata=_rule(check=_check_url))
@@ -546,6 +592,7 @@ class RegisterConfig:
     password: Secret | None = field(default=None, metadata=_rule(check=_check_text(256)))
     pin_code: Secret | None = field(default=None, metadata=_rule(check=_check_text(64)))
     token: Secret | None = field(default=None, metadata=_rule(check=_check_text(1024)))
+    tax_groups: TaxGroupsConfig | None = None  # driver vchasno only
 
 
 @dataclass(frozen=True, slots=True)
@@ -713,7 +760,16 @@ def _validator(cls: type[_D]) -> Callable[[Callable[[_D, _Scope], _D]], Callable
     return register
 
 
-_CLOUD_ONLY: Final = ("url", "client_name", "license_key", "login", "password", "pin_code", "token")
+_CLOUD_ONLY: Final = (
+    "url",
+    "client_name",
+    "license_key",
+    "login",
+    "password",
+    "pin_code",
+    "token",
+    "tax_groups",
+)
 _SERIAL_ONLY: Final = ("port", "baudrate", "device_password", "usb", "emulator")
 
 
@@ -762,6 +818,12 @@ def _check_register(reg: RegisterConfig, s: _Scope) -> RegisterConfig:
             s.issue(
                 "token",
                 "is for driver vchasno; checkbox signs in with the keys above",
+                needs=("driver",),
+            )
+        if s.given("tax_groups"):
+            s.issue(
+                "tax_groups",
+                "is for driver vchasno; checkbox reads its tax codes from the register",
                 needs=("driver",),
             )
     else:
@@ -1341,13 +1403,30 @@ class _Reader:
                     continue
                 section[name] = _plain_text(typing.cast(yaml.ScalarNode, target_node))
             out[key] = types.MappingProxyType(section)
-        return NameMapping(**out) if ok else _BAD
+        if not ok:
+            return _BAD
+        empty: Mapping[str, str] = types.MappingProxyType({})
+        default = NameMapping()
+        return NameMapping(
+            payment_types=out.get("payment_types", empty),
+            vat=out.get("vat", empty),
+            units=out.get("units", empty),
+            text=out.get("text", default.text),
+        )
 
     @staticmethod
     def _mapping_problem(name: str, target: yaml.Node, targets: tuple[str, ...]) -> str | None:
         """Why one CRM name -> ATOL name entry is wrong, or None."""
         if not name.strip():
             return "the CRM name must not be empty"
+        if not targets:  # mapping.text
+            if not isinstance(target, yaml.ScalarNode) or _is_null(target):
+                return "must be the text printed instead"
+            try:
+                _plain_text(target).encode("cp1251")
+            except UnicodeEncodeError:
+                return "the replacement must itself be printable (cp1251)"
+            return None
         if not isinstance(target, yaml.ScalarNode) or _is_null(target):
             return f"must be one of {', '.join(targets)}"
         value = _plain_text(target)

@@ -149,6 +149,13 @@ class RegisterMismatch(RegisterError):
     code = "register_mismatch"
 
 
+class OutcomeUnproven(RegisterError):
+    """The register holds a document that may or may not be this job's (e.g. a cloud РРО
+    answers "this id exists" with other contents): a person must decide, never a resend."""
+
+    code = "unproven"
+
+
 # --- journal and jobs --------------------------------------------------------------------
 
 

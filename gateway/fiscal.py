@@ -109,6 +109,22 @@ class Operator:
 
 
 @dataclass(frozen=True, slots=True)
+class Buyer:
+    """Buyer data, ФФД 1.2 STLV 1256: name (1227) and ИНН (1228)."""
+
+    name: str | None = None
+    vatin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserAttribute:
+    """Additional user attribute of a receipt, ФФД STLV 1084: name (1085), value (1086)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One receipt line. `amount` may be below price×quantity: the difference is a discount."""
 
@@ -121,6 +137,11 @@ class Item:
     payment_object: int = 1  # ФФД tag 1212, 1 = товар
     measurement_unit: int = 0  # ФФД tag 2108, 0 = штука
     department: int = 1
+    tax_sum: int | None = None  # the client's own VAT of the line (tag 1200), checked ±1 kopeck
+    excise: int | None = None  # ФФД tag 1229, kopecks
+    country_code: str | None = None  # ФФД tag 1230, ОКСМ digital code, 3 digits
+    customs_declaration: str | None = None  # ФФД tag 1231
+    additional_attribute: str | None = None  # ФФД tag 1191
 
     @property
     def full_amount(self) -> int:
@@ -146,6 +167,12 @@ class Receipt:
     payments: tuple[Payment, ...]
     operator: Operator | None = None
     client_contact: str | None = None  # ФФД tag 1008, e-mail or phone
+    buyer: Buyer | None = None  # ФФД STLV 1256
+    electronically: bool = False  # sent to the buyer (1008), not printed on paper
+    payments_place: str | None = None  # ФФД tag 1187
+    payments_address: str | None = None  # ФФД tag 1009
+    additional_attribute: str | None = None  # ФФД tag 1192
+    user_attribute: UserAttribute | None = None  # ФФД STLV 1084
     job_id: str | None = None
     # Stable id of this one fiscal document across retries and restarts (job uuid + task index).
     # Cloud backends that keep the client's id (Checkbox) use it to answer "was it made?".
@@ -296,6 +323,7 @@ class FnStatus:
     last_document_number: int
     last_document_datetime: dt.datetime | None
     expiry: dt.date | None = None
+    registration_number: str = ""  # РН ККТ of the last registration ("" when unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +374,51 @@ class FoundDocument:
     total: int | None = None
 
 
+class CashDirection(enum.Enum):
+    """Cash put into (внесение) or taken out of (выплата) the drawer; ATOL task names."""
+
+    IN = "cashIn"
+    OUT = "cashOut"
+
+
+@dataclass(frozen=True, slots=True)
+class CashResult:
+    """What a register answers for a cash-in or cash-out.
+
+    On a Shtrih register it is a non-fiscal document with its own through number; a cloud
+    РРО makes a service receipt with a fiscal code (`extra`).
+    """
+
+    document_number: int | None
+    datetime: dt.datetime | None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationTotals:
+    """Counters of one operation type in the current shift: documents and money by payment."""
+
+    count: int | None = 0  # None: the register does not count these (cloud cash operations)
+    sum: int = 0  # kopecks
+    payments: dict[PaymentType, int] = field(default_factory=dict)  # kopecks by payment type
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftTotals:
+    """A register's own counters for the current (or just closed) shift.
+
+    `receipts` has every receipt type (zero counters where nothing was made); `cash_in` and
+    `cash_out` count cash put in and taken out; `cash_drawer` is the cash the register thinks
+    it holds (None when it does not keep one, e.g. a cloud РРО).
+    """
+
+    shift_number: int | None
+    receipts: dict[ReceiptType, OperationTotals]
+    cash_in: OperationTotals = field(default_factory=OperationTotals)
+    cash_out: OperationTotals = field(default_factory=OperationTotals)
+    cash_drawer: int | None = None
+
+
 DOC_TYPE_SHIFT_OPEN = 2
 DOC_TYPE_RECEIPT = 3
 DOC_TYPE_SHIFT_CLOSE = 5
@@ -392,6 +465,21 @@ class Register(Protocol):
     async def x_report(self) -> None:
         """Print an X report (no fiscal document)."""
 
+    async def cash_operation(
+        self,
+        direction: CashDirection,
+        amount: int,
+        operator: Operator | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> CashResult:
+        """Cash-in or cash-out of `amount` kopecks (open shift). A backend that keeps the
+        client's id (Checkbox) makes at most one operation per `request_id`."""
+
+    async def shift_totals(self) -> ShiftTotals:
+        """The register's counters of the current shift; a Z report starts them from zero, so
+        the worker reads them just before it."""
+
     async def print_receipt(self, receipt: Receipt) -> FiscalResult:
         """Register and print a receipt; returns its fiscal data."""
 
@@ -426,8 +514,13 @@ class KeyedRegister(Register, Protocol):
     second receipt with the same id, so "not found" proves the receipt was never made.
     """
 
-    async def find_receipt(self, request_id: str) -> FiscalResult | None:
+    async def find_receipt(
+        self, request_id: str, *, expected: Receipt | None = None
+    ) -> FiscalResult | None:
         """The fiscal data of the receipt made with `request_id`; None when there is none.
+
+        `expected` is the receipt the job meant to make: a receipt under that id with other
+        contents raises `OutcomeUnproven`.
 
         Waits while the backend is still fiscalising it; a receipt the backend refused
         raises a non-transient `DeviceError`.

@@ -102,14 +102,24 @@ def fiscal_result(res: fiscal.FiscalResult, tz: dt.tzinfo | None) -> dict[str, A
 
 
 def recovered_result(
-    doc: fiscal.FoundDocument, fn_number: str, tz: dt.tzinfo | None
+    doc: fiscal.FoundDocument,
+    fn: fiscal.FnStatus,
+    shift: fiscal.ShiftInfo,
+    tz: dt.tzinfo | None,
 ) -> dict[str, Any]:
-    """Result of a task whose answer was lost, rebuilt from the ФН archive."""
+    """Result of a task whose answer was lost, rebuilt from the ФН archive.
+
+    Recovery only adopts the ФН's last document, so the shift's own counters (its number and
+    receipt count) are that document's.
+    """
     res = fiscal.FiscalResult(
         document_number=doc.number,
         fiscal_sign=doc.fiscal_sign,
         datetime=doc.datetime,
-        fn_number=fn_number,
+        fn_number=fn.number,
+        registration_number=fn.registration_number,
+        shift_number=shift.number,
+        receipt_number=shift.receipts if doc.document_type == fiscal.DOC_TYPE_RECEIPT else None,
         total=doc.total,
     )
     out = fiscal_result(res, tz)
@@ -184,3 +194,47 @@ def ofd_status(ofd: fiscal.OfdStatus, tz: dt.tzinfo | None) -> dict[str, Any]:
             "notSentFirstDocDateTime": iso(ofd.first_unsent_datetime, tz),
         }
     }
+
+
+def shift_totals(totals: fiscal.ShiftTotals) -> dict[str, Any]:
+    """getShiftTotals: the register's own counters of the shift, money in rubles."""
+
+    def operation(t: fiscal.OperationTotals) -> dict[str, Any]:
+        return {
+            "count": t.count,
+            "sum": rubles(t.sum),
+            # null: the register keeps no counter of that payment type (not: nothing paid so)
+            "payments": {p.value: rubles(t.payments.get(p)) for p in fiscal.PaymentType},
+        }
+
+    return {
+        "shiftTotals": {
+            "shiftNumber": totals.shift_number,
+            "receipts": {
+                name: operation(totals.receipts.get(kind, fiscal.OperationTotals()))
+                for kind, name in _RECEIPT_NAMES.items()
+            },
+            "income": {"count": totals.cash_in.count, "sum": rubles(totals.cash_in.sum)},
+            "outcome": {"count": totals.cash_out.count, "sum": rubles(totals.cash_out.sum)},
+            "cashDrawer": {"sum": rubles(totals.cash_drawer)},
+        }
+    }
+
+
+def cash_result(amount: int, res: fiscal.CashResult, tz: dt.tzinfo | None) -> dict[str, Any]:
+    """Result of cashIn / cashOut."""
+    out: dict[str, Any] = {
+        "cashSum": rubles(amount),
+        "documentNumber": res.document_number,
+        "dateTime": iso(res.datetime, tz),
+    }
+    out.update(res.extra)
+    return out
+
+
+_RECEIPT_NAMES: Mapping[fiscal.ReceiptType, str] = {
+    fiscal.ReceiptType.SELL: "sell",
+    fiscal.ReceiptType.SELL_RETURN: "sellReturn",
+    fiscal.ReceiptType.BUY: "buy",
+    fiscal.ReceiptType.BUY_RETURN: "buyReturn",
+}

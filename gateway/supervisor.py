@@ -5,6 +5,10 @@ pattern of aioesphomeapi's ReconnectLogic and zigpy's watchdog loop. Hotplug tel
 once when the cable goes (`link_down_now`) and comes back (`device_added`), so it neither
 waits for a failed call to notice nor sits out a long backoff after the replug.
 
+Heartbeat: a register can hang with its port open, and then nothing fails until the next
+job. While idle (the worker's register lock free) the supervisor polls its status; after
+`failures` misses in a row the link counts as lost: it is closed and reconnected.
+
 Identity: with a journal, the first register seen is remembered (serial and ФН number). A
 register that later answers with another serial or ФН is refused — the link is closed, the
 state is REFUSED, an alarm goes out — until a technician calls `accept_register()`: printing
@@ -25,7 +29,7 @@ from typing import Any
 
 from gateway import fiscal
 from gateway.aio import wait_set
-from gateway.errors import GatewayError, RegisterMismatch
+from gateway.errors import DeviceError, GatewayError, RegisterMismatch
 from gateway.journal import Journal
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,6 +39,9 @@ BACKOFF_MAX_S = 30.0
 WATCH_INTERVAL_S = 1.0
 CONNECT_TIMEOUT_S = 15.0
 META_IDENTITY = "register_identity"
+# One heartbeat status poll, the driver's own ENQ tries included: a register this slow when
+# idle is as good as hung.
+HEARTBEAT_TIMEOUT_S = 10.0
 
 
 class LinkState(enum.Enum):
@@ -64,6 +71,16 @@ class RegisterIdentity:
         return f"{self.model or 'register'} serial {self.serial}, ФН {self.fn_number}"
 
 
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The idle status poll: every `interval_s`, each within `timeout_s`; `failures` misses
+    in a row are a lost link."""
+
+    interval_s: float = 15.0
+    failures: int = 3
+    timeout_s: float = HEARTBEAT_TIMEOUT_S
+
+
 class RegisterSupervisor:
     """Owns the register's connection; others wait for `connected_event`."""
 
@@ -74,6 +91,8 @@ class RegisterSupervisor:
         name: str = "register",
         journal: Journal | None = None,
         now: Callable[[], dt.datetime] | None = None,
+        heartbeat: Heartbeat | None = None,
+        register_lock: asyncio.Lock | None = None,
     ) -> None:
         self.register = register
         self.name = name
@@ -91,6 +110,13 @@ class RegisterSupervisor:
         self._device_absent = False
         self._accept_next = False
         self._identity_loaded = False
+        self._heartbeat = heartbeat
+        self._register_lock = register_lock
+        self.heartbeats = 0  # polls that reached the register
+
+    def share_register_lock(self, lock: asyncio.Lock) -> None:
+        """The worker's register lock: a heartbeat never talks across a job."""
+        self._register_lock = lock
 
     def add_listener(self, callback: Callable[[LinkState], None]) -> Callable[[], None]:
         """Call `callback(state)` on every change; returns an unsubscribe function."""
@@ -268,18 +294,105 @@ class RegisterSupervisor:
         )
 
     async def _watch(self) -> None:
-        while self.register.connected and not self._kick.is_set():
-            await wait_set(self._kick, WATCH_INTERVAL_S)
+        unresponsive: str | None = None
+        async with asyncio.TaskGroup() as tg:
+            beat = (
+                tg.create_task(
+                    self._beat_until_dead(self._heartbeat), name=f"{self.name}-heartbeat"
+                )
+                if self._heartbeat is not None
+                else None
+            )
+            while self.register.connected and not self._kick.is_set():
+                await wait_set(self._kick, WATCH_INTERVAL_S)
+            if beat is not None and beat.done():
+                unresponsive = beat.result()
+            elif beat is not None:
+                beat.cancel()
         if self._kick.is_set():
             self._kick.clear()
             if self._device_absent:
                 _LOGGER.info("%s: device removed; closing the link", self.name)
+            elif unresponsive is not None:
+                await self._unresponsive(unresponsive)
             else:
                 _LOGGER.info("%s: reconnect requested", self.name)
         else:
             _LOGGER.warning("%s: link lost", self.name)
         self._set_state(LinkState.DISCONNECTED)
         await self.register.close()
+
+    # --- heartbeat -------------------------------------------------------------------------
+
+    async def _beat_until_dead(self, heartbeat: Heartbeat) -> str:
+        """Poll while connected; after `failures` misses in a row, kick the watch and say why."""
+        misses = 0
+        while True:
+            await asyncio.sleep(heartbeat.interval_s)
+            try:
+                if not await self._beat(heartbeat):
+                    continue  # skipped: neither an answer nor a miss
+            except (GatewayError, OSError, TimeoutError) as err:
+                misses += 1
+                error = (
+                    f"no answer within {heartbeat.timeout_s:g} s"
+                    if isinstance(err, TimeoutError)
+                    else str(err) or type(err).__name__
+                )
+                _LOGGER.warning(
+                    "%s: no answer to the heartbeat (%d of %d): %s",
+                    self.name,
+                    misses,
+                    heartbeat.failures,
+                    error,
+                )
+                if misses >= heartbeat.failures:
+                    self.last_error = f"no answer to {misses} heartbeats in a row ({error})"
+                    self._kick.set()
+                    return self.last_error
+                continue
+            if misses:
+                _LOGGER.info("%s answers the heartbeat again", self.name)
+            misses = 0
+
+    async def _beat(self, heartbeat: Heartbeat) -> bool:
+        """One status poll while the worker is not using the register; False when it was
+        skipped: a busy register is left alone (the job talking to it finds out itself)."""
+        lock = self._register_lock
+        if lock is not None:
+            try:
+                # asyncio.Lock is fair: waiting here gets the register between two jobs.
+                async with asyncio.timeout(heartbeat.interval_s):
+                    await lock.acquire()
+            except TimeoutError:
+                _LOGGER.debug("%s: heartbeat skipped, the register is busy", self.name)
+                return False
+        try:
+            async with asyncio.timeout(heartbeat.timeout_s):
+                await self.register.status()
+        except DeviceError:
+            pass  # it answered, if only to refuse: alive
+        finally:
+            if lock is not None:
+                lock.release()
+        self.heartbeats += 1
+        return True
+
+    async def _unresponsive(self, reason: str) -> None:
+        message = f"the register stopped answering with its port open: {reason}; reconnecting"
+        _LOGGER.warning("%s: %s", self.name, message)
+        if self._journal is None:
+            return
+        await self._journal.add_event(
+            "register_unresponsive",
+            {
+                "message": message,
+                "action": "nothing to do if it comes back; otherwise check that the register "
+                "is switched on and not frozen (switch it off and on), and its cable",
+                "reason": reason,
+            },
+            now=self._now(),
+        )
 
     async def _wait_kick(self, timeout_s: float) -> None:
         await wait_set(self._kick, timeout_s)

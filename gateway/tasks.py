@@ -7,13 +7,16 @@ Rules worth knowing:
 - Numbers are parsed as exact decimals. NaN/Infinity tokens, booleans, strings, more than 2
   decimals for money (6 for quantities), negative and out-of-range values are rejected.
 - The first error found is raised, in a fixed order: the envelope, then each task in turn;
-  inside a receipt its fields in the order `type, taxationType, electronically, operator,
-  clientInfo, agentInfo/supplierInfo, items, payments, total`, then the checks that span
-  fields (total, payments against the total, change). `field` is the path of the value.
-- Unknown fields are ignored (ATOL clients send many); an unknown task, item or payment type
-  is an error. Known ATOL fields that would change the fiscal document and that this gateway
-  cannot carry yet (marking codes, agent and supplier data) are rejected, never dropped.
-- `text` and `barcode` items are non-fiscal decoration: accepted and not printed.
+  inside a receipt unknown and refused members first, then its fields in the order `type,
+  taxationType, electronically, operator, clientInfo, paymentsPlace, paymentsAddress,
+  additionalAttribute, userAttribute, items, payments`, then the checks that span fields
+  (total, payments against the total, change, taxes). `field` is the path of the value.
+- Every field is carried into the fiscal document or refused by name: a field this format
+  does not have, a known ATOL field that cannot be carried yet (marking codes, agent data,
+  industry requisites…), optional data the configured register cannot carry (`carries`), and
+  `text`/`barcode` items (nothing non-fiscal is printed) are all errors, never dropped.
+- Text must fit the register's character set after the configured replacements ("₽" ->
+  "руб."); a character outside it is refused naming the field and the character.
 - A CRM's own names for payment types, VAT rates and units go through `NameMapping`; an
   unmapped name is an error listing the accepted names, never a guess.
 """
@@ -33,6 +36,9 @@ from gateway import fiscal
 from gateway.errors import ValidationError
 
 
+NOT_CONFIGURED: Final[Mapping[str, bool]] = {"not_configured": True}
+
+
 @dataclass(frozen=True, slots=True)
 class NameMapping:
     """A CRM's own names -> ATOL names: payment types, VAT groups, measurement units.
@@ -43,6 +49,39 @@ class NameMapping:
     payment_types: Mapping[str, str] = field(default_factory=dict)
     vat: Mapping[str, str] = field(default_factory=dict)
     units: Mapping[str, str] = field(default_factory=dict)
+    # Characters a register cannot print -> the text printed instead, e.g. {"₽": "руб."}.
+    text: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TEXT_REPLACEMENTS))
+    # Set by the box from its register, not from the config file (`NOT_CONFIGURED`):
+    # the register's character set (text outside it is refused after `text`; None = any) and
+    # the optional receipt data it can carry (names in CARRIED_FIELDS; None = all).
+    charset: str | None = field(default="cp1251", metadata=NOT_CONFIGURED)
+    carries: frozenset[str] | None = field(default=None, metadata=NOT_CONFIGURED)
+
+
+# "₽" is not in cp1251, and CRMs put it in names; the tax office reads "руб." the same.
+DEFAULT_TEXT_REPLACEMENTS: Final[Mapping[str, str]] = {"₽": "руб."}
+
+# Optional receipt data a register driver may or may not carry (ATOL field paths). A driver
+# that cannot carry one has it refused by name at the edge, before anything is queued.
+CARRIED_FIELDS: Final = frozenset(
+    {
+        "clientInfo.emailOrPhone",
+        "clientInfo.name",
+        "clientInfo.vatin",
+        "electronically",
+        "paymentsPlace",
+        "paymentsAddress",
+        "additionalAttribute",
+        "userAttribute",
+        "operator",
+        "items.measurementUnit",
+        "items.exciseSum",
+        "items.countryCode",
+        "items.customsDeclaration",
+        "items.additionalAttribute",
+        "items.department",
+    }
+)
 
 
 # --- limits ------------------------------------------------------------------------------
@@ -85,6 +124,7 @@ class QueryKind(enum.Enum):
     SHIFT_STATUS = "getShiftStatus"
     FN_STATUS = "getFnStatus"
     OFD_EXCHANGE_STATUS = "ofdExchangeStatus"
+    SHIFT_TOTALS = "getShiftTotals"
 
 
 _RECEIPT_TYPES: Final[dict[str, fiscal.ReceiptType]] = {
@@ -101,7 +141,11 @@ class ReceiptTask:
     """sell, sellReturn, buy, buyReturn. `electronically`: sent to the buyer, not printed."""
 
     receipt: fiscal.Receipt
-    electronically: bool = False
+
+    @property
+    def electronically(self) -> bool:
+        """Sent to the buyer's e-mail or phone instead of printed."""
+        return self.receipt.electronically
 
     @property
     def is_fiscal(self) -> bool:
@@ -196,7 +240,34 @@ class ContinuePrintTask:
         return "continuePrint"
 
 
-Task = ReceiptTask | OpenShiftTask | CloseShiftTask | ReportXTask | QueryTask | ContinuePrintTask
+@dataclass(frozen=True, slots=True)
+class CashTask:
+    """cashIn / cashOut: `amount` kopecks put into or taken out of the cash drawer."""
+
+    direction: fiscal.CashDirection
+    amount: int
+    operator: fiscal.Operator | None = None
+
+    @property
+    def is_fiscal(self) -> bool:
+        """Changes the register's counters, so it runs exactly once like a fiscal document."""
+        return True
+
+    @property
+    def type_name(self) -> str:
+        """The ATOL task type."""
+        return self.direction.value
+
+
+Task = (
+    ReceiptTask
+    | OpenShiftTask
+    | CloseShiftTask
+    | ReportXTask
+    | QueryTask
+    | ContinuePrintTask
+    | CashTask
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,11 +292,8 @@ _CORRECTIONS: Final = frozenset(
 _UNSUPPORTED_TASKS: Final = frozenset(
     {
         "reportOfdExchangeStatus",
-        "cashIn",
-        "cashOut",
         "printLastReceiptCopy",
         "nonFiscal",
-        "getShiftTotals",
     }
 )
 _QUERIES: Final = {k.value: k for k in QueryKind}
@@ -319,18 +387,6 @@ _VAT_NAMES: Final = {
     **{v.value.removeprefix("vat"): v for v in fiscal.Vat if v.value.startswith("vat")},
 }
 _PAYMENT_TYPES: Final = {p.value: p for p in fiscal.PaymentType}
-_NON_FISCAL_ITEMS: Final = frozenset({"text", "barcode"})
-# Known ATOL fields that change the fiscal document: refused rather than silently dropped.
-_UNSUPPORTED_ITEM_FIELDS: Final = (
-    ("imcParams", "marking codes are not supported yet"),
-    ("markingCode", "marking codes are not supported yet"),
-    ("agentInfo", "agent data is not supported yet"),
-    ("supplierInfo", "supplier data is not supported yet"),
-)
-_UNSUPPORTED_RECEIPT_FIELDS: Final = (
-    ("agentInfo", "agent data is not supported yet"),
-    ("supplierInfo", "supplier data is not supported yet"),
-)
 
 
 # --- JSON --------------------------------------------------------------------------------
@@ -462,7 +518,7 @@ def parse_request(
     tasks = tuple(
         parse_task(obj, _idx("request", i), mapping, job_id=uuid) for i, obj in enumerate(raw)
     )
-    canonical = [_canonical(obj, task) for obj, task in zip(raw, tasks, strict=True)]
+    canonical = [_canonical(obj, task, mapping) for obj, task in zip(raw, tasks, strict=True)]
     return ParsedRequest(uuid, tasks, dumps(canonical))
 
 
@@ -490,18 +546,28 @@ def parse_task(obj: object, path: str, mapping: NameMapping, *, job_id: str | No
         raise ValidationError(type_path, "must be a string")
     if kind in _RECEIPT_TYPES:
         return _receipt_task(task, path, _RECEIPT_TYPES[kind], mapping, job_id)
-    if kind == "openShift":
-        return OpenShiftTask(_operator(task.get("operator"), _key(path, "operator")))
-    if kind == "closeShift":
-        return CloseShiftTask(_operator(task.get("operator"), _key(path, "operator")))
-    if kind == "reportX":
-        return ReportXTask()
-    if kind == "continuePrint":
-        return ContinuePrintTask()
-    if kind in _QUERIES:
-        return QueryTask(_QUERIES[kind])
-    if kind == "getFnInfo":
-        return QueryTask(QueryKind.FN_STATUS, info=True)
+    if kind in ("openShift", "closeShift"):
+        _check_members(task, path, frozenset({"type", "operator", "electronically"}), {})
+        if _flag(task, "electronically", path):
+            raise ValidationError(
+                _key(path, "electronically"), "shift reports are always printed; remove it"
+            )
+        operator = _operator(task.get("operator"), _key(path, "operator"), mapping)
+        return OpenShiftTask(operator) if kind == "openShift" else CloseShiftTask(operator)
+    if kind in ("cashIn", "cashOut"):
+        _check_members(task, path, frozenset({"type", "cashSum", "operator"}), {})
+        amount = _money(_required(task, "cashSum", path), _key(path, "cashSum"), positive=True)
+        operator = _operator(task.get("operator"), _key(path, "operator"), mapping)
+        return CashTask(fiscal.CashDirection(kind), amount, operator)
+    simple: dict[str, Task] = {
+        "reportX": ReportXTask(),
+        "continuePrint": ContinuePrintTask(),
+        "getFnInfo": QueryTask(QueryKind.FN_STATUS, info=True),
+        **{name: QueryTask(query) for name, query in _QUERIES.items()},
+    }
+    if kind in simple:
+        _check_members(task, path, frozenset({"type"}), {})
+        return simple[kind]
     if kind in _CORRECTIONS:
         raise ValidationError(type_path, f"receipt type {kind!r} is not supported yet")
     if kind in _UNSUPPORTED_TASKS:
@@ -509,14 +575,16 @@ def parse_task(obj: object, path: str, mapping: NameMapping, *, job_id: str | No
     raise ValidationError(type_path, f"unknown task type {kind!r}")
 
 
-def _canonical(raw: object, task: Task) -> object:
-    """`raw` with mapped names (payment types, VAT rates, units) replaced by ATOL names."""
+def _canonical(raw: object, task: Task, mapping: NameMapping) -> object:
+    """`raw` with mapped names (payment types, VAT rates, units) replaced by ATOL names and
+    text replacements applied, so that a later change of the config cannot change the job."""
     if not isinstance(task, ReceiptTask) or not isinstance(raw, dict):
         return raw
-    out = dict(raw)
+    out = _replaced(raw, mapping)
+    assert isinstance(out, dict)
     positions = iter(task.receipt.items)
     items: list[object] = []
-    for entry in raw["items"]:
+    for entry in out["items"]:
         if isinstance(entry, dict) and entry.get("type") == "position":
             item = next(positions)
             entry = {**entry, "tax": {**entry["tax"], "type": item.vat.value}}
@@ -526,9 +594,27 @@ def _canonical(raw: object, task: Task) -> object:
     out["items"] = items
     out["payments"] = [
         {**entry, "type": payment.type.value}
-        for entry, payment in zip(raw["payments"], task.receipt.payments, strict=True)
+        for entry, payment in zip(out["payments"], task.receipt.payments, strict=True)
     ]
+    if _given(out.get("taxes")):
+        out["taxes"] = [
+            {**entry, "type": _lookup(entry["type"], "", _VAT_NAMES, mapping.vat, "").value}
+            for entry in out["taxes"]
+        ]
     return out
+
+
+def _replaced(value: object, mapping: NameMapping) -> object:
+    """`value` with the text replacements applied to every string in it (keys untouched)."""
+    if isinstance(value, str):
+        for char, replacement in mapping.text.items():
+            value = value.replace(char, replacement)
+        return value
+    if isinstance(value, list):
+        return [_replaced(v, mapping) for v in value]
+    if isinstance(value, dict):
+        return {k: _replaced(v, mapping) for k, v in value.items()}
+    return value
 
 
 def describe(task: Task) -> str:
@@ -558,6 +644,129 @@ def format_money(kopecks: int) -> str:
 
 # --- receipts ----------------------------------------------------------------------------
 
+# Every member a receipt task, a position, a payment may have. A member outside these lists is
+# refused by name: nothing a client sends is dropped on the way to the fiscal document.
+_RECEIPT_FIELDS: Final = frozenset(
+    {
+        "type",
+        "taxationType",
+        "electronically",
+        "ignoreNonFiscalPrintErrors",
+        "operator",
+        "clientInfo",
+        "paymentsPlace",
+        "paymentsAddress",
+        "additionalAttribute",
+        "userAttribute",
+        "items",
+        "payments",
+        "taxes",
+        "total",
+    }
+)
+_POSITION_FIELDS: Final = frozenset(
+    {
+        "type",
+        "name",
+        "price",
+        "quantity",
+        "amount",
+        "tax",
+        "paymentMethod",
+        "paymentObject",
+        "measurementUnit",
+        "department",
+        "exciseSum",
+        "countryCode",
+        "customsDeclaration",
+        "additionalAttribute",
+    }
+)
+_MARKING = "marking codes are not supported yet"
+# Known ATOL members that change the fiscal document but cannot be carried yet.
+_REFUSED_RECEIPT_FIELDS: Final = {
+    "agentInfo": "agent data (tags 1057, 1223…) is not supported yet",
+    "supplierInfo": "supplier data (tags 1224…) is not supported yet",
+    "industryInfo": "industry requisites (tag 1261) are not supported yet",
+    "operatingInfo": "operational requisites (tag 1270) are not supported yet",
+    "companyInfo": "the register sends its own registration data; companyInfo is not supported",
+    "preItems": "printing text before the receipt is not supported; remove preItems",
+    "postItems": "printing text after the receipt is not supported; remove postItems",
+}
+_REFUSED_ITEM_FIELDS: Final = {
+    "imcParams": _MARKING,
+    "markingCode": _MARKING,
+    "nomenclatureCode": "product codes (tags 1162/1163) come with marking; not supported yet",
+    "productCodes": "product codes (tag 1163) come with marking; not supported yet",
+    "agentInfo": "agent data (tags 1222, 1223…) is not supported yet",
+    "supplierInfo": "supplier data (tag 1224) is not supported yet",
+}
+_REFUSED_ITEM_TYPES: Final = {
+    "text": "text lines are not printed by this gateway; remove the item",
+    "barcode": "barcodes are not printed by this gateway; remove the item",
+    "pictureFromMemory": "pictures are not printed by this gateway; remove the item",
+    "pixels": "pictures are not printed by this gateway; remove the item",
+    "userAttribute": "give the user attribute as the receipt's userAttribute {name, value}",
+}
+_CLIENT_FIELDS: Final = frozenset({"emailOrPhone", "name", "vatin"})
+_REFUSED_CLIENT_FIELDS: Final = {
+    key: "buyer identity documents, birth date, citizenship and address are not supported yet"
+    for key in (
+        "birthDate",
+        "citizenship",
+        "identityDocumentCode",
+        "identityDocumentData",
+        "address",
+    )
+}
+# ФФД 1.2 string limits ([FFD] tags 1187, 1009, 1192, 1085, 1086, 1227, 1191, 1231).
+MAX_PLACE_CHARS: Final = 64
+MAX_ADDRESS_CHARS: Final = 256
+MAX_RECEIPT_ATTRIBUTE_CHARS: Final = 16
+MAX_USER_ATTRIBUTE_NAME_CHARS: Final = 64
+MAX_USER_ATTRIBUTE_VALUE_CHARS: Final = 175
+MAX_BUYER_CHARS: Final = 256
+MAX_ITEM_ATTRIBUTE_CHARS: Final = 64
+MAX_CUSTOMS_CHARS: Final = 32
+_COUNTRY_CODE = re.compile(r"[0-9]{3}")
+# ФФД tag 1212 31 and 33 are marked goods: the ФН refuses them without a checked code.
+_MARKED_OBJECTS: Final = frozenset({31, 33})
+_PAYMENT_OBJECT_CODES: Final = frozenset({*range(1, 28), 30, 31, 32, 33})
+
+
+def _given(value: object) -> bool:
+    """A member counts as sent unless it is null or empty."""
+    return value is not None and value != "" and value != {} and value != []
+
+
+def _check_members(
+    obj: dict[str, object],
+    path: str,
+    known: frozenset[str],
+    refused: Mapping[str, str],
+) -> None:
+    """Refuse known-but-unsupported members and members this format does not have."""
+    for key, value in obj.items():
+        if key in known:
+            continue
+        if key in refused:
+            if _given(value):
+                raise ValidationError(_key(path, key), refused[key])
+            continue
+        raise ValidationError(
+            _key(path, key),
+            "unknown field; every field is carried into the fiscal document or refused, "
+            "so remove it or check its spelling",
+        )
+
+
+def _carried(mapping: NameMapping, name: str, path: str) -> None:
+    """Refuse optional data the configured register cannot carry."""
+    if mapping.carries is not None and name not in mapping.carries:
+        raise ValidationError(
+            path, "this box's register cannot carry this field into the receipt; remove it"
+        )
+
 
 def _receipt_task(
     task: dict[str, object],
@@ -567,24 +776,31 @@ def _receipt_task(
     job_id: str | None,
 ) -> ReceiptTask:
     """A receipt task: fields in a fixed order, then the checks spanning fields."""
+    _check_members(task, path, _RECEIPT_FIELDS, _REFUSED_RECEIPT_FIELDS)
     taxation: fiscal.TaxationType | None = None
     raw_taxation = task.get("taxationType")
     if raw_taxation is not None:
         taxation = _lookup(raw_taxation, _key(path, "taxationType"), _TAXATION, {}, "taxation type")
-    electronically = task.get("electronically", False)
-    if electronically is None:
-        electronically = False
-    if not isinstance(electronically, bool):
-        raise ValidationError(_key(path, "electronically"), "must be true or false")
-    operator = _operator(task.get("operator"), _key(path, "operator"))
-    contact = _client_contact(task.get("clientInfo"), _key(path, "clientInfo"))
+    electronically = _flag(task, "electronically", path)
+    if electronically:
+        _carried(mapping, "electronically", _key(path, "electronically"))
+    _flag(task, "ignoreNonFiscalPrintErrors", path)  # nothing non-fiscal is printed
+    operator = _operator(task.get("operator"), _key(path, "operator"), mapping)
+    if operator is not None:
+        _carried(mapping, "operator", _key(path, "operator"))
+    contact, buyer = _client_info(task.get("clientInfo"), _key(path, "clientInfo"), mapping)
     if electronically and contact is None:
         raise ValidationError(
             _key(path, "clientInfo.emailOrPhone"), "required when electronically is true"
         )
-    for name, message in _UNSUPPORTED_RECEIPT_FIELDS:
-        if task.get(name):
-            raise ValidationError(_key(path, name), message)
+    place = _optional_text(task, "paymentsPlace", path, MAX_PLACE_CHARS, mapping)
+    address = _optional_text(task, "paymentsAddress", path, MAX_ADDRESS_CHARS, mapping)
+    attribute = _optional_text(
+        task, "additionalAttribute", path, MAX_RECEIPT_ATTRIBUTE_CHARS, mapping
+    )
+    user_attribute = _user_attribute(
+        task.get("userAttribute"), _key(path, "userAttribute"), mapping
+    )
     items = _items(task.get("items"), _key(path, "items"), mapping)
     payments = _payments(task.get("payments"), _key(path, "payments"), mapping)
     receipt = fiscal.Receipt(
@@ -594,10 +810,56 @@ def _receipt_task(
         payments=payments,
         operator=operator,
         client_contact=contact,
+        buyer=buyer,
+        electronically=electronically,
+        payments_place=place,
+        payments_address=address,
+        additional_attribute=attribute,
+        user_attribute=user_attribute,
         job_id=job_id,
     )
     _check_sums(task, path, receipt)
-    return ReceiptTask(receipt, electronically)
+    _check_taxes(task.get("taxes"), _key(path, "taxes"), receipt, mapping)
+    return ReceiptTask(receipt)
+
+
+def _flag(obj: dict[str, object], key: str, path: str) -> bool:
+    """An optional boolean member (null = false)."""
+    value = obj.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValidationError(_key(path, key), "must be true or false")
+    return value
+
+
+def _optional_text(
+    obj: dict[str, object], key: str, path: str, max_chars: int, mapping: NameMapping
+) -> str | None:
+    """An optional text member the register carries; `key` is also its CARRIED_FIELDS name."""
+    value = obj.get(key)
+    if not _given(value):
+        return None
+    where = _key(path, key)
+    prefix = "items." if "items[" in path else ""
+    _carried(mapping, prefix + key, where)
+    return _text(value, where, max_chars, mapping)
+
+
+def _user_attribute(value: object, path: str, mapping: NameMapping) -> fiscal.UserAttribute | None:
+    """`userAttribute{name, value}`: ФФД STLV 1084 with 1085 and 1086."""
+    if not _given(value):
+        return None
+    _carried(mapping, "userAttribute", path)
+    obj = _obj(value, path)
+    _check_members(obj, path, frozenset({"name", "value"}), {})
+    name = _text(
+        _required(obj, "name", path), _key(path, "name"), MAX_USER_ATTRIBUTE_NAME_CHARS, mapping
+    )
+    text = _text(
+        _required(obj, "value", path), _key(path, "value"), MAX_USER_ATTRIBUTE_VALUE_CHARS, mapping
+    )
+    return fiscal.UserAttribute(name, text)
 
 
 def _check_sums(task: dict[str, object], path: str, receipt: fiscal.Receipt) -> None:
@@ -634,8 +896,44 @@ def _check_sums(task: dict[str, object], path: str, receipt: fiscal.Receipt) -> 
         )
 
 
+def _check_taxes(value: object, path: str, receipt: fiscal.Receipt, mapping: NameMapping) -> None:
+    """`taxes[{type, sum}]`: each rate's sum must be the VAT the register computes (±1 kopeck).
+
+    The register computes the receipt's VAT sums itself (tags 1102–1107); a client's own figure
+    that differs would be silently replaced, so it is refused instead.
+    """
+    if not _given(value):
+        return
+    computed = receipt.vat_sums()
+    seen: set[fiscal.Vat] = set()
+    for i, entry in enumerate(_list(value, path)):
+        where = _idx(path, i)
+        obj = _obj(entry, where)
+        _check_members(obj, where, frozenset({"type", "sum"}), {})
+        vat = _lookup(
+            _required(obj, "type", where),
+            _key(where, "type"),
+            _VAT_NAMES,
+            mapping.vat,
+            "VAT rate",
+            _VATS,
+        )
+        if vat in seen:
+            raise ValidationError(_key(where, "type"), f"{vat.value} is given twice")
+        seen.add(vat)
+        given = _money(_required(obj, "sum", where), _key(where, "sum"))
+        if vat not in computed:
+            raise ValidationError(_key(where, "type"), f"no position has VAT rate {vat.value}")
+        if abs(given - computed[vat]) > 1:
+            raise ValidationError(
+                _key(where, "sum"),
+                f"does not match the VAT the register computes for {vat.value} "
+                f"({format_money(computed[vat])})",
+            )
+
+
 def _items(value: object, path: str, mapping: NameMapping) -> tuple[fiscal.Item, ...]:
-    """The fiscal lines of `items`; text and barcode items are dropped."""
+    """The fiscal lines of `items`."""
     raw = _list(value, path)
     if len(raw) > MAX_ITEMS:
         raise ValidationError(path, f"more than {MAX_ITEMS} items")
@@ -648,7 +946,9 @@ def _items(value: object, path: str, mapping: NameMapping) -> tuple[fiscal.Item,
             raise ValidationError(_key(where, "type"), "must be a string")
         if kind == "position":
             items.append(_position(obj, where, mapping))
-        elif kind not in _NON_FISCAL_ITEMS:
+        elif kind in _REFUSED_ITEM_TYPES:
+            raise ValidationError(_key(where, "type"), _REFUSED_ITEM_TYPES[kind])
+        else:
             raise ValidationError(_key(where, "type"), f"item type {kind!r} is not supported")
     if not items:
         raise ValidationError(path, "must contain at least one position")
@@ -657,7 +957,8 @@ def _items(value: object, path: str, mapping: NameMapping) -> tuple[fiscal.Item,
 
 def _position(obj: dict[str, object], path: str, mapping: NameMapping) -> fiscal.Item:
     """One `{"type": "position"}` item."""
-    name = _text(_required(obj, "name", path), _key(path, "name"), MAX_NAME_CHARS)
+    _check_members(obj, path, _POSITION_FIELDS, _REFUSED_ITEM_FIELDS)
+    name = _text(_required(obj, "name", path), _key(path, "name"), MAX_NAME_CHARS, mapping)
     price = _money(_required(obj, "price", path), _key(path, "price"))
     quantity = _quantity(_required(obj, "quantity", path), _key(path, "quantity"))
     amount_path = _key(path, "amount")
@@ -666,9 +967,19 @@ def _position(obj: dict[str, object], path: str, mapping: NameMapping) -> fiscal
     if amount > full + 1:
         raise ValidationError(amount_path, f"more than price × quantity ({format_money(full)})")
     tax = _obj(_required(obj, "tax", path), _key(path, "tax"))
+    _check_members(tax, _key(path, "tax"), frozenset({"type", "sum"}), {})
     tax_path = _key(path, "tax.type")
     raw_vat = _required(tax, "type", _key(path, "tax"))
     vat = _lookup(raw_vat, tax_path, _VAT_NAMES, mapping.vat, "VAT rate", _VATS)
+    tax_sum: int | None = None
+    if tax.get("sum") is not None:
+        tax_sum = _money(tax["sum"], _key(path, "tax.sum"))
+        expected = vat.tax_of(amount)
+        if abs(tax_sum - expected) > 1:
+            raise ValidationError(
+                _key(path, "tax.sum"),
+                f"does not match the {vat.value} VAT of the amount ({format_money(expected)})",
+            )
     method = fiscal.PaymentMethod.FULL_PAYMENT
     if obj.get("paymentMethod") is not None:
         method_path = _key(path, "paymentMethod")
@@ -687,9 +998,18 @@ def _position(obj: dict[str, object], path: str, mapping: NameMapping) -> fiscal
             )
         else:
             payment_object = _code(raw_object, object_path, range(1, MAX_PAYMENT_OBJECT + 1))
+            if payment_object not in _PAYMENT_OBJECT_CODES:
+                raise ValidationError(
+                    object_path, f"payment object {payment_object} does not exist in ФФД 1.2"
+                )
+        if payment_object in _MARKED_OBJECTS:
+            raise ValidationError(
+                object_path, f"{_MARKING}: payment object {payment_object} needs a marking code"
+            )
     unit = 0
     if obj.get("measurementUnit") is not None:
         unit_path = _key(path, "measurementUnit")
+        _carried(mapping, "items.measurementUnit", unit_path)
         raw_unit = obj["measurementUnit"]
         if isinstance(raw_unit, str):
             unit = _lookup(raw_unit, unit_path, _UNITS, mapping.units, "measurement unit")
@@ -697,12 +1017,19 @@ def _position(obj: dict[str, object], path: str, mapping: NameMapping) -> fiscal
             unit = _code(raw_unit, unit_path, _UNIT_CODES)
     department = 1
     if obj.get("department") is not None:
-        department = _code(
-            obj["department"], _key(path, "department"), range(1, MAX_DEPARTMENT + 1)
+        department_path = _key(path, "department")
+        _carried(mapping, "items.department", department_path)
+        department = _code(obj["department"], department_path, range(1, MAX_DEPARTMENT + 1))
+    excise: int | None = None
+    if obj.get("exciseSum") is not None:
+        excise_path = _key(path, "exciseSum")
+        _carried(mapping, "items.exciseSum", excise_path)
+        excise = _money(obj["exciseSum"], excise_path)
+    country = _optional_text(obj, "countryCode", path, 3, mapping)
+    if country is not None and not _COUNTRY_CODE.fullmatch(country):
+        raise ValidationError(
+            _key(path, "countryCode"), 'must be the 3-digit ОКСМ country code, e.g. "643"'
         )
-    for field_name, message in _UNSUPPORTED_ITEM_FIELDS:
-        if obj.get(field_name):
-            raise ValidationError(_key(path, field_name), message)
     item = fiscal.Item(
         name=name,
         price=price,
@@ -713,6 +1040,15 @@ def _position(obj: dict[str, object], path: str, mapping: NameMapping) -> fiscal
         payment_object=payment_object,
         measurement_unit=unit,
         department=department,
+        tax_sum=tax_sum,
+        excise=excise,
+        country_code=country,
+        customs_declaration=_optional_text(
+            obj, "customsDeclaration", path, MAX_CUSTOMS_CHARS, mapping
+        ),
+        additional_attribute=_optional_text(
+            obj, "additionalAttribute", path, MAX_ITEM_ATTRIBUTE_CHARS, mapping
+        ),
     )
     try:
         fiscal.print_lines(item)
@@ -730,6 +1066,7 @@ def _payments(value: object, path: str, mapping: NameMapping) -> tuple[fiscal.Pa
     for i, entry in enumerate(raw):
         where = _idx(path, i)
         obj = _obj(entry, where)
+        _check_members(obj, where, frozenset({"type", "sum"}), {})
         kind = _lookup(
             _required(obj, "type", where),
             _key(where, "type"),
@@ -742,12 +1079,13 @@ def _payments(value: object, path: str, mapping: NameMapping) -> tuple[fiscal.Pa
     return tuple(payments)
 
 
-def _operator(value: object, path: str) -> fiscal.Operator | None:
+def _operator(value: object, path: str, mapping: NameMapping) -> fiscal.Operator | None:
     """`operator{name, vatin}`: the cashier, ФФД tags 1021 and 1203."""
     if value is None:
         return None
     obj = _obj(value, path)
-    name = _text(_required(obj, "name", path), _key(path, "name"), MAX_OPERATOR_CHARS)
+    _check_members(obj, path, frozenset({"name", "vatin"}), {})
+    name = _text(_required(obj, "name", path), _key(path, "name"), MAX_OPERATOR_CHARS, mapping)
     vatin = obj.get("vatin")
     if vatin is None or vatin == "":
         return fiscal.Operator(name)
@@ -756,13 +1094,34 @@ def _operator(value: object, path: str) -> fiscal.Operator | None:
     return fiscal.Operator(name, vatin)
 
 
-def _client_contact(value: object, path: str) -> str | None:
-    """`clientInfo.emailOrPhone`, ФФД tag 1008: an e-mail, or a phone as +digits."""
+def _client_info(
+    value: object, path: str, mapping: NameMapping
+) -> tuple[str | None, fiscal.Buyer | None]:
+    """`clientInfo`: emailOrPhone (ФФД tag 1008), name and vatin (1227/1228 in STLV 1256)."""
     if value is None:
-        return None
+        return None, None
     obj = _obj(value, path)
-    raw = obj.get("emailOrPhone")
-    where = _key(path, "emailOrPhone")
+    _check_members(obj, path, _CLIENT_FIELDS, _REFUSED_CLIENT_FIELDS)
+    contact = _client_contact(obj.get("emailOrPhone"), _key(path, "emailOrPhone"))
+    if contact is not None:
+        _carried(mapping, "clientInfo.emailOrPhone", _key(path, "emailOrPhone"))
+    name = _optional_text(obj, "name", path, MAX_BUYER_CHARS, mapping)
+    if name is not None:
+        _carried(mapping, "clientInfo.name", _key(path, "name"))
+    vatin: str | None = None
+    raw_vatin = obj.get("vatin")
+    if _given(raw_vatin):
+        where = _key(path, "vatin")
+        _carried(mapping, "clientInfo.vatin", where)
+        if not isinstance(raw_vatin, str) or not _VATIN.fullmatch(raw_vatin):
+            raise ValidationError(where, "must be 10 or 12 digits")
+        vatin = raw_vatin
+    buyer = fiscal.Buyer(name, vatin) if name is not None or vatin is not None else None
+    return contact, buyer
+
+
+def _client_contact(raw: object, where: str) -> str | None:
+    """An e-mail, or a phone as +digits (ФФД tag 1008)."""
     if raw is None:
         return None
     if not isinstance(raw, str):
@@ -819,16 +1178,35 @@ def _required(obj: dict[str, object], key: str, path: str) -> object:
     return value
 
 
-def _text(value: object, path: str, max_chars: int) -> str:
-    """A printable, non-blank string of at most `max_chars` characters."""
+def _text(value: object, path: str, max_chars: int, mapping: NameMapping) -> str:
+    """A printable, non-blank string of at most `max_chars` characters in the register's charset.
+
+    The configured replacements (`mapping.text`, e.g. "₽" -> "руб.") apply first; any other
+    character the register cannot print is refused by name, never turned into "?".
+    """
     if not isinstance(value, str):
         raise ValidationError(path, "must be a string")
+    for char, replacement in mapping.text.items():
+        value = value.replace(char, replacement)
     if not value.strip():
         raise ValidationError(path, "must not be empty")
     if len(value) > max_chars:
         raise ValidationError(path, f"longer than {max_chars} characters")
     if _CONTROL.search(value):
         raise ValidationError(path, "contains control characters")
+    if mapping.charset is not None:
+        try:
+            value.encode(mapping.charset)
+        except UnicodeEncodeError as err:
+            char = value[err.start]
+            raise ValidationError(
+                path,
+                f"character {char!r} (U+{ord(char):04X}) cannot be printed by the register "
+                f"({mapping.charset}); remove it or add a replacement under mapping.text "
+                "in the box config",
+            ) from None
+        except UnicodeError:
+            raise ValidationError(path, "contains characters that are not valid text") from None
     return value
 
 

@@ -18,15 +18,24 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import fiscal, results
 from gateway.aio import wait_set
-from gateway.errors import DeviceError, GatewayError, LinkError, ValidationError
+from gateway.errors import (
+    DeviceError,
+    GatewayError,
+    LinkError,
+    OutcomeUnproven,
+    RegisterError,
+    ValidationError,
+)
 from gateway.journal import JobRecord, JobState, Journal
+from gateway.reconcile import reconcile_shift
 from gateway.tasks import (
+    CashTask,
     CloseShiftTask,
     ContinuePrintTask,
     NameMapping,
@@ -55,11 +64,26 @@ META_SHIFT_OPENED = "shift_opened_at"
 
 @dataclass(frozen=True, slots=True)
 class ShiftPolicy:
-    """When the worker opens and closes shifts by itself."""
+    """When the worker opens and closes shifts by itself, and what every document carries.
+
+    `operator` is the cashier of every document whose task names none; `taxation` the tax
+    system of every receipt whose task gives none; `close_at` a daily Z report time (register
+    wall time) besides the 24 h limit.
+    """
 
     auto_open: bool = True
     close_before_limit: dt.timedelta = dt.timedelta(minutes=30)
     operator: fiscal.Operator | None = None
+    taxation: fiscal.TaxationType = fiscal.TaxationType.OSN
+    close_at: dt.time | None = None
+
+
+# N0 of a cash operation on a register that does not count them (a cloud РРО).
+NO_COUNTER = -1
+
+# Journal step names of the shift documents the worker makes by itself before a receipt.
+AUTO_OPEN_STEP = "openShift(auto)"
+AUTO_CLOSE_STEP = "closeShift(auto)"
 
 
 class Blocked(GatewayError):
@@ -88,6 +112,8 @@ class Worker:
         tz: dt.tzinfo | None = None,
         now: Callable[[], dt.datetime] | None = None,
         device_info: Callable[[], fiscal.DeviceInfo | None] = lambda: None,
+        before_shift_open: Callable[[], Awaitable[None]] | None = None,
+        after_job: Callable[[], None] = lambda: None,
     ) -> None:
         self._journal = journal
         self._register = register
@@ -97,6 +123,8 @@ class Worker:
         self._tz = tz
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._device_info = device_info
+        self._before_shift_open = before_shift_open
+        self._after_job = after_job  # e.g. the status page reads the register's state again
         self._wake = asyncio.Event()
         # Held around each job (and idle shift upkeep): monitors take it to keep off the
         # register while a document is in progress.
@@ -131,6 +159,7 @@ class Worker:
             try:
                 async with self._register_lock:
                     await self._run_job(job)
+                self._after_job()
             except Paused as err:
                 await self._pause(str(err))
             except LinkError as err:
@@ -203,10 +232,10 @@ class Worker:
             self._tick()
             try:
                 result = await self._run_task(job, index, task)
-            except Blocked as err:
+            except (Blocked, OutcomeUnproven) as err:
                 _LOGGER.error("Job %s task %d blocked: %s", job.uuid, index, err)
                 await self._journal.block(
-                    job.uuid, index, results.ATOL_BLOCKED, str(err), now=self._now()
+                    job.uuid, index, results.ATOL_BLOCKED, results.error_text(err), now=self._now()
                 )
                 return
             except DeviceError as err:
@@ -242,6 +271,8 @@ class Worker:
             return {}
         if isinstance(task, ReceiptTask | OpenShiftTask | CloseShiftTask):
             return await self._fiscal(job, index, task)
+        if isinstance(task, CashTask):
+            return await self._cash(job, index, task)
         raise ValidationError(
             f"request[{index}]", f"task type {type(task).__name__} is not supported"
         )
@@ -262,7 +293,97 @@ class Worker:
             )
         if kind is QueryKind.FN_STATUS:
             return results.fn_status(await reg.fn_status(), await reg.fn_expiry(), self._tz)
+        if kind is QueryKind.SHIFT_TOTALS:
+            return results.shift_totals(await reg.shift_totals())
         return results.ofd_status(await reg.ofd_status(), self._tz)
+
+    # --- cash in and out -------------------------------------------------------------------
+
+    async def _cash(self, job: JobRecord, index: int, task: CashTask) -> dict[str, Any]:
+        """Exactly once without a fiscal document: the register's count of cash-ins (or
+        cash-outs) in the shift plays the part of N0. A register that keeps no such count
+        (a cloud РРО) makes at most one operation per request id instead: the same call is
+        simply made again."""
+        reruns = 0
+        rid = request_id(job.uuid, index)
+        while True:
+            if (
+                job.fiscal_step == task.type_name
+                and job.current_task == index
+                and job.n0 is not None
+            ):
+                await self._wait_link_back()
+                if job.n0 != NO_COUNTER:
+                    count = await self._cash_count(task.direction)
+                    if count == job.n0 + 1:
+                        _LOGGER.warning(
+                            "Job %s task %d: %s was made (answer was lost)",
+                            job.uuid,
+                            index,
+                            task.type_name,
+                        )
+                        out = results.cash_result(
+                            task.amount, fiscal.CashResult(None, None), self._tz
+                        )
+                        out["warnings"] = {"recovered": True}
+                        return out
+                    if count != job.n0:
+                        raise Blocked(
+                            f"the register counts {(count or 0) - job.n0} {task.type_name} "
+                            "operations since this one began; check the register's tape and "
+                            "resolve the job on the status page"
+                        )
+                elif not isinstance(self._register, fiscal.KeyedRegister):
+                    raise Blocked(
+                        f"the register keeps no count of {task.type_name} operations, so "
+                        "whether this one was made cannot be proven; check the register and "
+                        "resolve the job on the status page"
+                    )
+                reruns += 1
+                if reruns > MAX_RERUNS:
+                    raise Blocked(
+                        f"the register failed {MAX_RERUNS} times in a row on this operation"
+                    )
+            await self._ready_to_print()
+            await self._shift_maintenance(for_receipt=True, job=job, index=index)
+            n0 = await self._cash_count(task.direction)
+            step_n0 = NO_COUNTER if n0 is None else n0
+            await self._journal.begin_fiscal_step(
+                job.uuid, index, task.type_name, step_n0, now=self._now()
+            )
+            try:
+                res = await self._register.cash_operation(
+                    task.direction,
+                    task.amount,
+                    task.operator or self._policy.operator,
+                    request_id=rid,
+                )
+            except LinkError as err:
+                _LOGGER.warning(
+                    "Job %s task %d: outcome unknown (%s); reconciling", job.uuid, index, err
+                )
+                await self._wait_link_back()
+            except DeviceError as err:
+                if (
+                    not err.transient
+                    and n0 is not None
+                    and await self._cash_unchanged(task.direction, n0)
+                ):
+                    raise
+                _LOGGER.warning("Job %s task %d: %s; reconciling", job.uuid, index, err)
+            else:
+                return results.cash_result(task.amount, res, self._tz)
+            job = await self._journal.get(job.uuid)
+
+    async def _cash_unchanged(self, direction: fiscal.CashDirection, n0: int) -> bool:
+        try:
+            return await self._cash_count(direction) == n0
+        except RegisterError:
+            return False
+
+    async def _cash_count(self, direction: fiscal.CashDirection) -> int | None:
+        totals = await self._register.shift_totals()
+        return (totals.cash_in if direction is fiscal.CashDirection.IN else totals.cash_out).count
 
     # --- fiscal steps ----------------------------------------------------------------------
 
@@ -272,7 +393,7 @@ class Worker:
         reruns = 0
         while True:
             if job.fiscal_step is not None and job.current_task == index and job.n0 is not None:
-                outcome = await self._reconcile(job, index, task, job.n0)
+                outcome = await self._recover(job, index, task, job.fiscal_step, job.n0)
                 if outcome is not None:
                     return outcome
                 reruns += 1
@@ -285,32 +406,90 @@ class Worker:
                 return outcome
             job = await self._journal.get(job.uuid)
 
+    async def _recover(
+        self,
+        job: JobRecord,
+        index: int,
+        task: ReceiptTask | OpenShiftTask | CloseShiftTask,
+        step: str,
+        n0: int,
+    ) -> dict[str, Any] | None:
+        """Reconcile a journalled step. Any error the register raises meanwhile (other than a
+        passing state) blocks the job: failing it would invite the client to sell again."""
+        try:
+            if step in (AUTO_OPEN_STEP, AUTO_CLOSE_STEP):
+                await self._reconcile_auto(job, index, step, n0)
+                return None
+            return await self._reconcile(job, index, task, n0)
+        except OutcomeUnproven as err:
+            raise Blocked(results.error_text(err)) from err
+        except DeviceError as err:
+            if err.transient:
+                raise
+            raise Blocked(
+                f"the register refused a query while proving the outcome ({results.error_text(err)})"
+            ) from err
+
+    async def _reconcile_auto(self, job: JobRecord, index: int, step: str, n0: int) -> None:
+        """A shift document the worker made by itself before a receipt: proven made or not
+        made, it needs no result; the attempt that follows reads the shift state again."""
+        await self._wait_link_back()
+        if isinstance(self._register, fiscal.KeyedRegister):
+            return  # the backend refuses a second open or close: the state alone is the proof
+        status = await self._register.settle()
+        if status.receipt_open:
+            await self._register.cancel_receipt()
+        last = (await self._register.fn_status()).last_document_number
+        if last == n0:
+            return
+        doc = await self._register.find_document(n0 + 1)
+        expected = (
+            fiscal.DOC_TYPE_SHIFT_OPEN if step == AUTO_OPEN_STEP else fiscal.DOC_TYPE_SHIFT_CLOSE
+        )
+        if last != n0 + 1 or doc.document_type != expected:
+            raise Blocked(
+                f"document {n0 + 1} in the ФН is not the {step} this job began "
+                f"({last - n0} documents since); check the register's tape and resolve the job "
+                "on the status page"
+            )
+        _LOGGER.warning("Job %s task %d: %s was made (answer was lost)", job.uuid, index, step)
+        if step == AUTO_OPEN_STEP:
+            await self._remember_shift(
+                fiscal.FiscalResult(doc.number, doc.fiscal_sign, doc.datetime)
+            )
+
     async def _attempt(
         self, job: JobRecord, index: int, task: ReceiptTask | OpenShiftTask | CloseShiftTask
     ) -> dict[str, Any] | None:
         """Prepare, commit N0, send. None means: the outcome is unclear, reconcile."""
         status = await self._ready_to_print()
         if isinstance(task, ReceiptTask):
-            await self._shift_maintenance(for_receipt=True)
+            await self._shift_maintenance(for_receipt=True, job=job, index=index)
         elif isinstance(task, OpenShiftTask) and status.shift is not fiscal.ShiftState.CLOSED:
             raise DeviceError(
                 0x73, "shift is already open", command=0xFF41, hint="close the shift first"
             )
         elif isinstance(task, CloseShiftTask) and status.shift is fiscal.ShiftState.CLOSED:
             raise DeviceError(0x73, "shift is already closed", command=0xFF42)
+        elif isinstance(task, OpenShiftTask) and self._before_shift_open is not None:
+            await self._before_shift_open()
         n0 = (await self._register.fn_status()).last_document_number
         step = task.type_name
         await self._journal.begin_fiscal_step(job.uuid, index, step, n0, now=self._now())
         _LOGGER.info("Job %s task %d: %s, N0=%d", job.uuid, index, step, n0)
         try:
             if isinstance(task, ReceiptTask):
-                receipt = dataclasses.replace(task.receipt, request_id=request_id(job.uuid, index))
-                res = await self._register.print_receipt(receipt)
+                res = await self._register.print_receipt(self._complete(task.receipt, job, index))
             elif isinstance(task, OpenShiftTask):
                 res = await self._register.open_shift(task.operator or self._policy.operator)
                 await self._remember_shift(res)
             else:
-                res = await self._register.close_shift(task.operator or self._policy.operator)
+                res, reconciliation = await self._close_shift(
+                    task.operator or self._policy.operator
+                )
+                out = results.fiscal_result(res, self._tz)
+                out["shiftReconciliation"] = reconciliation
+                return out
         except LinkError as err:
             _LOGGER.warning(
                 "Job %s task %d: outcome unknown (%s); reconciling", job.uuid, index, err
@@ -328,6 +507,16 @@ class Worker:
             return None
         return results.fiscal_result(res, self._tz)
 
+    def _complete(self, receipt: fiscal.Receipt, job: JobRecord, index: int) -> fiscal.Receipt:
+        """The receipt as it is printed: the box's cashier and tax system where the task gave
+        none, and its stable id."""
+        return dataclasses.replace(
+            receipt,
+            operator=receipt.operator or self._policy.operator,
+            taxation=receipt.taxation or self._policy.taxation,
+            request_id=request_id(job.uuid, index),
+        )
+
     async def _wait_link_back(self) -> None:
         while not await self._wait_connected():
             pass
@@ -335,7 +524,7 @@ class Worker:
     async def _proven_unprinted(self, n0: int) -> bool:
         try:
             fn = await self._register.fn_status()
-        except LinkError:
+        except RegisterError:
             return False
         return fn.last_document_number == n0
 
@@ -387,7 +576,8 @@ class Worker:
             await self._remember_shift(
                 fiscal.FiscalResult(doc.number, doc.fiscal_sign, doc.datetime)
             )
-        return results.recovered_result(doc, fn.number, self._tz)
+        shift = await self._register.shift_info()
+        return results.recovered_result(doc, fn, shift, self._tz)
 
     async def _reconcile_keyed(
         self,
@@ -399,7 +589,9 @@ class Worker:
         """Cloud РРО: ask by the receipt's own id; shifts by their state (the backend refuses
         a second open or close, so the state alone proves the step)."""
         if isinstance(task, ReceiptTask):
-            res = await register.find_receipt(request_id(job.uuid, index))
+            res = await register.find_receipt(
+                request_id(job.uuid, index), expected=self._complete(task.receipt, job, index)
+            )
             if res is None:
                 _LOGGER.info(
                     "Job %s task %d: the backend has no such receipt; sending it again",
@@ -445,17 +637,26 @@ class Worker:
             status = await self._register.status()
         return status
 
-    async def _shift_maintenance(self, *, for_receipt: bool) -> None:
-        """Close a shift near its 24 h limit; open one when a receipt needs it."""
+    async def _shift_maintenance(
+        self, *, for_receipt: bool, job: JobRecord | None = None, index: int = 0
+    ) -> None:
+        """Close a shift near its 24 h limit or past `close_at`; open one when a receipt needs
+        it. Inside a job each of these documents is journalled with its own N0 first."""
         info = await self._register.shift_info()
         if info.state is fiscal.ShiftState.EXPIRED or (
-            info.state is fiscal.ShiftState.OPENED and await self._shift_near_limit(info)
+            info.state is fiscal.ShiftState.OPENED and await self._shift_due(info)
         ):
-            _LOGGER.info("Closing shift %d before its 24 h limit", info.number)
-            res = await self._register.close_shift(self._policy.operator)
+            _LOGGER.info("Closing shift %d by the shift policy", info.number)
+            await self._begin_auto_step(job, index, AUTO_CLOSE_STEP)
+            res, reconciliation = await self._close_shift(self._policy.operator)
             await self._journal.add_event(
                 "shift_closed",
-                {"shift": info.number, "document": res.document_number, "auto": True},
+                {
+                    "shift": info.number,
+                    "document": res.document_number,
+                    "auto": True,
+                    "reconciliation": reconciliation,
+                },
                 now=self._now(),
             )
             info = await self._register.shift_info()
@@ -467,6 +668,9 @@ class Worker:
                     command=0xFF46,
                     hint="open a shift (openShift task or the status page)",
                 )
+            if self._before_shift_open is not None:
+                await self._before_shift_open()
+            await self._begin_auto_step(job, index, AUTO_OPEN_STEP)
             res = await self._register.open_shift(self._policy.operator)
             await self._remember_shift(res)
             await self._journal.add_event(
@@ -475,12 +679,53 @@ class Worker:
                 now=self._now(),
             )
 
-    async def _shift_near_limit(self, info: fiscal.ShiftInfo) -> bool:
+    async def _close_shift(
+        self, operator: fiscal.Operator | None
+    ) -> tuple[fiscal.FiscalResult, dict[str, Any] | None]:
+        """Z report, with the register's shift counters read just before it (the Z resets
+        them) and compared with what the journal fiscalised in that shift."""
+        number = (await self._register.shift_info()).number
+        try:
+            totals: fiscal.ShiftTotals | None = await self._register.shift_totals()
+        except DeviceError as err:
+            _LOGGER.warning("Shift %d: could not read the register's totals: %s", number, err)
+            totals = None
+        res = await self._register.close_shift(operator)
+        if totals is None:
+            return res, None
+        try:
+            reconciliation = await reconcile_shift(
+                self._journal, totals, res.shift_number or number, now=self._now()
+            )
+        except GatewayError as err:
+            _LOGGER.error("Shift %d: reconciliation failed: %s", number, err)
+            return res, None
+        return res, reconciliation
+
+    async def _begin_auto_step(self, job: JobRecord | None, index: int, step: str) -> None:
+        """Journal the N0 of a shift document made on a job's behalf before it is sent."""
+        if job is None:
+            return
+        n0 = (await self._register.fn_status()).last_document_number
+        await self._journal.begin_fiscal_step(job.uuid, index, step, n0, now=self._now())
+        _LOGGER.info("Job %s task %d: %s, N0=%d", job.uuid, index, step, n0)
+
+    async def _shift_due(self, info: fiscal.ShiftInfo) -> bool:
+        """The open shift is near its 24 h limit, or began before the last `close_at`."""
         opened = await self._shift_opened_at(info)
         if opened is None:
             return False
         clock = await self._register.read_clock()
-        return clock - opened >= SHIFT_LIMIT - self._policy.close_before_limit
+        if clock - opened >= SHIFT_LIMIT - self._policy.close_before_limit:
+            return True
+        close_at = self._policy.close_at
+        if close_at is None:
+            return False
+        wall = clock.replace(tzinfo=None)
+        boundary = dt.datetime.combine(wall.date(), close_at)
+        if boundary > wall:
+            boundary -= dt.timedelta(days=1)
+        return opened.replace(tzinfo=None) < boundary
 
     async def _remember_shift(self, res: fiscal.FiscalResult) -> None:
         """Store when the shift we just opened began, keyed by its number."""

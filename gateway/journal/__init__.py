@@ -12,6 +12,7 @@ from gateway.journal.records import (
     OutboxItem,
     OutboxKind,
     Resolution,
+    ShiftTask,
     TaskResult,
     TaskStatus,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "OutboxItem",
     "OutboxKind",
     "Resolution",
+    "ShiftTask",
     "TaskResult",
     "TaskStatus",
 ]

@@ -158,3 +158,19 @@ class OutboxItem:
     created_at: dt.datetime
     attempts: int
     reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftTask:
+    """A task of a job that ran to its end in a given shift: a receipt or a cash operation.
+
+    `tasks_json` is the job's whole request (the task is its `index`-th entry); `result` the
+    task's stored result.
+    """
+
+    job_uuid: str
+    job_seq: int
+    index: int
+    type: str  # the ATOL task type: sell, sellReturn, buy, buyReturn, cashIn, cashOut
+    tasks_json: str
+    result: dict[str, Any]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from gateway.errors import DuplicateJob, JobNotFound, StaleCommand
-from gateway.journal import jobs, outbox, transitions, upkeep
+from gateway.journal import jobs, outbox, shifts, transitions, upkeep
 from gateway.journal.database import Database
 from gateway.journal.records import (
     REPORTED,
@@ -28,6 +29,7 @@ from gateway.journal.records import (
     JobState,
     OutboxItem,
     Resolution,
+    ShiftTask,
     TaskResult,
     TaskStatus,
 )
@@ -35,6 +37,8 @@ from gateway.journal.rows import results_json, utc
 from gateway.journal.transitions import Transition
 
 _LOGGER = logging.getLogger(__name__)
+
+SHIFT_SCAN_PAGE = 200  # jobs read at a time while looking for where a shift began
 
 
 def _now() -> dt.datetime:
@@ -151,6 +155,47 @@ class Journal:
                 "AND NOT EXISTS (SELECT 1 FROM jobs WHERE state = 'blocked') "
                 "ORDER BY state = 'queued', seq LIMIT 1",
             )
+
+    async def shift_fiscal_tasks(self, shift_number: int) -> list[ShiftTask]:
+        """Receipts and cash operations the journal ran to their end in register shift
+        `shift_number`, oldest first (see `shifts` for how a shift's stretch is found).
+
+        Reads jobs newest first a page at a time and stops at the shift's start, so a Z report
+        reads about one shift's jobs, not the whole retention period.
+        """
+        scan = shifts.ShiftScan(shift_number)
+        clause, names = jobs.in_clause(shifts.STARTED_STATES)
+        before: int | None = None
+        while not scan.done:
+            where = f"state {clause}" + ("" if before is None else " AND seq < ?")
+            args = [*names, *([] if before is None else [before])]
+            async with self._db.use() as conn:
+                page = await jobs.select_many(
+                    conn, f"{where} ORDER BY seq DESC LIMIT ?", (*args, SHIFT_SCAN_PAGE)
+                )
+            scan.feed(page)
+            if len(page) < SHIFT_SCAN_PAGE:
+                break
+            before = page[-1].seq
+        return scan.tasks()
+
+    async def recent_events(self, kind: str, *, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest events of `kind` still in the outbox (delivered or not), newest first."""
+        async with (
+            self._db.use() as conn,
+            conn.execute(
+                "SELECT payload FROM outbox WHERE kind = 'event' "
+                "AND json_extract(payload, '$.event') = ? ORDER BY id DESC LIMIT ?",
+                (kind, limit),
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            body = json.loads(row[0])
+            if isinstance(body, dict):
+                out.append(body)
+        return out
 
     async def history(self, uuid: str) -> list[HistoryEntry]:
         """The job's state changes, oldest first."""

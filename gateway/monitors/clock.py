@@ -6,6 +6,10 @@ the ФН's last document, decide, and act: set the register's clock, submit a `c
 job (source "system") that runs in queue order through the exactly-once path, or set the
 box's clock. Each decision is logged; a change of decision, and every action taken,
 becomes an event in the journal's outbox.
+
+Checks run every `clock.check_interval_s`, at once on every (re)connect (`check_now`), and
+right before the worker opens a shift (`before_shift_open`): a shift is the one moment the
+register may be set, and every document of the shift carries the clock it opened with.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from gateway import fiscal
 from gateway.aio import wait_set
 from gateway.config import ClockConfig, OpenShiftClockPolicy
-from gateway.errors import DuplicateJob, GatewayError
+from gateway.errors import DeviceError, DuplicateJob, GatewayError, LinkError
 from gateway.journal import FINISHED, Journal
 from gateway.monitors.clock_policy import (
     ClockAction,
@@ -42,6 +46,9 @@ HOLD_MARGIN_S = 1.0  # past the ФН's last document, to be sure of the minute b
 CLOSE_WAIT_POLL_S = 0.01  # how often a pending shift close looks whether the worker took the lock
 # The register reports whole seconds, truncated: its true time is on average half a second on.
 REGISTER_RESOLUTION = dt.timedelta(seconds=0.5)
+SET_TIME_COMMAND = 0x21  # the register's "set time": what a correction before a shift needs
+# The event of a shift opened with a large drift the box could not judge.
+UNCORRECTED_EVENT = "clock_shift_opened_uncorrected"
 
 # What a technician should do, per decision.
 ACTIONS: dict[ClockAction, str] = {
@@ -67,6 +74,20 @@ ACTIONS: dict[ClockAction, str] = {
     ),
     ClockAction.SET_BOX: "nothing to do; check the box's NTP access so it keeps its own time",
 }
+
+
+class ClockNotCorrected(DeviceError):
+    """No shift may open yet: the register's clock is off and could not be corrected.
+
+    A transient DeviceError, so the worker pauses its queue and retries by itself.
+    """
+
+    code = "clock_not_corrected"
+
+    def __init__(self, message: str, *, hint: str) -> None:
+        super().__init__(0, message, command=SET_TIME_COMMAND, hint=hint, transient=True)
+        self.message = message  # not dressed up as a register error code: none was returned
+        self.args = (message,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +153,8 @@ class ClockMonitor:
         self._kick = asyncio.Event()
         self._last_event: ClockAction | None = None
         self._snapshot = ClockSnapshot()
+        self._fn_document = -1  # the ФН's last document number at the latest observation
+        self._uncorrected_noted: int | None = None  # ...when the last uncorrected shift was noted
         self.checks = 0
 
     def snapshot(self) -> ClockSnapshot:
@@ -139,7 +162,7 @@ class ClockMonitor:
         return self._snapshot
 
     def check_now(self) -> None:
-        """Run a check without waiting for the interval (the status page's "sync clock")."""
+        """Run a check without waiting for the interval (on connect; "sync clock" on the page)."""
         self._kick.set()
 
     # --- loop ------------------------------------------------------------------------------
@@ -160,13 +183,7 @@ class ClockMonitor:
     async def check_once(self) -> ClockDecision | None:
         """One measurement and decision; None when the register could not be read."""
         self.checks += 1
-        verdict = await self._probe.check()
-        self._snapshot = _replace(
-            self._snapshot,
-            box_synced=verdict.synced,
-            sync_source=verdict.source,
-            sync_detail=verdict.detail,
-        )
+        verdict = await self._verdict()
         if not self._connected.is_set():
             _LOGGER.debug("Clock check skipped: register not connected")
             return None
@@ -185,6 +202,129 @@ class ClockMonitor:
             await self._correct_after_close(self._snapshot.pending_close_job)
         return decision
 
+    async def _verdict(self) -> SyncVerdict:
+        verdict = await self._probe.check()
+        self._snapshot = _replace(
+            self._snapshot,
+            box_synced=verdict.synced,
+            sync_source=verdict.source,
+            sync_detail=verdict.detail,
+        )
+        return verdict
+
+    # --- before a shift opens (the worker holds the register lock) -------------------------
+
+    async def before_shift_open(self) -> None:
+        """Compare the clocks right before the worker opens a shift; correct first if needed.
+
+        The worker calls this while it holds its register lock, so the lock is not taken here.
+        Box trusted and the drift past the threshold: the register is set now (its shift is
+        closed, so it allows it); when that is not possible a `ClockNotCorrected` pauses the
+        queue rather than dating a whole shift by a wrong clock. Box untrusted: the shift
+        opens with the register's time, and an event (once per shift) says why.
+        """
+        self.checks += 1
+        verdict = await self._verdict()
+        try:
+            async with asyncio.timeout(REGISTER_IO_TIMEOUT_S):
+                obs, decision = await self._measure(verdict)
+                await self._act_before_open(obs, decision, verdict)
+        except TimeoutError as err:
+            raise ClockNotCorrected(
+                "the register's clock could not be read in time before opening a shift",
+                hint="check the register's cable and power; the queue resumes by itself",
+            ) from err
+
+    async def _act_before_open(
+        self, obs: ClockObservation, decision: ClockDecision, verdict: SyncVerdict
+    ) -> None:
+        action = decision.action
+        if action is ClockAction.SET_REGISTER:
+            try:
+                extra = await self._set_register(obs)
+            except LinkError:
+                raise  # the worker's own recovery handles a lost link
+            except GatewayError as err:
+                raise ClockNotCorrected(
+                    f"the register's clock is {self._off} and setting it failed ({err}); "
+                    "no shift is opened with the wrong time",
+                    hint="set the register's clock on the status page (sync clock); the queue "
+                    "resumes by itself",
+                ) from err
+            await self._event(decision, obs, extra)
+            residual = extra["drift_after_s"]
+            if abs(residual) > self._rules.drift_threshold.total_seconds():
+                raise ClockNotCorrected(
+                    f"the register's clock is still {self._off} after setting it; "
+                    "no shift is opened with the wrong time",
+                    hint="check the register's clock on the status page; the queue retries "
+                    "by itself",
+                )
+            return
+        if action in (ClockAction.HOLD_FOR_FN, ClockAction.FN_AHEAD):
+            # Setting the register now would date it before the ФН's last document.
+            if action is not self._last_event:
+                hold = action is ClockAction.HOLD_FOR_FN
+                await self._event(decision, obs, {"until": _iso(decision.target)} if hold else {})
+            last = obs.fn_last_document
+            when = f"{last:%Y-%m-%d %H:%M}" if last else "?"
+            raise ClockNotCorrected(
+                f"the register's clock is {self._off} and cannot be set before the ФН's "
+                f"last document ({when}); no shift is opened with the wrong time",
+                hint=(
+                    "nothing to do: the clock is corrected and the shift opened once the box's "
+                    "time passes it"
+                    if action is ClockAction.HOLD_FOR_FN
+                    else ACTIONS[ClockAction.FN_AHEAD]
+                    + "; the queue resumes by itself once the box's time passes it"
+                ),
+            )
+        if action is ClockAction.SET_BOX:
+            extra = self._set_box(obs)
+            await self._event(decision, obs, extra)
+            return
+        if action is ClockAction.BOX_UNTRUSTED:
+            if action is not self._last_event:
+                await self._event(decision, obs, {})
+            if abs(obs.drift) > self._rules.drift_threshold:
+                await self._note_uncorrected(obs, verdict)
+            return
+        # In sync; or the register reports a shift open after all, and opening fails there.
+        if action is not self._last_event:
+            await self._event(decision, obs, {})
+
+    @property
+    def _off(self) -> str:
+        # No live numbers: the worker's pause reason must stay the same from retry to retry.
+        return f"more than {self._rules.drift_threshold.total_seconds():.0f} s off"
+
+    async def _note_uncorrected(self, obs: ClockObservation, verdict: SyncVerdict) -> None:
+        """Say why a shift opens with a large drift uncorrected; once per shift (retries of
+        the same opening find the ФН's last document unchanged)."""
+        if self._uncorrected_noted == self._fn_document:
+            return
+        self._uncorrected_noted = self._fn_document
+        message = (
+            f"a shift opens with the register's own time ({_drift(obs)} from the box's): the "
+            f"box's clock is not synchronised ({verdict.source}: {verdict.detail}), so it "
+            "cannot judge the register's; nothing was corrected"
+        )
+        _LOGGER.warning("Clock: %s", message)
+        await self._journal.add_event(
+            UNCORRECTED_EVENT,
+            {
+                "message": message,
+                "action": ACTIONS[ClockAction.BOX_UNTRUSTED],
+                "drift_s": round(obs.drift.total_seconds(), 1),
+                "register_time": obs.register_now.replace(microsecond=0).isoformat(),
+                "box_time": obs.box_now.replace(microsecond=0).isoformat(),
+                "box_synced": False,
+                "sync_source": verdict.source,
+                "sync_detail": verdict.detail,
+            },
+            now=self._now(),
+        )
+
     # --- under the register lock --------------------------------------------------------
 
     def _box_wall(self) -> dt.datetime:
@@ -197,6 +337,7 @@ class ClockMonitor:
         after = self._box_wall()
         register_now = status.datetime or await self._register.read_clock()
         fn = await self._register.fn_status()
+        self._fn_document = fn.last_document_number
         return ClockObservation(
             box_trusted=verdict.synced,
             box_now=before + (after - before) / 2,
@@ -205,7 +346,8 @@ class ClockMonitor:
             fn_last_document=fn.last_document_datetime,
         )
 
-    async def _check_locked(self, verdict: SyncVerdict) -> ClockDecision:
+    async def _measure(self, verdict: SyncVerdict) -> tuple[ClockObservation, ClockDecision]:
+        """Observe and decide; the snapshot and the log say what was found."""
         obs = await self._observe(verdict)
         decision = decide(obs, self._rules)
         self._snapshot = _replace(
@@ -220,6 +362,10 @@ class ClockMonitor:
         )
         log = _LOGGER.debug if decision.action is ClockAction.IN_SYNC else _LOGGER.warning
         log("Clock: %s", decision.reason)
+        return obs, decision
+
+    async def _check_locked(self, verdict: SyncVerdict) -> ClockDecision:
+        obs, decision = await self._measure(verdict)
         extra: dict[str, Any] = {}
         if decision.action is ClockAction.HOLD_FOR_FN:
             await self._event(decision, obs, {"until": _iso(decision.target)})
@@ -392,3 +538,7 @@ def _replace(snapshot: ClockSnapshot, **changes: Any) -> ClockSnapshot:
 
 def _iso(when: dt.datetime | None) -> str | None:
     return when.isoformat() if when else None
+
+
+def _drift(obs: ClockObservation) -> str:
+    return f"{obs.drift.total_seconds():+.0f} s"

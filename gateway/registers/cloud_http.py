@@ -3,7 +3,8 @@
 It turns HTTP into the register layer's errors so the worker treats a cloud backend like a
 cable: no answer or a 5xx after a request went out is `NoAnswer(command_sent=True)` (the
 outcome is unknown, reconcile), a refused connection is `NoAnswer(command_sent=False)`,
-a 401/403 is `CredentialsRejected`, any other 4xx is `CloudApiError` (a clean refusal).
+a 401/403 is `CredentialsRejected`, a 429 (rate limited: the request was not acted on) a
+transient `CloudApiError` to retry later, any other 4xx is `CloudApiError` (a clean refusal).
 Headers and bodies are never logged: they carry the license key, tokens and PINs.
 """
 
@@ -181,6 +182,15 @@ class CloudHttp:
             )
             rejected.status = status
             raise rejected
+        if status == 429:
+            raise CloudApiError(
+                status,
+                api_code or "rate_limited",
+                message,
+                path=path,
+                hint="the backend limits the request rate; retried later",
+                transient=True,
+            )
         raise CloudApiError(status, api_code, message, path=path)
 
 

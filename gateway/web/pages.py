@@ -8,9 +8,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
+from gateway import selftest
 from gateway.journal import HistoryEntry, JobRecord, JobState, Journal
+from gateway.reconcile import EVENT_KIND as SHIFT_MISMATCH
 from gateway.web import charts, metrics
 from gateway.web.diagnostics import LogLine, RecentLogs
 from gateway.web.i18n import Translate
@@ -25,6 +28,10 @@ STATUS_TIMEOUT_S: Final = 10.0
 JOURNAL_TIMEOUT_S: Final = 15.0
 CHART_WINDOW: Final = dt.timedelta(hours=24)
 EVENTS_SHOWN: Final = 10
+MISMATCHES_SHOWN: Final = 5
+# A shift mismatch keeps the overview at "needs attention" this long after its Z report:
+# long enough for someone to see it the next morning, and after a weekend.
+MISMATCH_ATTENTION: Final = dt.timedelta(days=3)
 JOBS_PER_PAGE: Final = 50
 LATENCY_QUANTILES: Final = (0.5, 0.9, 0.99)
 
@@ -68,6 +75,30 @@ class Overview:
     events: list[LogLine]
     queue_chart: str
     latency_chart: str
+    mismatches: list[Mismatch]
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A `shift_mismatch` event: which shift, when, and the counters that differ."""
+
+    shift: int | None
+    at: dt.datetime | None
+    differences: list[dict[str, Any]]
+
+
+def _mismatch(event: Mapping[str, Any]) -> Mismatch:
+    shift = event.get("shift")
+    try:
+        at: dt.datetime | None = dt.datetime.fromisoformat(str(event.get("at")))
+    except ValueError:
+        at = None
+    diffs = event.get("differences")
+    return Mismatch(
+        shift if isinstance(shift, int) else None,
+        at,
+        [d for d in diffs if isinstance(d, dict)] if isinstance(diffs, list) else [],
+    )
 
 
 async def overview(
@@ -84,11 +115,15 @@ async def overview(
     blocked = await journal_call(journal.is_blocked())
     oldest = await journal_call(journal.oldest_queued())
     depth = await journal_call(journal.queue_depth())
+    events = await journal_call(journal.recent_events(SHIFT_MISMATCH, limit=MISMATCHES_SHOWN))
+    mismatches = [_mismatch(e) for e in events]
+    fresh = [m for m in mismatches if m.at is not None and now - m.at < MISMATCH_ATTENTION]
     facts = Facts(
         blocked_uuid=blocked.uuid if blocked else None,
         blocked_why=blocked.error_text if blocked else None,
         oldest_queued_at=oldest.created_at if oldest else None,
         status_error=error,
+        shift_mismatch=fresh[0].shift if fresh else None,
     )
     found = findings(view, facts, now)
     since = now - CHART_WINDOW
@@ -117,7 +152,7 @@ async def overview(
             step=False,
         )
     )
-    events = list(reversed(logs.lines(min_level=logging.INFO, limit=EVENTS_SHOWN))) if logs else []
+    log_lines = logs.lines(min_level=logging.INFO, limit=EVENTS_SHOWN) if logs else []
     return Overview(
         status=status,
         view=view,
@@ -126,10 +161,66 @@ async def overview(
         blocked=blocked,
         oldest=oldest,
         depth=depth,
-        events=events,
+        events=list(reversed(log_lines)),
         queue_chart=queue_chart,
         latency_chart=latency_chart,
+        mismatches=mismatches,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JobLine:
+    """What a job did, for the jobs list: its task types, receipt totals and payment types,
+    the fiscal documents made, and for a Z report the shift reconciliation."""
+
+    kinds: list[str]  # ATOL task types, each once, in order
+    total: Decimal | None  # the receipts' totals added up (rubles), None without receipts
+    payments: list[str]  # payment types used, each once
+    documents: list[int]  # fiscal document numbers of the tasks that are ready
+    reconciliation: dict[str, Any] | None  # the last closeShift's `shiftReconciliation`
+    selftest: selftest.Report | None  # the self-test's verdict once it is finished
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def job_line(job: JobRecord) -> JobLine:
+    """Pure: read the job's stored request and results; a part that cannot be read is left out."""
+    try:
+        raw = json.loads(job.tasks_json, parse_float=Decimal)
+    except ValueError:
+        raw = []
+    tasks = [t for t in raw if isinstance(t, dict)] if isinstance(raw, list) else []
+    kinds = _unique([str(t.get("type")) for t in tasks])
+    total: Decimal | None = None
+    payments: list[str] = []
+    for task in tasks:
+        if task.get("type") not in RECEIPT_KINDS:
+            continue
+        for entry in task.get("items") or ():
+            if isinstance(entry, dict) and entry.get("type") == "position":
+                total = (total or Decimal(0)) + Decimal(str(entry.get("amount", 0)))
+        payments += [str(p.get("type")) for p in task.get("payments") or () if isinstance(p, dict)]
+    documents: list[int] = []
+    reconciliation: dict[str, Any] | None = None
+    for result in job.task_results:
+        out = result.result if isinstance(result.result, dict) else {}
+        params = out.get("fiscalParams")
+        number = params.get("fiscalDocumentNumber") if isinstance(params, dict) else None
+        if isinstance(number, int):
+            documents.append(number)
+        if isinstance(out.get("shiftReconciliation"), dict):
+            reconciliation = out["shiftReconciliation"]
+    report = (
+        selftest.judge([r.to_json() for r in job.task_results])
+        if selftest.is_selftest(job.uuid) and job.finished
+        else None
+    )
+    return JobLine(kinds, total, _unique(payments), documents, reconciliation, report)
+
+
+RECEIPT_KINDS: Final = frozenset({"sell", "sellReturn", "buy", "buyReturn"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +232,7 @@ class JobDetail:
     request_text: str
     result_text: str
     log: list[LogLine]  # kept log lines naming the job: what the worker and recovery found
+    line: JobLine
 
 
 JOB_LOG_LINES: Final = 30
@@ -158,7 +250,7 @@ async def job_detail(journal: Journal, uuid: str, logs: RecentLogs | None) -> Jo
         [r.to_json() for r in job.task_results], ensure_ascii=False, indent=2, default=str
     )
     log = [ln for ln in logs.lines() if uuid in ln.message][-JOB_LOG_LINES:] if logs else []
-    return JobDetail(job, history, request_text, result_text, log)
+    return JobDetail(job, history, request_text, result_text, log, job_line(job))
 
 
 def parse_states(raw: str | None) -> list[JobState] | None:

@@ -26,7 +26,8 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import MultiDictProxy
 
-from gateway import serving
+from gateway import selftest, serving
+from gateway import tasks as tasks_mod
 from gateway.config import WebConfig
 from gateway.errors import DuplicateJob, InvalidJobState, JobNotFound
 from gateway.journal import JobState, Journal, Resolution
@@ -38,6 +39,7 @@ from gateway.web.errors import PasswordTooWeak
 from gateway.web.i18n import LANGUAGE_NAMES, LANGUAGES, choose, supported, translator
 from gateway.web.password_store import PasswordStore
 from gateway.web.sessions import SESSION_TTL_S, LoginLimiter, Notice, Session, Sessions, csrf_ok
+from gateway.web.status_view import read_status
 from gateway.web.texts import TEXTS
 
 _LOGGER = logging.getLogger(__name__)
@@ -348,7 +350,7 @@ async def _jobs(request: web.Request) -> web.Response:
         request,
         "jobs.html",
         session=session,
-        jobs=jobs,
+        jobs=[(j, pages.job_line(j)) for j in jobs],
         state=states[0].value if states else "",
         all_states=[s.value for s in JobState],
         older=older,
@@ -567,6 +569,63 @@ async def _job_action(request: web.Request) -> web.Response:
     return _redirect("/")
 
 
+async def _selftest_action(request: web.Request) -> web.Response:
+    """POST /actions/selftest: queue the commissioning self-test as one job, exactly once per
+    form; refused while the open shift holds customer receipts unless `force` is ticked."""
+    page = request.app[PAGE]
+    session, form = await _require_action(request)
+    action_id = _field(form, "action_id")
+    if not _ACTION_ID.fullmatch(action_id):
+        return _error_page(request, 403, "err_csrf")
+    t = translator(_lang(request))
+    force = _field(form, "force") == "on"
+    status, _error = await pages.read_app_status(page.status)
+    view = read_status(status, page.now())
+    receipts: int | None = None
+    if view.shift_state == "closed":
+        receipts = 0
+    elif view.shift_number is not None:
+        found = await pages.journal_call(page.journal.shift_fiscal_tasks(view.shift_number))
+        receipts = sum(
+            1
+            for f in found
+            if f.type in pages.RECEIPT_KINDS and not selftest.is_selftest(f.job_uuid)
+        )
+    why = selftest.refusal(view.shift_state, receipts, force=force)
+    if why is not None:
+        _LOGGER.info("Status page: self-test refused for %s: %s", _peer(request), why)
+        key = "n_selftest_unknown" if receipts is None else "n_selftest_refused"
+        _notify(request, session, Notice("bad", t(key, count=receipts or 0)))
+        return _redirect("/")
+    uuid = f"{selftest.UUID_PREFIX}{action_id}"
+    body = tasks_mod.dumps({"uuid": uuid, "request": selftest.build_tasks()})
+    parsed = parse_request(body, NameMapping())
+    try:
+        job = await pages.journal_call(
+            page.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="web")
+        )
+    except pages.JournalUnavailable as err:
+        if not isinstance(err.__cause__, DuplicateJob):
+            raise
+        _notify(request, session, Notice("info", t("n_job_duplicate", uuid=uuid), f"/jobs/{uuid}"))
+        return _redirect("/")
+    _count_action(request, "selftest")
+    _LOGGER.info(
+        "Status page: self-test queued as job %s by %s%s",
+        job.uuid,
+        _peer(request),
+        " (forced)" if force else "",
+    )
+    try:
+        page.on_submitted(job.uuid)
+    except Exception:  # committed already: the worker also polls
+        _LOGGER.exception("Could not wake the worker for %s", job.uuid)
+    _notify(
+        request, session, Notice("ok", t("n_selftest_queued", uuid=job.uuid), f"/jobs/{job.uuid}")
+    )
+    return _redirect(f"/jobs/{job.uuid}")
+
+
 async def _live_action(request: web.Request) -> web.Response:
     """POST /actions/{sync-clock|reconnect|accept-register}: ask the live box."""
     page = request.app[PAGE]
@@ -710,6 +769,7 @@ def build_app(page: _Page) -> web.Application:
     r.add_post("/setup", _setup_post)
     r.add_post(r"/actions/{name:x-report|open-shift|close-shift}", _job_action)
     r.add_post(r"/actions/{name:sync-clock|reconnect|accept-register}", _live_action)
+    r.add_post("/actions/selftest", _selftest_action)
     r.add_post("/actions/diagnostics", _diagnostics)
     r.add_static("/static/", _static_dir(), append_version=False)
     return app

@@ -441,6 +441,138 @@ TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "остановлено, нужно решение",
         "зупинено, потрібне рішення",
     ),
+    # --- what a job did, shift reconciliation, self-test
+    "col_what": ("What", "Что", "Що"),
+    "col_total": ("Total", "Сумма", "Сума"),
+    "col_payments": ("Paid by", "Оплата", "Оплата"),
+    "col_documents": ("Fiscal doc. No.", "ФД №", "ФД №"),
+    "v_sell": ("sell", "приход", "продаж"),
+    "v_sellReturn": ("sell return", "возврат прихода", "повернення"),
+    "v_buy": ("buy", "расход", "витрата"),
+    "v_buyReturn": ("buy return", "возврат расхода", "повернення витрати"),
+    "v_openShift": ("open shift", "открытие смены", "відкриття зміни"),
+    "v_closeShift": ("Z report", "Z-отчёт", "Z-звіт"),
+    "v_reportX": ("X report", "X-отчёт", "X-звіт"),
+    "v_cashIn": ("cash in", "внесение", "внесення"),
+    "v_cashOut": ("cash out", "выплата", "видача"),
+    "v_getShiftTotals": ("shift counters", "счётчики смены", "лічильники зміни"),
+    "v_cash": ("cash", "наличные", "готівка"),
+    "v_electronically": ("card", "безналичные", "картка"),
+    "v_prepaid": ("prepaid", "предоплата", "передоплата"),
+    "v_credit": ("credit", "постоплата", "кредит"),
+    "v_other": ("other", "встречное предоставление", "інше"),
+    "v_count": ("receipts", "чеков", "чеків"),
+    "v_sum": ("sum", "сумма", "сума"),
+    "recon_title": ("Shift reconciliation", "Сверка смены", "Звірка зміни"),
+    "recon_ok": (
+        "Shift {shift}: the register's counters match the journal.",
+        "Смена {shift}: счётчики кассы совпадают с журналом.",
+        "Зміна {shift}: лічильники каси збігаються з журналом.",
+    ),
+    "recon_bad": (
+        "Shift {shift}: the register's counters differ from the journal.",
+        "Смена {shift}: счётчики кассы расходятся с журналом.",
+        "Зміна {shift}: лічильники каси розходяться з журналом.",
+    ),
+    "recon_diff": (
+        "{operation}, {what}: register {register}, journal {journal} (difference {difference})",
+        "{operation}, {what}: касса {register}, журнал {journal} (разница {difference})",
+        "{operation}, {what}: каса {register}, журнал {journal} (різниця {difference})",
+    ),
+    "sec_mismatch": (
+        "The register's counters differ from the journal",
+        "Счётчики кассы расходятся с журналом",
+        "Лічильники каси розходяться з журналом",
+    ),
+    "mismatch_help": (
+        "At a Z report the register counted other receipts or sums than the receipts this box "
+        "sent. Typical causes: a receipt punched by hand on the register (the register counts "
+        "more), or a receipt lost (the journal counts more). Compare the register's Z report "
+        "with the shift's jobs, and tell the accountant.",
+        "При Z-отчёте касса насчитала другие чеки или суммы, чем чеки, отправленные этим "
+        "устройством. Обычные причины: чек пробит на кассе вручную (у кассы больше) или чек "
+        "потерян (в журнале больше). Сверьте Z-отчёт кассы с заданиями смены и сообщите "
+        "бухгалтеру.",
+        "Під час Z-звіту каса нарахувала інші чеки або суми, ніж чеки, надіслані цим пристроєм. "
+        "Звичайні причини: чек пробито на касі вручну (у каси більше) або чек втрачено (у "
+        "журналі більше). Звірте Z-звіт каси із завданнями зміни й повідомте бухгалтера.",
+    ),
+    "mismatch_item": (
+        "Shift {shift}, Z report at {at}:",
+        "Смена {shift}, Z-отчёт {at}:",
+        "Зміна {shift}, Z-звіт {at}:",
+    ),
+    "reason_shift_mismatch": (
+        "At the Z report of shift {shift} the register's counters differed from the journal.",
+        "При Z-отчёте смены {shift} счётчики кассы разошлись с журналом.",
+        "Під час Z-звіту зміни {shift} лічильники каси розійшлися з журналом.",
+    ),
+    "step_shift_mismatch": (
+        "Compare the register's Z report with the shift's jobs: look for a receipt punched by "
+        "hand or a lost one.",
+        "Сверьте Z-отчёт кассы с заданиями смены: ищите чек, пробитый вручную, или потерянный.",
+        "Звірте Z-звіт каси із завданнями зміни: шукайте чек, пробитий вручну, або втрачений.",
+    ),
+    "act_selftest": (
+        "Self-test: sell and return 1.00 per payment type",
+        "Самопроверка: приход и возврат 1,00 на каждый вид оплаты",
+        "Самоперевірка: продаж і повернення 1,00 на кожен вид оплати",
+    ),
+    "selftest_force": (
+        "Run even if the open shift holds customer receipts",
+        "Выполнить, даже если в открытой смене есть чеки покупателей",
+        "Виконати, навіть якщо у відкритій зміні є чеки покупців",
+    ),
+    "n_selftest_queued": (
+        "Self-test queued as job {uuid}.",
+        "Самопроверка поставлена в очередь: задание {uuid}.",
+        "Самоперевірку поставлено в чергу: завдання {uuid}.",
+    ),
+    "n_selftest_refused": (
+        "Self-test refused: the open shift holds {count} customer receipts. Close the shift "
+        "(Z report) first, or tick the box to run it anyway.",
+        "Самопроверка не запущена: в открытой смене {count} чеков покупателей. Сначала закройте "
+        "смену (Z-отчёт) или отметьте галочку, чтобы выполнить всё равно.",
+        "Самоперевірку не запущено: у відкритій зміні {count} чеків покупців. Спершу закрийте "
+        "зміну (Z-звіт) або позначте прапорець, щоб виконати все одно.",
+    ),
+    "n_selftest_unknown": (
+        "Self-test refused: the register's shift is not known yet. Wait until the register is "
+        "connected, or tick the box to run it anyway.",
+        "Самопроверка не запущена: состояние смены кассы ещё неизвестно. Дождитесь подключения "
+        "кассы или отметьте галочку, чтобы выполнить всё равно.",
+        "Самоперевірку не запущено: стан зміни каси ще невідомий. Дочекайтеся підключення каси "
+        "або позначте прапорець, щоб виконати все одно.",
+    ),
+    "selftest_title": ("Self-test", "Самопроверка", "Самоперевірка"),
+    "selftest_passed": (
+        "Self-test passed: every payment type moved the register's counters.",
+        "Самопроверка пройдена: каждый вид оплаты изменил счётчики кассы.",
+        "Самоперевірку пройдено: кожен вид оплати змінив лічильники каси.",
+    ),
+    "selftest_failed": (
+        "Self-test failed. See what went wrong below; call the register's service if a counter "
+        "did not move.",
+        "Самопроверка не пройдена. Что не так — ниже; если счётчик не изменился, обратитесь в "
+        "сервис кассы.",
+        "Самоперевірку не пройдено. Що не так — нижче; якщо лічильник не змінився, зверніться до "
+        "сервісу каси.",
+    ),
+    "selftest_running": (
+        "The self-test is running; this page shows its verdict when the job is finished.",
+        "Самопроверка выполняется; вердикт появится здесь, когда задание завершится.",
+        "Самоперевірка виконується; вердикт з'явиться тут, коли завдання завершиться.",
+    ),
+    "selftest_pass": ("pass", "пройдено", "пройдено"),
+    "selftest_fail": ("fail", "не пройдено", "не пройдено"),
+    "selftest_not_counted": (
+        "the register keeps no money counter of this payment type; checked by receipt count",
+        "касса не ведёт денежный счётчик этого вида оплаты; проверено по числу чеков",
+        "каса не веде грошового лічильника цього виду оплати; перевірено за кількістю чеків",
+    ),
+    "col_payment": ("Payment type", "Вид оплаты", "Вид оплати"),
+    "col_result": ("Result", "Результат", "Результат"),
+    "col_problems": ("What went wrong", "Что не так", "Що не так"),
     # --- errors
     "err_csrf": (
         "The form has expired. Reload the page and try again.",

@@ -55,12 +55,14 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What the journal adds to the status: the blocked job and the oldest waiting one."""
+    """What the journal adds to the status: the blocked job, the oldest waiting one, and the
+    shift of a recent `shift_mismatch` event."""
 
     blocked_uuid: str | None = None
     blocked_why: str | None = None
     oldest_queued_at: dt.datetime | None = None
     status_error: str | None = None  # the status callable failed
+    shift_mismatch: int | None = None  # a recent Z report found the register's counters differ
 
 
 ALL_GOOD: Final = Finding(Level.OK, "reason_all_good", "step_none")
@@ -161,5 +163,14 @@ def findings(view: StatusView, facts: Facts, now: dt.datetime) -> list[Finding]:
     if oldest is not None and now - oldest > QUEUE_WAIT_WARN and blocked is None:
         minutes = int((now - oldest).total_seconds() // 60)
         out.append(Finding(warn, "reason_queue_slow", "step_check_register", {"minutes": minutes}))
+    if facts.shift_mismatch is not None:
+        out.append(
+            Finding(
+                warn,
+                "reason_shift_mismatch",
+                "step_shift_mismatch",
+                {"shift": facts.shift_mismatch},
+            )
+        )
     out.sort(key=lambda f: -f.level)  # stable: within a level, the order above stands
     return out or [ALL_GOOD]

@@ -20,7 +20,9 @@ import pytest
 from gateway import fiscal
 from gateway import supervisor as supervisor_mod
 from gateway import worker as worker_mod
+from gateway.errors import OutcomeUnproven
 from gateway.journal import JobRecord, JobState, Journal
+from gateway.registers.checkbox import payload as payload_mod
 from gateway.registers.checkbox.driver import CheckboxRegister
 from gateway.registers.cloud_http import CredentialsRejected
 from gateway.supervisor import RegisterSupervisor
@@ -194,10 +196,8 @@ async def test_receipt_opens_the_shift_by_itself_and_text_link_works(tmp_path: P
         assert box.fake.shift is not None
         assert box.fake.shift["status"] == "OPENED"
         (receipt,) = box.fake.receipts.values()
-        # A non-UUID job id maps to a stable UUID5: the same job always gets the same id.
-        from gateway.registers.checkbox.payload import receipt_id
-
-        assert receipt["id"] == receipt_id("job-1")
+        # A non-UUID job id maps to a stable UUID5 in this register's namespace.
+        assert receipt["id"] == fiscal_receipt_id("job-1")
         info = await box.register.shift_info()
         assert info.state is fiscal.ShiftState.OPENED
         assert info.opened_at is not None
@@ -268,10 +268,8 @@ async def test_expired_token_signs_in_again(tmp_path: Path) -> None:
         assert box.sold(fiscal_receipt_id("b")) == 1
 
 
-def fiscal_receipt_id(job: str) -> str:
-    from gateway.registers.checkbox.payload import receipt_id
-
-    return receipt_id(job)
+def fiscal_receipt_id(job: str, fiscal_number: str = fake_mod.FISCAL_NUMBER) -> str:
+    return payload_mod.receipt_id(job, payload_mod.register_namespace(fiscal_number))
 
 
 async def test_offline_switch_keeps_selling_and_reports_the_backlog(tmp_path: Path) -> None:
@@ -389,3 +387,208 @@ async def test_shift_is_closed_before_24_hours_and_a_new_one_opened(tmp_path: Pa
         events = await box.journal.outbox_pending(limit=100, kinds=["event"])
         names = [json.loads(r.payload_json)["event"] for r in events]
         assert "shift_closed" in names
+
+
+# --- fiscal truth: ids per register, contents compared before adopting ---------------------
+
+
+def cb_receipt(
+    name: str,
+    kopecks: int,
+    request_id: str,
+    *,
+    kind: fiscal.ReceiptType = fiscal.ReceiptType.SELL,
+    pay: fiscal.PaymentType = fiscal.PaymentType.CASH,
+    **extra: Any,
+) -> fiscal.Receipt:
+    return fiscal.Receipt(
+        kind,
+        None,
+        (fiscal.Item(name, kopecks, 1_000_000, kopecks, fiscal.Vat.VAT20),),
+        (fiscal.Payment(pay, kopecks),),
+        request_id=request_id,
+        **extra,
+    )
+
+
+async def test_the_same_job_id_on_two_registers_makes_two_receipts(tmp_path: Path) -> None:
+    fake = FakeCheckbox()
+    async with serve(fake) as url:
+        first = make_register(url, [])
+        second = make_register(url, [], license_key=fake_mod.LICENSE_KEY_2)
+        for reg in (first, second):
+            await reg.connect()
+            await reg.open_shift()
+        milk = await first.print_receipt(cb_receipt("Молоко", 9250, "order-1"))
+        laptop = await second.print_receipt(cb_receipt("Ноутбук", 1_999_900, "order-1"))
+        assert milk.total == 9250
+        assert laptop.total == 1_999_900  # its own receipt, not the other register's milk
+        assert sorted(r["total_sum"] for r in fake.receipts.values()) == [9250, 1_999_900]
+        assert laptop.registration_number == fake_mod.FISCAL_NUMBER_2
+        # Each register finds its own receipt by the same job id.
+        found = await second.find_receipt("order-1")
+        assert found is not None
+        assert found.total == 1_999_900
+        await first.close()
+        await second.close()
+
+
+async def test_an_existing_id_with_other_contents_is_never_adopted(tmp_path: Path) -> None:
+    fake = FakeCheckbox()
+    async with serve(fake) as url:
+        reg = make_register(url, [])
+        await reg.connect()
+        await reg.open_shift()
+        uuid = "7a1e0b52-0000-4000-8000-0000000000aa"  # a CRM reused its uuid for another sale
+        await reg.print_receipt(cb_receipt("Молоко", 9250, uuid))
+        other = cb_receipt("Ноутбук", 1_999_900, uuid)
+        with pytest.raises(OutcomeUnproven) as err:
+            await reg.print_receipt(other)
+        assert "19999.00" in err.value.message
+        assert "92.50" in err.value.message
+        with pytest.raises(OutcomeUnproven):
+            await reg.find_receipt(uuid, expected=other)
+        refund = cb_receipt("Молоко", 9250, uuid, kind=fiscal.ReceiptType.SELL_RETURN)
+        with pytest.raises(OutcomeUnproven):
+            await reg.print_receipt(refund)
+        by_card = cb_receipt("Молоко", 9250, uuid, pay=fiscal.PaymentType.ELECTRONICALLY)
+        with pytest.raises(OutcomeUnproven):
+            await reg.print_receipt(by_card)
+        same = await reg.print_receipt(cb_receipt("Молоко", 9250, uuid))
+        assert same.total == 9250  # the same contents: it is ours, adopted
+        assert len(fake.receipts) == 1
+        await reg.close()
+
+
+async def test_an_id_taken_on_another_register_is_never_adopted(tmp_path: Path) -> None:
+    fake = FakeCheckbox()
+    async with serve(fake) as url:
+        other = make_register(url, [], license_key=fake_mod.LICENSE_KEY_2)
+        reg = make_register(url, [])
+        for r in (other, reg):
+            await r.connect()
+            await r.open_shift()
+        uuid = "7a1e0b52-0000-4000-8000-0000000000bb"
+        milk = cb_receipt("Молоко", 9250, uuid)
+        await other.print_receipt(milk)
+        # Same contents, but made by another register: not this register's receipt.
+        with pytest.raises(OutcomeUnproven) as err:
+            await reg.print_receipt(milk)
+        assert fake_mod.FISCAL_NUMBER_2 in err.value.message
+        with pytest.raises(OutcomeUnproven):
+            await reg.find_receipt(uuid, expected=milk)
+        assert len(fake.receipts) == 1
+        await other.close()
+        await reg.close()
+
+
+async def test_recovery_finds_a_receipt_made_under_the_old_shared_namespace(
+    tmp_path: Path,
+) -> None:
+    fake = FakeCheckbox()
+    async with serve(fake) as url:
+        reg = make_register(url, [])
+        await reg.connect()
+        await reg.open_shift()
+        receipt = cb_receipt("Сир", 9900, "job-9/1")
+        # A receipt sent by an older release, whose ids were not per register.
+        old_id = payload_mod.legacy_receipt_id("job-9/1")
+        body = payload_mod.sell_body(receipt, receipt_uuid=old_id, tax_codes={fiscal.Vat.VAT20: 1})
+        await reg._call("POST", "receipts/sell", body=body)
+        found = await reg.find_receipt("job-9/1", expected=receipt)
+        assert found is not None
+        assert found.extra["receiptId"] == old_id
+        assert await reg.find_receipt("job-10/1", expected=receipt) is None
+        await reg.close()
+
+
+async def test_cash_in_and_out_are_service_receipts_made_once(tmp_path: Path) -> None:
+    fake = FakeCheckbox()
+    async with serve(fake) as url:
+        reg = make_register(url, [])
+        await reg.connect()
+        await reg.open_shift()
+        put = await reg.cash_operation(fiscal.CashDirection.IN, 50_000, request_id="cash-1")
+        again = await reg.cash_operation(fiscal.CashDirection.IN, 50_000, request_id="cash-1")
+        took = await reg.cash_operation(fiscal.CashDirection.OUT, 20_000, request_id="cash-2")
+        assert fake.service_posts == 3
+        service = [r for r in fake.receipts.values() if r["type"].startswith("SERVICE")]
+        assert [(r["type"], r["payments"]) for r in service] == [
+            ("SERVICE_IN", [{"type": "CASH", "value": 50_000, "label": "Готівка"}]),
+            ("SERVICE_OUT", [{"type": "CASH", "value": -20_000, "label": "Готівка"}]),
+        ]
+        assert put.extra["fiscalCode"] == service[0]["fiscal_code"] == again.extra["fiscalCode"]
+        assert took.extra["fiscalCode"] == service[1]["fiscal_code"]
+        assert put.document_number == service[0]["serial"]
+        # The same id asked to take cash out instead: another operation, never adopted.
+        with pytest.raises(OutcomeUnproven):
+            await reg.cash_operation(fiscal.CashDirection.OUT, 50_000, request_id="cash-1")
+        totals = await reg.shift_totals()
+        assert (totals.cash_in.sum, totals.cash_out.sum) == (50_000, 20_000)
+        assert totals.cash_drawer == 30_000
+        await reg.close()
+
+
+async def test_shift_totals_from_the_x_report(tmp_path: Path) -> None:
+    fake = FakeCheckbox()
+    async with serve(fake) as url:
+        reg = make_register(url, [])
+        await reg.connect()
+        closed = await reg.shift_totals()
+        assert set(closed.receipts) == set(fiscal.ReceiptType)
+        assert all(t.count == 0 for t in closed.receipts.values())
+        await reg.open_shift()
+        await reg.print_receipt(cb_receipt("Хліб", 2500, "t-1"))
+        await reg.print_receipt(
+            cb_receipt("Сир", 9900, "t-2", pay=fiscal.PaymentType.ELECTRONICALLY)
+        )
+        await reg.print_receipt(
+            cb_receipt("Хліб", 2500, "t-3", kind=fiscal.ReceiptType.SELL_RETURN)
+        )
+        totals = await reg.shift_totals()
+        assert set(totals.receipts) == set(fiscal.ReceiptType)
+        sell = totals.receipts[fiscal.ReceiptType.SELL]
+        assert (sell.count, sell.sum) == (2, 12_400)
+        assert sell.payments == {
+            fiscal.PaymentType.CASH: 2500,
+            fiscal.PaymentType.ELECTRONICALLY: 9900,
+        }
+        back = totals.receipts[fiscal.ReceiptType.SELL_RETURN]
+        assert (back.count, back.sum, back.payments) == (1, 2500, {fiscal.PaymentType.CASH: 2500})
+        assert totals.receipts[fiscal.ReceiptType.BUY].count == 0
+        assert totals.cash_drawer == 0
+        assert totals.shift_number == fake.shift["serial"] if fake.shift else False
+        await reg.close()
+
+
+async def test_contact_and_cashier_reach_the_receipt_unchanged(tmp_path: Path) -> None:
+    carries = CheckboxRegister.CARRIES
+    assert carries == {"clientInfo.emailOrPhone", "electronically", "operator"}
+    fake = FakeCheckbox()
+    async with serve(fake) as url:
+        reg = make_register(url, [])
+        await reg.connect()
+        await reg.open_shift()
+        name = "Кава «Ранок» 250 г — зерно, 100% арабіка ₴"
+        cashier = fiscal.Operator("Ґалина Їжакевич")
+        await reg.print_receipt(
+            cb_receipt(
+                name,
+                3000,
+                "c-1",
+                client_contact="buyer@example.com",
+                electronically=True,
+                operator=cashier,
+            )
+        )
+        await reg.print_receipt(cb_receipt("Чай", 1500, "c-2", client_contact="+380501234567"))
+        first, second = fake.receipts.values()
+        assert first["delivery"] == {"emails": ["buyer@example.com"]}
+        assert first["cashier_name"] == "Ґалина Їжакевич"
+        assert first["goods"][0]["good"]["name"] == name
+        assert second["delivery"] == {"phone": "380501234567"}  # [CHECKBOX] ^380\d{9}$
+        with pytest.raises(payload_mod.UnmappedName) as err:
+            await reg.print_receipt(cb_receipt("Чай", 1500, "c-3", client_contact="+79991234567"))
+        assert "+79991234567" in err.value.message
+        assert len(fake.receipts) == 2
+        await reg.close()

@@ -1,7 +1,8 @@
 """The clock monitor against the emulator on a real pty, the worker and a journal on disk.
 
 The box's NTP state comes from a real flag file (the timesyncd mechanism) in the test's
-directory; the register's drift is injected with the emulator's clock faults.
+directory; the register's drift is injected with the emulator's clock faults. The last tests
+run the whole daemon on its built-in emulator, configured as a box would be.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 
 from gateway import worker as worker_mod
-from gateway.config import ClockConfig, ClockTrust, OpenShiftClockPolicy
+from gateway.app import Gateway
+from gateway.config import ClockConfig, ClockTrust, OpenShiftClockPolicy, parse_config
 from gateway.journal import JobState, Journal
-from gateway.monitors.clock import ClockMonitor
+from gateway.monitors.clock import UNCORRECTED_EVENT, ClockMonitor
 from gateway.monitors.clock_policy import ClockAction
 from gateway.monitors.timesync import BoxClockProbe
 from gateway.registers.emulator.server import EmulatorServer
@@ -29,6 +31,7 @@ from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.supervisor import RegisterSupervisor
 from gateway.tasks import NameMapping, parse_request
 from gateway.worker import ShiftPolicy, Worker
+from tests.mqtt_broker import free_port
 
 WAIT_S = 30.0
 
@@ -55,6 +58,10 @@ class Box:
     def rtc_offset_s(self) -> float:
         """How far the emulated register's clock is from the host's now."""
         return (self.emulator.emulator.now() - dt.datetime.now()).total_seconds()
+
+    def tape_offsets_s(self) -> list[float]:
+        """How far each printed document's date is from the host's now (seconds)."""
+        return [_offset_s(doc) for doc in self.tape()]
 
     def monitor(self, **cfg: Any) -> ClockMonitor:
         config = ClockConfig(**{"check_interval_s": 10, "drift_threshold_s": 30, **cfg})
@@ -113,19 +120,43 @@ def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker_mod, "CONNECT_WAIT_S", 0.2)
 
 
+def _offset_s(doc: dict[str, Any]) -> float:
+    printed = dt.datetime.fromisoformat(doc["datetime"]).replace(tzinfo=None)
+    return (printed - dt.datetime.now()).total_seconds()
+
+
 @contextlib.asynccontextmanager
 async def running_box(
-    tmp_path: Path, *, synced: bool = True, clock_offset_s: float | None = None
+    tmp_path: Path,
+    *,
+    synced: bool = True,
+    clock_offset_s: float | None = None,
+    shift_open_check: dict[str, Any] | None = None,
 ) -> AsyncIterator[Box]:
+    """The emulator, a journal, the supervisor and the worker; with `shift_open_check` (the
+    monitor's config) the worker asks a clock monitor before opening a shift, as in the box."""
     emulator = EmulatorServer(tmp_path / "emu.state", clock_offset_s=clock_offset_s)
     await emulator.start_pty(link=tmp_path / "emu.tty")
     journal = await Journal.open(tmp_path / "journal.sqlite3")
     register = ShtrihRegister(str(tmp_path / "emu.tty"))
     supervisor = RegisterSupervisor(register, journal=journal)
+    monitors: list[ClockMonitor] = []  # built after the worker: it needs the worker's lock
+
+    async def before_shift_open() -> None:
+        for monitor in monitors:
+            await monitor.before_shift_open()
+
     worker = Worker(
-        journal, register, supervisor.connected_event, mapping=NameMapping(), policy=ShiftPolicy()
+        journal,
+        register,
+        supervisor.connected_event,
+        mapping=NameMapping(),
+        policy=ShiftPolicy(),
+        before_shift_open=before_shift_open if shift_open_check is not None else None,
     )
     box = Box(tmp_path, journal, register, supervisor, worker, emulator)
+    if shift_open_check is not None:
+        monitors.append(box.monitor(**shift_open_check))
     if synced:
         box.flag.touch()
     async with asyncio.TaskGroup() as tg:
@@ -314,3 +345,138 @@ async def test_checks_wait_for_a_job_holding_the_register(tmp_path: Path) -> Non
         assert decision is not None
         assert box.register.link is not None
         assert box.register.link.stats.bytes_out > before
+
+
+# --- before a shift opens -------------------------------------------------------------------
+
+
+async def test_fast_register_is_set_before_the_first_shift_opens(tmp_path: Path) -> None:
+    # Only the worker's call before the shift opens acts here: no periodic check runs.
+    async with running_box(tmp_path, clock_offset_s=600, shift_open_check={}) as box:
+        await box.submit("r1", SELL)  # the first second after connecting
+        await box.wait_state("r1", JobState.DONE)
+        assert [d["type"] for d in box.tape()] == ["openShift", "sell"]
+        assert all(abs(offset) < 10 for offset in box.tape_offsets_s()), box.tape()
+        assert abs(box.rtc_offset_s()) < 3
+        kinds = await box.kinds()
+        assert kinds.index("clock_register_set") < kinds.index("shift_opened")
+        (event,) = [e for e in await box.events() if e["event"] == "clock_register_set"]
+        assert 595 <= event["drift_s"] <= 605
+
+
+async def test_untrusted_box_opens_the_shift_with_the_registers_time_and_says_why(
+    tmp_path: Path,
+) -> None:
+    async with running_box(
+        tmp_path, synced=False, clock_offset_s=600, shift_open_check={"trust": ClockTrust.AUTO}
+    ) as box:
+        await box.submit("r1", SELL)
+        await box.wait_state("r1", JobState.DONE)
+        await box.submit("r2", SELL)
+        await box.wait_state("r2", JobState.DONE)
+        assert [d["type"] for d in box.tape()] == ["openShift", "sell", "sell"]
+        assert all(590 < offset < 610 for offset in box.tape_offsets_s()), box.tape()
+        assert box.rtc_offset_s() > 590  # untouched
+        # Once for the shift, not per receipt.
+        (event,) = [e for e in await box.events() if e["event"] == UNCORRECTED_EVENT]
+        assert "not synchronised" in event["message"]
+        assert "nothing was corrected" in event["message"]
+        assert "NTP" in event["action"]
+        assert 595 <= event["drift_s"] <= 605
+        kinds = await box.kinds()
+        assert kinds.index(UNCORRECTED_EVENT) < kinds.index("shift_opened")
+
+
+async def test_a_shift_waits_while_the_register_cannot_be_corrected(tmp_path: Path) -> None:
+    async with running_box(
+        tmp_path, synced=False, clock_offset_s=3600, shift_open_check={"trust": ClockTrust.AUTO}
+    ) as box:
+        # Unsynchronised, the box let the register date a shift an hour ahead.
+        await box.submit("s1", {"type": "openShift"}, {"type": "closeShift"})
+        await box.wait_state("s1", JobState.DONE)
+        box.flag.touch()  # NTP is back: the register cannot be set back before its ФН
+        await box.submit("r1", SELL)
+        async with asyncio.timeout(WAIT_S):
+            while box.worker.paused_reason is None:
+                await asyncio.sleep(0.02)
+        assert "ФН" in box.worker.paused_reason
+        assert "no shift is opened" in box.worker.paused_reason
+        await asyncio.sleep(0.5)  # it keeps retrying; it never opens a shift meanwhile
+        assert (await box.journal.get("r1")).state is not JobState.DONE
+        assert [d["type"] for d in box.tape()] == ["openShift", "closeShift"]
+        assert "clock_fn_ahead_of_box" in await box.kinds()
+        assert box.rtc_offset_s() > 3500
+
+
+# --- the whole daemon ---------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(tmp_path: Path, extra: str) -> AsyncIterator[Gateway]:
+    """The daemon on its built-in emulator, configured from text as a box is."""
+    text = f"""
+state_dir: {tmp_path / "state"}
+http:
+  listen: 127.0.0.1:{free_port()}
+web:
+  enabled: false
+{extra}
+"""
+    gw = Gateway(parse_config(text))
+    task = asyncio.create_task(gw.run())
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while gw.supervisor is None or not gw.supervisor.connected_event.is_set():
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        yield gw
+    finally:
+        gw.request_stop()
+        async with asyncio.timeout(WAIT_S):
+            await task
+
+
+def _rtc_offset_s(gw: Gateway) -> float:
+    assert gw.emulator is not None
+    return (gw.emulator.emulator.now() - dt.datetime.now()).total_seconds()
+
+
+async def _until(predicate: Any, timeout_s: float = WAIT_S) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def test_the_daemon_compares_on_every_connect_and_before_the_shift(tmp_path: Path) -> None:
+    config = """
+register:
+  emulator:
+    clock_offset_s: 600
+clock:
+  trust: always
+  check_interval_s: 3600
+"""
+    async with running_gateway(tmp_path, config) as gw:
+        assert gw.emulator is not None
+        assert gw.supervisor is not None
+        assert gw.journal is not None
+        # Connected: compared (and corrected) at once, not an interval later.
+        await _until(lambda: abs(_rtc_offset_s(gw)) < 3, timeout_s=15)
+        # The register jumps 10 minutes ahead and the link is re-established.
+        await gw.emulator.apply_fault("clock_offset", 600)
+        gw.supervisor.reconnect_now()
+        await _until(lambda: abs(_rtc_offset_s(gw)) < 3, timeout_s=15)
+        # Ahead again, with no reconnect this time: the worker's check before the shift.
+        await gw.emulator.apply_fault("clock_offset", 600)
+        parsed = parse_request(json.dumps({"uuid": "r1", "request": [SELL]}), NameMapping())
+        await gw.journal.submit("r1", parsed.tasks_json, len(parsed.tasks), source="http")
+        assert gw.worker is not None
+        gw.worker.wake()
+        async with asyncio.timeout(WAIT_S):
+            while (await gw.journal.get("r1")).state is not JobState.DONE:
+                await asyncio.sleep(0.05)
+        tape_path = tmp_path / "state" / "emulator.state.journal.jsonl"
+        tape = [json.loads(line) for line in tape_path.read_text(encoding="utf-8").splitlines()]
+        assert [d["type"] for d in tape] == ["openShift", "sell"]
+        assert all(abs(_offset_s(doc)) < 10 for doc in tape), tape

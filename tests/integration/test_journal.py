@@ -395,3 +395,82 @@ async def test_a_cancelled_write_is_all_or_nothing(journal: Journal, yields: int
     started = await journal.start("other")  # the connection is not left inside a transaction
     assert started.state is JobState.IN_PROGRESS
     assert (await journal.submit("after", tasks(), 2, source="http")).state is JobState.QUEUED
+
+
+async def run_job(
+    journal: Journal, uuid: str, steps: list[tuple[str, dict[str, object]]], when: float
+) -> None:
+    """Queue a job of these (task type, result) pairs and run every task to `ready`."""
+    request = json.dumps([{"type": kind} for kind, _ in steps])
+    await journal.submit(uuid, request, len(steps), source="http", now=at(when))
+    await journal.start(uuid, now=at(when))
+    for index, (_, result) in enumerate(steps):
+        await journal.finish_task(uuid, index, result, now=at(when))
+    await journal.complete(uuid, now=at(when))
+
+
+def fiscal(shift: int) -> dict[str, object]:
+    return {"fiscalParams": {"shiftNumber": shift, "fiscalDocumentNumber": 1}}
+
+
+CASH: dict[str, object] = {"cashSum": 10.0, "documentNumber": 3, "dateTime": None}
+
+
+@pytest.mark.parametrize("page", [2, 200])
+async def test_shift_fiscal_tasks_finds_one_shifts_stretch(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, page: int
+) -> None:
+    from gateway.journal import store
+
+    monkeypatch.setattr(store, "SHIFT_SCAN_PAGE", page)
+    await run_job(journal, "old-sell", [("sell", fiscal(6)), ("cashIn", CASH)], 1)
+    await run_job(journal, "old-close", [("closeShift", fiscal(6))], 2)
+    # Ran after shift 6 closed: shift 7 (opened by the worker before the cash-in).
+    await run_job(journal, "cash", [("cashIn", CASH), ("sell", fiscal(7))], 3)
+    await run_job(journal, "query", [("getShiftTotals", {"shiftTotals": {}})], 4)
+    await journal.submit("queued", json.dumps([{"type": "sell"}]), 1, source="http", now=at(5))
+    await run_job(journal, "ret", [("sellReturn", fiscal(7)), ("cashOut", CASH)], 6)
+    # The job that closes shift 7 is in progress: its first receipt counts, the Z is not done.
+    await journal.submit(
+        "z", json.dumps([{"type": "buy"}, {"type": "closeShift"}]), 2, source="http", now=at(7)
+    )
+    await journal.start("z", now=at(7))
+    await journal.finish_task("z", 0, fiscal(7), now=at(7))
+
+    got = [(t.job_uuid, t.index, t.type) for t in await journal.shift_fiscal_tasks(7)]
+    assert got == [
+        ("cash", 0, "cashIn"),
+        ("cash", 1, "sell"),
+        ("ret", 0, "sellReturn"),
+        ("ret", 1, "cashOut"),
+        ("z", 0, "buy"),
+    ]
+    tasks = await journal.shift_fiscal_tasks(7)
+    assert tasks[1].result == fiscal(7)
+    assert json.loads(tasks[1].tasks_json)[1] == {"type": "sell"}
+
+    old = [(t.job_uuid, t.index) for t in await journal.shift_fiscal_tasks(6)]
+    assert old == [("old-sell", 0), ("old-sell", 1)]
+
+
+async def test_shift_fiscal_tasks_starts_at_the_shifts_open_and_ends_at_its_close(
+    journal: Journal,
+) -> None:
+    await run_job(journal, "before", [("cashOut", CASH)], 1)
+    await run_job(journal, "open", [("openShift", fiscal(3)), ("cashIn", CASH)], 2)
+    await run_job(journal, "close", [("sell", fiscal(3)), ("closeShift", fiscal(3))], 3)
+    await run_job(journal, "after", [("cashIn", CASH)], 4)
+    got = [(t.job_uuid, t.index) for t in await journal.shift_fiscal_tasks(3)]
+    assert got == [("open", 1), ("close", 0)]
+    assert [t.job_uuid for t in await journal.shift_fiscal_tasks(4)] == ["after"]
+
+
+async def test_recent_events_of_a_kind_newest_first(journal: Journal) -> None:
+    await journal.add_event("shift_mismatch", {"shift": 1}, now=at(1))
+    await journal.add_event("queue_paused", {"reason": "paper"}, now=at(2))
+    await journal.add_event("shift_mismatch", {"shift": 2}, now=at(3))
+    got = await journal.recent_events("shift_mismatch", limit=5)
+    assert [e["shift"] for e in got] == [2, 1]
+    assert got[0]["event"] == "shift_mismatch"
+    assert got[0]["at"] == at(3).isoformat(timespec="microseconds")
+    assert await journal.recent_events("shift_mismatch", limit=1) == got[:1]

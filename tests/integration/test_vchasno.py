@@ -19,6 +19,7 @@ import pytest
 from gateway import fiscal
 from gateway import supervisor as supervisor_mod
 from gateway import worker as worker_mod
+from gateway.errors import DeviceError, OutcomeUnproven
 from gateway.journal import JobRecord, JobState, Journal
 from gateway.registers.cloud_http import CredentialsRejected
 from gateway.registers.vchasno.driver import VchasnoRegister
@@ -137,7 +138,7 @@ async def test_full_shift_sale_return_and_z_report(tmp_path: Path) -> None:
             "cnt": 0.5,
             "price": 40.0,
             "disc": 0.1,
-            "taxgrp": 2,
+            "taxgrp": 4,  # [VCHASNO] 4 = ПДВ 7 %
         }
         assert sold["tag"] == "s2"
         params = jobs[1].task_results[0].result["fiscalParams"]
@@ -225,3 +226,158 @@ async def test_invalid_key_and_token_are_clear_errors(tmp_path: Path) -> None:
         assert [n for n, _ in events] == ["register_credentials_rejected"] * 2
         assert "wrong" not in json.dumps([d for _, d in events], ensure_ascii=False)
         await bad.close()
+
+
+# --- fiscal truth: only a definite answer is "no documents" ---------------------------------
+
+
+async def test_a_rate_limited_last_document_is_never_read_as_none(tmp_path: Path) -> None:
+    async with vchasno_box(tmp_path) as box:
+        await box.submit("open", {"type": "openShift"})
+        await box.wait_state("open", JobState.DONE)
+        # The N0 read before the sale is refused with a 429 ...
+        box.fake.faults.busy_last_doc = 1
+        box.fake.faults.hang_answers = 1
+        await box.submit("busy", sale("Інжир", 6000))
+        async with asyncio.timeout(WAIT_S):
+            while len(box.fake.docs) < 2:
+                await asyncio.sleep(0.01)
+        # ... and so is the first read after the sale's answer was lost.
+        box.fake.faults.busy_last_doc = 1
+        job = await box.wait_state("busy", JobState.DONE, JobState.FAILED, JobState.BLOCKED)
+        assert job.state is JobState.DONE, job.task_results
+        assert box.sold("Інжир") == 1
+        assert job.task_results[0].result["warnings"] == {"recovered": True}
+
+
+async def test_last_document_refusals_are_transient_and_a_fresh_device_has_none(
+    tmp_path: Path,
+) -> None:
+    fake = FakeVchasno()
+    async with serve(fake) as url:
+        reg = VchasnoRegister(url, token=fake_mod.TOKEN, request_timeout_s=0.5)
+        await reg.connect()
+        # No documents yet: the status proves it, whatever task 22 answers.
+        assert (await reg.fn_status()).last_document_number == 0
+        await reg.open_shift()
+        fake.faults.busy_last_doc = 1
+        with pytest.raises(DeviceError) as err:
+            await reg.fn_status()
+        assert err.value.transient
+        assert (await reg.fn_status()).last_document_number == 1
+        fake.docs.clear()  # the device forgot its documents but the shift is open: not "none"
+        with pytest.raises(DeviceError) as err:
+            await reg.fn_status()
+        assert err.value.transient
+        await reg.close()
+
+
+async def test_cash_in_out_and_shift_totals(tmp_path: Path) -> None:
+    fake = FakeVchasno()
+    async with serve(fake) as url:
+        reg = VchasnoRegister(url, token=fake_mod.TOKEN, request_timeout_s=0.5)
+        await reg.connect()
+        await reg.open_shift()
+        put = await reg.cash_operation(fiscal.CashDirection.IN, 50_000)
+        took = await reg.cash_operation(
+            fiscal.CashDirection.OUT, 12_345, fiscal.Operator("Ґалина Їжакевич")
+        )
+        assert [(d["doctype"], d["cash"], d["cashier"]) for d in fake.docs[1:]] == [
+            (3, {"type": 0, "sum": 500.0}, None),
+            (4, {"type": 0, "sum": 123.45}, "Ґалина Їжакевич"),
+        ]
+        assert put.document_number == 2
+        assert took.extra["fiscalCode"] == fake.docs[2]["doccode"]
+        r = fiscal.Receipt(
+            fiscal.ReceiptType.SELL,
+            None,
+            (fiscal.Item("Мед", 10_000, 1_000_000, 10_000, fiscal.Vat.VAT20),),
+            (
+                fiscal.Payment(fiscal.PaymentType.CASH, 3_000),
+                fiscal.Payment(fiscal.PaymentType.ELECTRONICALLY, 7_000),
+            ),
+        )
+        await reg.print_receipt(r)
+        totals = await reg.shift_totals()
+        assert set(totals.receipts) == set(fiscal.ReceiptType)
+        sell = totals.receipts[fiscal.ReceiptType.SELL]
+        assert (sell.count, sell.sum) == (1, 10_000)
+        assert sell.payments == {
+            fiscal.PaymentType.CASH: 3_000,
+            fiscal.PaymentType.ELECTRONICALLY: 7_000,
+        }
+        assert (totals.cash_in.sum, totals.cash_out.sum) == (50_000, 12_345)
+        assert totals.cash_drawer == 50_000 - 12_345 + 3_000
+        await reg.close()
+
+
+async def test_a_lost_cash_in_answer_is_proven_by_the_last_document(tmp_path: Path) -> None:
+    fake = FakeVchasno()
+    async with serve(fake) as url:
+        reg = VchasnoRegister(url, token=fake_mod.TOKEN, request_timeout_s=0.3)
+        await reg.connect()
+        await reg.open_shift()
+        fake.faults.hang_answers = 1
+        res = await reg.cash_operation(fiscal.CashDirection.IN, 10_000)
+        assert res.extra["recovered"] == "true"
+        assert [d["doctype"] for d in fake.docs].count(3) == 1
+        fake.faults.hang_answers = 1
+        fake.faults.last_doc_has_kind = False
+        with pytest.raises(OutcomeUnproven):
+            await reg.cash_operation(fiscal.CashDirection.IN, 10_000)
+        assert [d["doctype"] for d in fake.docs].count(3) == 2  # made once, never resent
+        await reg.close()
+
+
+async def test_contact_and_cashier_reach_the_device_unchanged(tmp_path: Path) -> None:
+    carries = VchasnoRegister.CARRIES
+    assert carries == {"clientInfo.emailOrPhone", "operator"}
+    fake = FakeVchasno()
+    async with serve(fake) as url:
+        reg = VchasnoRegister(url, token=fake_mod.TOKEN, request_timeout_s=0.5)
+        await reg.connect()
+        await reg.open_shift()
+        name = "Кава «Ранок» 250 г — зерно, 100% арабіка ₴"
+        for contact in ("buyer@example.com", "+380501234567"):
+            await reg.print_receipt(
+                fiscal.Receipt(
+                    fiscal.ReceiptType.SELL,
+                    None,
+                    (fiscal.Item(name, 3000, 1_000_000, 3000, fiscal.Vat.VAT20),),
+                    (fiscal.Payment(fiscal.PaymentType.CASH, 3000),),
+                    operator=fiscal.Operator("Ґалина Їжакевич"),
+                    client_contact=contact,
+                )
+            )
+        first, second = fake.receipts()
+        assert first["userinfo"] == {"email": "buyer@example.com"}
+        assert second["userinfo"] == {"phone": "+380501234567"}
+        assert first["rows"][0]["name"] == name
+        assert first["cashier"] == "Ґалина Їжакевич"
+        await reg.close()
+
+
+async def test_configured_tax_groups_reach_the_rows(tmp_path: Path) -> None:
+    fake = FakeVchasno()
+    async with serve(fake) as url:
+        reg = VchasnoRegister(
+            url,
+            token=fake_mod.TOKEN,
+            tax_groups={fiscal.Vat.VAT20: 3, fiscal.Vat.NONE: 7},
+        )
+        await reg.connect()
+        await reg.open_shift()
+        items = (
+            fiscal.Item("Пиво", 5000, 1_000_000, 5000, fiscal.Vat.VAT20),
+            fiscal.Item("Хліб", 2000, 1_000_000, 2000, fiscal.Vat.NONE),
+        )
+        await reg.print_receipt(
+            fiscal.Receipt(
+                fiscal.ReceiptType.SELL,
+                None,
+                items,
+                (fiscal.Payment(fiscal.PaymentType.CASH, 7000),),
+            )
+        )
+        assert [row["taxgrp"] for row in fake.receipts()[0]["rows"]] == [3, 7]
+        await reg.close()

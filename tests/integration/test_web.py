@@ -22,6 +22,7 @@ from gateway.web.diagnostics import masked
 from gateway.web.password_store import META_KEY
 from tests.integration.test_web_box import (
     PASSWORD,
+    WebBox,
     hidden_fields,
     login,
     new_client,
@@ -38,6 +39,7 @@ ACTION_POSTS = [
     "/actions/reconnect",
     "/actions/accept-register",
     "/actions/diagnostics",
+    "/actions/selftest",
     "/jobs/some-job/retry",
     "/jobs/some-job/cancel",
     "/logout",
@@ -510,3 +512,149 @@ async def test_charts_draw_the_journal_samples(tmp_path: Path) -> None:
             html = await resp.text()
         assert html.count('<polyline class="series"') == 1
         assert "No data yet" in html  # no job was done: the latency chart says so
+
+
+async def finished_job(
+    box: WebBox, uuid: str, steps: list[tuple[dict[str, object], dict[str, object]]]
+) -> None:
+    """A job run to its end in the journal: (task, result) pairs, as the worker stores them."""
+    parsed = parse_request(
+        json.dumps({"uuid": uuid, "request": [task for task, _ in steps]}), NameMapping()
+    )
+    await box.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
+    await box.journal.start(uuid)
+    for index, (_, result) in enumerate(steps):
+        await box.journal.finish_task(uuid, index, result)
+    await box.journal.complete(uuid)
+
+
+def fiscal_result(document: int, shift: int) -> dict[str, object]:
+    return {"fiscalParams": {"fiscalDocumentNumber": document, "shiftNumber": shift}}
+
+
+def job_row(html: str, seq: int) -> str:
+    """The jobs list's row of job `seq`."""
+    start = html.index(f'id="job-{seq}"')
+    return html[start : html.index("</tr>", start)]
+
+
+MISMATCH = {
+    "shift": 7,
+    "matches": False,
+    "register": {},
+    "journal": {},
+    "differences": [
+        {
+            "operation": "sell",
+            "payment": "cash",
+            "measure": "sum",
+            "register": 1234.5,
+            "journal": 1200.0,
+            "difference": 34.5,
+        }
+    ],
+}
+
+
+async def test_jobs_list_says_what_was_fiscalised_and_how_the_shift_reconciled(
+    tmp_path: Path,
+) -> None:
+    async with web_box(tmp_path, start_worker=False) as box, new_client() as client:
+        await login(client, box.url)
+        card = dict(_sell("Сыр", 250_00), payments=[{"type": "electronically", "sum": 250}])
+        await finished_job(
+            box,
+            "order-1",
+            [(_sell("Хлеб", 45_50), fiscal_result(41, 7)), (card, fiscal_result(42, 7))],
+        )
+        await finished_job(
+            box,
+            "z-7",
+            [({"type": "closeShift"}, {**fiscal_result(43, 7), "shiftReconciliation": MISMATCH})],
+        )
+        matched = {**MISMATCH, "shift": 8, "matches": True, "differences": []}
+        await finished_job(
+            box,
+            "z-8",
+            [({"type": "closeShift"}, {**fiscal_result(44, 8), "shiftReconciliation": matched})],
+        )
+        async with client.get(f"{box.url}/jobs") as resp:
+            html = await resp.text()
+        row = job_row(html, 1)
+        assert "sell" in row
+        assert ">295.50<" in row
+        assert "cash, card" in row
+        assert "41, 42" in row
+        row = job_row(html, 2)
+        assert "Z report" in row
+        assert 'id="recon-2"' in row
+        assert "Shift 7: the register&#39;s counters differ from the journal." in row
+        assert "sell, cash: register 1234.5, journal 1200.0 (difference +34.50)" in row
+        assert "Shift 8: the register&#39;s counters match the journal." in html
+        async with client.get(f"{box.url}/jobs/z-7") as resp:
+            html = await resp.text()
+        assert 'id="job-reconciliation"' in html
+        assert "difference +34.50" in html
+        # In Russian too.
+        async with client.get(f"{box.url}/lang/ru?next=/jobs") as resp:
+            html = await resp.text()
+        assert "касса 1234.5, журнал 1200.0" in html
+        assert "Z-отчёт" in html
+
+
+async def test_a_shift_mismatch_event_is_shown_on_the_overview(tmp_path: Path) -> None:
+    async with web_box(tmp_path, start_worker=False) as box, new_client() as client:
+        await login(client, box.url)
+        async with client.get(f"{box.url}/") as resp:
+            assert 'id="shift-mismatches"' not in await resp.text()
+        await box.journal.add_event(
+            "shift_mismatch", {"shift": 7, "differences": MISMATCH["differences"], "text": "x"}
+        )
+        async with client.get(f"{box.url}/") as resp:
+            html = await resp.text()
+        assert "Needs attention" in html
+        assert (
+            "At the Z report of shift 7 the register&#39;s counters differed from the journal."
+            in html
+        )
+        section = html[html.index('id="shift-mismatches"') :]
+        assert "punched by hand" in section
+        assert "sell, cash: register 1234.5, journal 1200.0 (difference +34.50)" in section
+        async with client.get(f"{box.url}/status.json") as resp:
+            body = await resp.json()
+        assert body["findings"][0]["reason"] == "reason_shift_mismatch"
+
+
+async def test_selftest_from_the_page_refused_while_the_shift_holds_receipts(
+    tmp_path: Path,
+) -> None:
+    async with web_box(tmp_path, start_worker=False) as box, new_client() as client:
+        await login(client, box.url)
+        opened = await box.register.open_shift(None)
+        shift = opened.shift_number
+        assert shift is not None
+        await finished_job(box, "order-1", [(_sell("Хлеб", 45_50), fiscal_result(41, shift))])
+        fields = await overview_fields(client, box.url)
+        data = {"csrf": fields["csrf"], "action_id": fields["action_id"]}
+        async with client.post(f"{box.url}/actions/selftest", data=data) as resp:
+            html = await resp.text()
+        assert "Self-test refused: the open shift holds 1 customer receipts." in html
+        assert not [j for j in await box.journal.list_jobs() if j.uuid.startswith("selftest-")]
+
+        async with client.post(f"{box.url}/actions/selftest", data={**data, "force": "on"}) as resp:
+            html = await resp.text()
+        uuid = f"selftest-{fields['action_id']}"
+        assert resp.url.path == f"/jobs/{uuid}"
+        assert f"Self-test queued as job {uuid}." in html
+        assert "the self-test is running" in html.lower()
+        job = await box.journal.get(uuid)
+        assert job.source == "web"
+        assert job.tasks_count == 12
+        assert [t["type"] for t in json.loads(job.tasks_json)][:3] == [
+            "getShiftTotals",
+            "sell",
+            "sellReturn",
+        ]
+        # The same form again queues nothing new.
+        async with client.post(f"{box.url}/actions/selftest", data={**data, "force": "on"}) as resp:
+            assert "nothing new was queued" in await resp.text()

@@ -7,15 +7,20 @@ import dataclasses
 import datetime as dt
 import re
 import string
+from decimal import Decimal
 
 import pytest
 
+from gateway import selftest
+from gateway import tasks as tasks_mod
 from gateway.config import _SCRYPT_PHC as CONFIG_SCRYPT  # the format config accepts
 from gateway.config import Config, Listen, Secret, WebConfig
+from gateway.journal import JobRecord, JobState, TaskResult, TaskStatus
 from gateway.web import charts, metrics
 from gateway.web.diagnostics import MASK, masked
 from gateway.web.errors import PasswordHashInvalid, PasswordTooWeak
 from gateway.web.i18n import LANGUAGES, choose, from_accept_language, translator
+from gateway.web.pages import job_line
 from gateway.web.passwords import ScryptHash, check_new_password, hash_password, verify_password
 from gateway.web.sessions import LoginLimiter, Sessions, csrf_ok
 from gateway.web.status_view import StatusView, read_status
@@ -161,6 +166,13 @@ GOOD = StatusView(
             Level.ATTENTION,
             "reason_queue_slow",
             "step_check_register",
+        ),
+        (
+            {},
+            Facts(shift_mismatch=12),
+            Level.ATTENTION,
+            "reason_shift_mismatch",
+            "step_shift_mismatch",
         ),
     ],
 )
@@ -552,3 +564,76 @@ def test_masked_config_keeps_no_secret() -> None:
         "name": "crm",
     }
     assert re.fullmatch(r"[A-Za-z0-9+/=]+", masked(b"\x00\x01key"))
+
+
+# --- what a job did ----------------------------------------------------------------------------
+
+
+def _job(uuid: str, tasks: list[dict[str, object]], results: list[TaskResult]) -> JobRecord:
+    return JobRecord(
+        seq=1,
+        uuid=uuid,
+        source="http",
+        tasks_json=tasks_mod.dumps(tasks),
+        tasks_count=len(tasks),
+        state=JobState.DONE,
+        task_results=tuple(results),
+        current_task=len(tasks),
+        attempts=1,
+        n0=None,
+        fiscal_step=None,
+        error_code=None,
+        error_text=None,
+        reply_to=None,
+        created_at=NOW,
+        updated_at=NOW,
+        started_at=NOW,
+        finished_at=NOW,
+    )
+
+
+def _position(amount: float) -> dict[str, object]:
+    return {"type": "position", "name": "x", "price": amount, "quantity": 1, "amount": amount}
+
+
+def test_job_line_reads_types_totals_payments_and_documents() -> None:
+    job = _job(
+        "order-1",
+        [
+            {
+                "type": "sell",
+                "items": [_position(10.1), _position(0.2)],
+                "payments": [{"type": "cash", "sum": 5}, {"type": "electronically", "sum": 5.3}],
+            },
+            {"type": "sell", "items": [_position(1)], "payments": [{"type": "cash", "sum": 1}]},
+            {"type": "closeShift"},
+        ],
+        [
+            TaskResult(TaskStatus.READY, {"fiscalParams": {"fiscalDocumentNumber": 41}}),
+            TaskResult(TaskStatus.READY, {"fiscalParams": {"fiscalDocumentNumber": 42}}),
+            TaskResult(
+                TaskStatus.READY,
+                {
+                    "fiscalParams": {"fiscalDocumentNumber": 43},
+                    "shiftReconciliation": {"shift": 3, "matches": True, "differences": []},
+                },
+            ),
+        ],
+    )
+    line = job_line(job)
+    assert line.kinds == ["sell", "closeShift"]
+    assert line.total == Decimal("11.3")
+    assert line.payments == ["cash", "electronically"]
+    assert line.documents == [41, 42, 43]
+    assert line.reconciliation == {"shift": 3, "matches": True, "differences": []}
+    assert line.selftest is None
+
+
+def test_job_line_judges_a_finished_self_test_and_survives_a_bad_request() -> None:
+    waiting = [TaskResult(TaskStatus.INTERRUPTED)] * 12
+    line = job_line(_job("selftest-1", selftest.build_tasks(), waiting))
+    assert line.selftest is not None
+    assert not line.selftest.passed
+    broken = dataclasses.replace(_job("x", [], []), tasks_json="not json")
+    assert job_line(broken).kinds == []
+    assert job_line(broken).total is None

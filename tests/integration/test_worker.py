@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from gateway import fiscal
 from gateway import worker as worker_mod
 from gateway.journal import JobRecord, JobState, Journal, Resolution
 from gateway.registers.emulator.server import EmulatorServer
@@ -93,6 +95,11 @@ def sell(name: str, kopecks: int = 10000, lines: int = 1) -> dict[str, Any]:
     }
 
 
+def osn(receipt: fiscal.Receipt) -> fiscal.Receipt:
+    """A receipt printed straight on the register (not by the worker) names its tax system."""
+    return dataclasses.replace(receipt, taxation=fiscal.TaxationType.OSN)
+
+
 @pytest.fixture(autouse=True)
 def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
     # Faults that swallow answers and paused queues should come back quickly in tests.
@@ -150,6 +157,8 @@ async def test_receipt_printed_once_with_its_fiscal_result(tmp_path: Path) -> No
         assert history == [
             (JobState.QUEUED, "via http"),
             (JobState.IN_PROGRESS, "started"),
+            # The shift the receipt needs is a fiscal step of its own, journalled first.
+            (JobState.IN_PROGRESS, "openShift(auto): N0=1"),
             (JobState.IN_PROGRESS, "sell: N0=2"),
             (JobState.IN_PROGRESS, "task ready"),
             (JobState.DONE, "done"),
@@ -246,7 +255,7 @@ async def test_crash_after_the_print_is_reconciled_not_printed_again(tmp_path: P
         parsed = parse_request(json.dumps({"uuid": "r1", "request": [task]}), NameMapping())
         receipt_task = parsed.tasks[0]
         assert isinstance(receipt_task, ReceiptTask)
-        printed = await box.register.print_receipt(receipt_task.receipt)
+        printed = await box.register.print_receipt(osn(receipt_task.receipt))
         # The daemon "restarts": a fresh worker finds r1 in progress with N0 committed.
         async with asyncio.TaskGroup() as tg:
             work = tg.create_task(box.worker.run(), name="worker")
@@ -286,7 +295,7 @@ async def test_unprovable_outcome_blocks_the_queue_until_a_person_resolves_it(
             json.dumps({"uuid": "x", "request": [sell("Чужой", 100)]}), NameMapping()
         ).tasks[0]
         assert isinstance(other, ReceiptTask)
-        await box.register.print_receipt(other.receipt)
+        await box.register.print_receipt(osn(other.receipt))
         async with asyncio.TaskGroup() as tg:
             work = tg.create_task(box.worker.run(), name="worker")
             job = await box.wait_state("r1", JobState.BLOCKED)

@@ -108,6 +108,8 @@ def _schema_keys(cls: type, prefix: str = "") -> list[str]:
     keys: list[str] = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("not_configured"):
+            continue
         path = f"{prefix}{f.name}"
         keys.append(path)
         hint = hints[f.name]

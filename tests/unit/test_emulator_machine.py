@@ -1,7 +1,9 @@
 """The emulated register's command handler: modes, documents, clock rules, refusals.
 
 Every command runs through `machine.execute`, and after each one the state is saved and
-loaded back from a real file and must come back equal.
+loaded back from a real file and must come back equal. Requests are built with the driver's
+codec and read by the emulator's own protocol module, answers the other way round: each step
+also checks that the two independent readings of [PROTO] agree.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.fiscal import Vat
-from gateway.registers.emulator import fn, machine
+from gateway.registers.emulator import fn, machine, protocol
 from gateway.registers.emulator.clock import ClockState
 from gateway.registers.emulator.refusals import Fn, Kkt
 from gateway.registers.emulator.state import EmulatorState, fresh_state, load_state, save_state
@@ -22,6 +24,11 @@ from gateway.registers.shtrih import codec
 
 H0 = dt.datetime(2026, 3, 2, 10, 0, 0)
 STEP = dt.timedelta(seconds=5)
+ANSWER_OF: dict[int, type[codec.Answer]] = {
+    cls.COMMAND: cls
+    for cls in vars(codec).values()
+    if isinstance(cls, type) and issubclass(cls, codec.Answer) and cls is not codec.Answer
+}
 
 
 class Register:
@@ -34,7 +41,9 @@ class Register:
 
     def run(self, request: codec.Request, *, after: dt.timedelta = STEP) -> machine.Outcome:
         self.host += after
-        outcome = machine.execute(self.state, request, self.host)
+        outcome = machine.execute(
+            self.state, protocol.parse(codec.encode_request(request)), self.host
+        )
         save_state(self.path, outcome.state)
         assert load_state(self.path) == outcome.state
         self.state = outcome.state
@@ -44,7 +53,8 @@ class Register:
         outcome = self.run(request, after=after)
         assert outcome.error == 0, f"{type(request).__name__} refused with {outcome.error:#04x}"
         assert outcome.answer is not None
-        return outcome.answer
+        body = protocol.answer(request.COMMAND, outcome.answer)
+        return codec.decode_answer(body, ANSWER_OF[request.COMMAND])
 
     def error(self, request: codec.Request, *, after: dt.timedelta = STEP) -> int:
         before = self.state

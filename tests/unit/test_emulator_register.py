@@ -109,13 +109,29 @@ async def test_tape_lines_match_documents(emulator: Emulator) -> None:
         assert record.shift == 1
     assert (tape[1].fiscal_sign, tape[2].fiscal_sign) == (first.fiscal_sign, second.fiscal_sign)
     raw = json.loads(tape_path(emulator.state_path).read_text(encoding="utf-8").splitlines()[1])
+    tags = raw.pop("tags")
+    item_tags = raw["items"][0].pop("tags")
+    assert (raw.pop("fiscal"), raw.pop("printed")) == (True, True)
+    # [FFD]: 1040 FD number, 1020 total, 1031 cash kept (paid − change), 1103 VAT 10 %.
+    assert (tags["1040"], tags["1020"], tags["1031"], tags["1103"]) == (3, 19800, 19800, 1800)
+    # The line's STLV 1059: 1199 = 2 (10 %), 1023 quantity as a number, 2108 defaulted.
+    assert (item_tags["1199"], item_tags["1023"], item_tags["2108"]) == (2, 2, 0)
     assert raw == {
         "number": 3,
         "type": "sell",
         "datetime": tape[1].datetime.isoformat(),
         "fiscal_sign": first.fiscal_sign,
         "total": 19800,
-        "items": [{"name": "Чай", "price": 9900, "quantity": 2.0, "sum": 19800, "vat": "vat10"}],
+        "items": [
+            {
+                "name": "Чай",
+                "price": 9900,
+                "quantity": 2.0,
+                "sum": 19800,
+                "vat": "vat10",
+                "department": 1,
+            }
+        ],
         "payments": [{"type": "cash", "sum": 20000}],
         "shift": 1,
     }

@@ -72,6 +72,16 @@ REQUESTS: list[c.Request] = [
     ),
     c.FnOperationV2Request(amount=None, name="KKT computes the sum"),
     c.FnOperationV2Request(name="Я" * 128),
+    c.FnSendOperationTlvRequest(tlv=c.tlv_str(1191, "Атрибут")),
+    c.WriteTableRequest(table=17, row=1, field=7, value=b"\x01"),
+    c.FnShiftParamsRequest(),
+    c.FnRegistrationRequest(),
+    c.CashInRequest(amount=100_000),
+    c.CashOutRequest(password=29, amount=(1 << 40) - 1),
+    c.MoneyRegisterRequest(register=193),
+    c.OperationRegisterRequest(register=255),
+    c.FnDocumentTlvRequest(number=0xFFFFFFFF),
+    c.FnReadDocumentTlvRequest(),
 ]
 
 ANSWERS: list[c.Answer] = [
@@ -192,6 +202,22 @@ ANSWERS: list[c.Answer] = [
     c.FnCloseReceiptV2Answer(change=50, document_number=10, fiscal_sign=44, datetime=W),
     c.FnCloseReceiptV2Answer(change=0, document_number=11, fiscal_sign=45),
     c.FnOperationV2Answer(),
+    c.FnSendOperationTlvAnswer(),
+    c.WriteTableAnswer(),
+    c.FnShiftParams(shift_open=True, shift_number=13, receipt_number=4),
+    c.FnRegistration(
+        datetime=W,
+        inn="7707083893",
+        registration_number="0000000001009224",
+        tax_systems=1,
+        work_mode=0,
+    ),
+    c.CashInAnswer(operator=30, document_number=42),
+    c.CashOutAnswer(operator=29, document_number=0xFFFF),
+    c.MoneyRegister(operator=30, value=(1 << 48) - 1),
+    c.OperationRegister(operator=30, value=0),
+    c.FnDocumentTlv(document_type=3, length=300),
+    c.FnDocumentTlvBlock(tlv=c.tlv_str(1021, "Иванова А.")),
 ]
 
 
@@ -583,7 +609,9 @@ def _ends_in_optional_field(answer: c.Answer) -> bool:
         return answer.last_print_result is not None
     if isinstance(answer, c.FnExpiry):
         return answer.registrations_done is not None
-    return isinstance(answer, c.DeviceType | c.FnDocument | c.OpenShiftAnswer)
+    return isinstance(
+        answer, c.DeviceType | c.FnDocument | c.OpenShiftAnswer | c.FnDocumentTlvBlock
+    )
 
 
 @pytest.mark.parametrize(
@@ -737,3 +765,79 @@ def test_fields_of() -> None:
     fields = c.fields_of(c.FnFindDocumentRequest(number=5))
     assert fields == {"password": 30, "number": 5}
     assert [f.name for f in dataclasses.fields(c.LongStatus)][-1] == "inn"
+
+
+# --- cash in and out, registers, documents as TLV ([PROTO] pp.22, 28, 50) ------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_", "hex_body"),
+    [
+        # [PROTO] 50h/51h p.28: password, sum(5); "Длина сообщения: 10 байт". 1000.00 ₽.
+        (c.CashInRequest(amount=100_000), "50 1e000000 a086010000"),
+        (c.CashOutRequest(amount=1), "51 1e000000 0100000000"),
+        # [PROTO] 1Ah/1Bh p.22: password, register number(1); 6 bytes.
+        (c.MoneyRegisterRequest(register=241), "1a 1e000000 f1"),
+        (c.OperationRegisterRequest(register=144), "1b 1e000000 90"),
+        # [PROTO] FF3Ah p.50: password, document number(4); 10 bytes.
+        (c.FnDocumentTlvRequest(number=7), "ff3a 1e000000 07000000"),
+        # [PROTO] FF3Bh p.50: password only; 6 bytes.
+        (c.FnReadDocumentTlvRequest(), "ff3b 1e000000"),
+    ],
+)
+def test_golden_counter_requests(request_: c.Request, hex_body: str) -> None:
+    body = c.encode_request(request_)
+    assert body == bytes.fromhex(hex_body)
+    assert c.decode_request(body) == request_
+
+
+def test_golden_cash_answers() -> None:
+    # [PROTO] 50h/51h p.28 answer: ERR, operator, through document number(2); 5 bytes.
+    cash_in = c.decode_answer(bytes.fromhex("50 00 1e 2a01"), c.CashInAnswer)
+    assert cash_in == c.CashInAnswer(operator=30, document_number=0x012A)
+    cash_out = c.decode_answer(bytes.fromhex("51 00 1d 0300"), c.CashOutAnswer)
+    assert (cash_out.operator, cash_out.document_number) == (29, 3)
+    assert len(c.encode_answer(cash_in)) == 5
+    with pytest.raises(ProtocolError, match="expected"):
+        c.decode_answer(bytes.fromhex("50 00 1e 2a01"), c.CashOutAnswer)
+
+
+def test_golden_register_answers() -> None:
+    # [PROTO] 1Ah p.22 answer: ERR, operator, contents(6), 9 bytes; 1Bh pp.22–23: contents(2), 5.
+    money = c.decode_answer(bytes.fromhex("1a 00 1e 40420f000001"), c.MoneyRegister)
+    assert money == c.MoneyRegister(operator=30, value=0x0100_000F_4240)
+    assert len(c.encode_answer(money)) == 9
+    count = c.decode_answer(bytes.fromhex("1b 00 1e 0201"), c.OperationRegister)
+    assert count == c.OperationRegister(operator=30, value=0x0102)
+    assert len(c.encode_answer(count)) == 5
+
+
+def test_golden_document_tlv_answers() -> None:
+    # [PROTO] FF3Ah p.50 answer: ERR, document type (STLV tag, 2), length(2): 7 bytes.
+    head = c.decode_answer(bytes.fromhex("ff3a 00 0300 2c01"), c.FnDocumentTlv)
+    assert (head.document_type, head.length) == (3, 300)
+    assert len(c.encode_answer(head)) == 7
+    # [PROTO] FF3Bh p.50 answer: ERR, TLV data (N bytes): 3+N. Tag 1021, length 3, "Ира".
+    block = c.decode_answer(bytes.fromhex("ff3b 00 fd03 0300 c8f0e0"), c.FnDocumentTlvBlock)
+    assert c.decode_tlvs(block.tlv) == [(1021, "Ира".encode("cp1251"))]
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (c.CashInRequest(amount=1 << 40), "fit"),
+        (c.CashOutRequest(amount=-1), "fit"),
+        (c.MoneyRegisterRequest(register=256), "fit"),
+        (c.OperationRegisterRequest(register=-1), "fit"),
+        (c.FnDocumentTlvRequest(number=1 << 32), "fit"),
+    ],
+)
+def test_counter_requests_refuse_out_of_range(request_: c.Request, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        c.encode_request(request_)
+
+
+def test_document_tlv_block_fits_one_frame() -> None:
+    assert len(c.encode_answer(c.FnDocumentTlvBlock(tlv=bytes(252)))) == 255
+    with pytest.raises(ValueError, match="more than 252"):
+        c.encode_answer(c.FnDocumentTlvBlock(tlv=bytes(253)))

@@ -208,7 +208,7 @@ def test_all_receipt_fields() -> None:
         ),
         taxationType="usnIncome",
         operator={"name": "Кассир Иванова", "vatin": "123456789012"},
-        clientInfo={"emailOrPhone": "buyer@example.com", "name": "ignored"},
+        clientInfo={"emailOrPhone": "buyer@example.com", "name": "Покупатель"},
         electronically=True,
         payments=[{"type": "electronically", "sum": Decimal("100.00")}],
         total=Decimal("100"),
@@ -225,19 +225,187 @@ def test_all_receipt_fields() -> None:
     assert (item.payment_object, item.measurement_unit, item.department) == (4, 71, 3)
 
 
-def test_unknown_fields_are_ignored_and_text_items_dropped() -> None:
+UNKNOWN = "unknown field; every field is carried into the fiscal document or refused, so remove it or check its spelling"
+
+
+@pytest.mark.parametrize(
+    ("task", "field", "message"),
+    [
+        (sell(someFutureField={"x": 1}), "request[0].someFutureField", UNKNOWN),
+        (sell(position(unknown=1)), "request[0].items[0].unknown", UNKNOWN),
+        (
+            sell({**position(), "tax": {"type": "vat10", "rate": 10}}),
+            "request[0].items[0].tax.rate",
+            UNKNOWN,
+        ),
+        (
+            sell(payments=[{"type": "cash", "sum": Decimal("50.00"), "x": 1}]),
+            "request[0].payments[0].x",
+            UNKNOWN,
+        ),
+        (sell(operator={"name": "К", "post": "x"}), "request[0].operator.post", UNKNOWN),
+        ({"type": "reportX", "x": 1}, "request[0].x", UNKNOWN),
+        (
+            sell(companyInfo={"email": "shop@example.com"}),
+            "request[0].companyInfo",
+            "the register sends its own registration data; companyInfo is not supported",
+        ),
+        (
+            sell(industryInfo=[{"fois": "030"}]),
+            "request[0].industryInfo",
+            "industry requisites (tag 1261) are not supported yet",
+        ),
+        (
+            sell(operatingInfo={"operationId": 1}),
+            "request[0].operatingInfo",
+            "operational requisites (tag 1270) are not supported yet",
+        ),
+        (
+            sell(postItems=[{"type": "text", "text": "hi"}]),
+            "request[0].postItems",
+            "printing text after the receipt is not supported; remove postItems",
+        ),
+        (
+            sell(position(productCodes={"ean13": "4600000000000"})),
+            "request[0].items[0].productCodes",
+            "product codes (tag 1163) come with marking; not supported yet",
+        ),
+        (
+            sell(position(nomenclatureCode="444D00")),
+            "request[0].items[0].nomenclatureCode",
+            "product codes (tags 1162/1163) come with marking; not supported yet",
+        ),
+        (
+            sell(position(paymentObject=33)),
+            "request[0].items[0].paymentObject",
+            "marking codes are not supported yet: payment object 33 needs a marking code",
+        ),
+        (
+            sell(position(paymentObject="exciseWithMarking")),
+            "request[0].items[0].paymentObject",
+            "marking codes are not supported yet: payment object 31 needs a marking code",
+        ),
+        (
+            sell(position(paymentObject=28)),
+            "request[0].items[0].paymentObject",
+            "payment object 28 does not exist in ФФД 1.2",
+        ),
+        (
+            sell(position(paymentObject=29)),
+            "request[0].items[0].paymentObject",
+            "payment object 29 does not exist in ФФД 1.2",
+        ),
+        (
+            sell(clientInfo={"birthDate": "01.01.1990"}),
+            "request[0].clientInfo.birthDate",
+            "buyer identity documents, birth date, citizenship and address are not supported yet",
+        ),
+        (
+            sell(position(countryCode="RU")),
+            "request[0].items[0].countryCode",
+            'must be the 3-digit ОКСМ country code, e.g. "643"',
+        ),
+        (
+            sell({**position(), "tax": {"type": "vat10", "sum": Decimal("4.00")}}),
+            "request[0].items[0].tax.sum",
+            "does not match the vat10 VAT of the amount (4.55)",
+        ),
+        (
+            sell(taxes=[{"type": "vat10", "sum": Decimal("5.00")}]),
+            "request[0].taxes[0].sum",
+            "does not match the VAT the register computes for vat10 (4.55)",
+        ),
+        (
+            sell(taxes=[{"type": "vat20", "sum": Decimal("0")}]),
+            "request[0].taxes[0].type",
+            "no position has VAT rate vat20",
+        ),
+        (
+            {"type": "closeShift", "electronically": True},
+            "request[0].electronically",
+            "shift reports are always printed; remove it",
+        ),
+        (
+            sell(userAttribute={"name": "Код", "value": "1", "x": 2}),
+            "request[0].userAttribute.x",
+            UNKNOWN,
+        ),
+        (
+            sell(additionalAttribute="x" * 17),
+            "request[0].additionalAttribute",
+            "longer than 16 characters",
+        ),
+    ],
+)
+def test_every_field_is_carried_or_refused_by_name(task: Json, field: str, message: str) -> None:
+    assert error_of(body(task)) == (field, message)
+
+
+def test_carried_receipt_data() -> None:
     task = sell(
-        {"type": "text", "text": "Спасибо за покупку!"},
-        position(productCodes={"ean13": "4600000000000"}, countryCode="643", unknown=1),
-        {"type": "barcode", "barcode": "123", "barcodeType": "QR"},
-        ignoreNonFiscalPrintErrors=False,
-        taxes=[{"type": "vat10", "sum": Decimal("4.55")}],
-        companyInfo={"email": "shop@example.com"},
-        someFutureField={"deep": [1, 2, {"x": None}]},
+        position(
+            "Коньяк",
+            "1000.00",
+            "1",
+            "1000.00",
+            "vat20",
+            exciseSum=Decimal("120.50"),
+            countryCode="250",
+            customsDeclaration="10702070/010120/0000001",
+            additionalAttribute="партия 7",
+            measurementUnit="liter",
+        ),
+        clientInfo={"emailOrPhone": "+79990000000", "name": "ООО «Ромашка»", "vatin": "7701234567"},
+        paymentsPlace="Магазин №1",
+        paymentsAddress="г. Москва, ул. Ленина, 1",
+        additionalAttribute="A-17",
+        userAttribute={"name": "Номер заказа", "value": "CRM-42"},
+        taxes=[{"type": "vat20", "sum": Decimal("166.67")}],
+        ignoreNonFiscalPrintErrors=True,
     )
+    task["items"][0]["tax"]["sum"] = Decimal("166.67")
     r = receipt_of(task)
-    assert len(r.items) == 1
-    assert r.items[0].name == "Хлеб"
+    assert r.buyer == fiscal.Buyer("ООО «Ромашка»", "7701234567")
+    assert (r.payments_place, r.payments_address) == ("Магазин №1", "г. Москва, ул. Ленина, 1")
+    assert r.additional_attribute == "A-17"
+    assert r.user_attribute == fiscal.UserAttribute("Номер заказа", "CRM-42")
+    (item,) = r.items
+    assert (item.tax_sum, item.excise, item.country_code) == (16667, 12050, "250")
+    assert item.customs_declaration == "10702070/010120/0000001"
+    assert item.additional_attribute == "партия 7"
+    assert item.measurement_unit == 41
+
+
+def test_text_outside_the_registers_charset_is_refused_by_name() -> None:
+    with pytest.raises(ValidationError) as err:
+        parse(sell(position(name="Торт 🎂")))
+    assert err.value.field == "request[0].items[0].name"
+    assert (
+        "character '🎂' (U+1F382) cannot be printed by the register (cp1251)" in err.value.message
+    )
+
+
+def test_rouble_sign_is_replaced_as_documented_and_stored_replaced() -> None:
+    parsed = parse_request(body(sell(position(name="Подарок за 100 ₽"))), NO_MAPPING)
+    (task,) = parsed.tasks
+    assert isinstance(task, ReceiptTask)
+    assert task.receipt.items[0].name == "Подарок за 100 руб."
+    assert "₽" not in parsed.tasks_json
+    # A cloud register takes any text: no charset, no replacement.
+    cloud = NameMapping(charset=None, text={})
+    assert receipt_of(sell(position(name="Торт 🎂 ₴")), cloud).items[0].name == "Торт 🎂 ₴"
+
+
+def test_a_register_that_cannot_carry_a_field_has_it_refused() -> None:
+    narrow = NameMapping(carries=frozenset({"clientInfo.emailOrPhone"}))
+    field, reason = error_of(body(sell(paymentsPlace="Магазин")), narrow)
+    assert field == "request[0].paymentsPlace"
+    assert "cannot carry" in reason
+    field, _ = error_of(body(sell(position(measurementUnit="kilogram"))), narrow)
+    assert field == "request[0].items[0].measurementUnit"
+    assert (
+        receipt_of(sell(clientInfo={"emailOrPhone": "a@b.cd"}), narrow).client_contact == "a@b.cd"
+    )
 
 
 @pytest.mark.parametrize(
@@ -355,7 +523,8 @@ def test_payment_methods(name: str | int, code: int) -> None:
         ("composite", 12),
         ("another", 13),
         ("commodityWithoutMarking", 32),
-        (33, 33),
+        ("exciseWithoutMarking", 30),
+        (27, 27),
         (1, 1),
     ],
 )
@@ -456,7 +625,7 @@ def test_vat_sums_per_rate() -> None:
             CloseShiftTask(fiscal.Operator("Кассир")),
             True,
         ),
-        ({"type": "closeShift", "electronically": True}, CloseShiftTask(None), True),
+        ({"type": "closeShift", "electronically": False}, CloseShiftTask(None), True),
         ({"type": "reportX"}, ReportXTask(), False),
         ({"type": "continuePrint"}, ContinuePrintTask(), False),
         ({"type": "getDeviceStatus"}, QueryTask(QueryKind.DEVICE_STATUS), False),
@@ -464,6 +633,17 @@ def test_vat_sums_per_rate() -> None:
         ({"type": "getFnStatus"}, QueryTask(QueryKind.FN_STATUS), False),
         ({"type": "ofdExchangeStatus"}, QueryTask(QueryKind.OFD_EXCHANGE_STATUS), False),
         ({"type": "getFnInfo"}, QueryTask(QueryKind.FN_STATUS, info=True), False),
+        ({"type": "getShiftTotals"}, QueryTask(QueryKind.SHIFT_TOTALS), False),
+        (
+            {"type": "cashIn", "cashSum": Decimal("1500.50"), "operator": {"name": "Кассир"}},
+            tasks.CashTask(fiscal.CashDirection.IN, 150050, fiscal.Operator("Кассир")),
+            True,
+        ),
+        (
+            {"type": "cashOut", "cashSum": Decimal("10")},
+            tasks.CashTask(fiscal.CashDirection.OUT, 1000),
+            True,
+        ),
     ],
 )
 def test_other_tasks(task: Json, expected: tasks.Task, fiscal_doc: bool) -> None:
@@ -521,6 +701,16 @@ def _item(**fields: Any) -> Callable[[Json], None]:
                 del task["items"][0][key]
             else:
                 task["items"][0][key] = value
+
+    return change
+
+
+def _become(new: Json) -> Callable[[Json], None]:
+    """Replace the whole task with `new`."""
+
+    def change(task: Json) -> None:
+        task.clear()
+        task.update(new)
 
     return change
 
@@ -642,22 +832,23 @@ REJECTIONS: list[tuple[str, Callable[[Json], None], str, str]] = [
         "item agent",
         _item(agentInfo={"agents": ["another"]}),
         f"{I0}.agentInfo",
-        "agent data is not supported yet",
+        "agent data (tags 1222, 1223…) is not supported yet",
     ),
     (
         "item type",
         _item(type="userAttribute"),
         f"{I0}.type",
-        "item type 'userAttribute' is not supported",
+        "give the user attribute as the receipt's userAttribute {name, value}",
     ),
+    ("item type unknown", _item(type="magic"), f"{I0}.type", "item type 'magic' is not supported"),
     ("item type missing", _item(type=...), f"{I0}.type", "required"),
     ("items missing", _set(items=...), "request[0].items", "required"),
     ("items empty", _set(items=[]), "request[0].items", "must contain at least one position"),
     (
         "items text only",
         _set(items=[{"type": "text", "text": "hi"}]),
-        "request[0].items",
-        "must contain at least one position",
+        f"{I0}.type",
+        "text lines are not printed by this gateway; remove the item",
     ),
     ("items not list", _set(items={}), "request[0].items", "must be a list"),
     ("item not object", _set(items=[1]), f"{I0}", "must be an object"),
@@ -801,7 +992,7 @@ REJECTIONS: list[tuple[str, Callable[[Json], None], str, str]] = [
         "receipt agent",
         _set(agentInfo={"agents": ["another"]}),
         "request[0].agentInfo",
-        "agent data is not supported yet",
+        "agent data (tags 1057, 1223…) is not supported yet",
     ),
     (
         "correction",
@@ -809,7 +1000,25 @@ REJECTIONS: list[tuple[str, Callable[[Json], None], str, str]] = [
         "request[0].type",
         "receipt type 'sellCorrection' is not supported yet",
     ),
-    ("cashIn", _set(type="cashIn"), "request[0].type", "task type 'cashIn' is not supported yet"),
+    (
+        "cashIn",
+        _set(type="cashIn"),
+        "request[0].items",
+        "unknown field; every field is carried into the fiscal document or refused, so remove it or check its spelling",
+    ),
+    ("cashIn no sum", _become({"type": "cashIn"}), "request[0].cashSum", "required"),
+    (
+        "cashOut zero",
+        _become({"type": "cashOut", "cashSum": 0}),
+        "request[0].cashSum",
+        "must be greater than 0",
+    ),
+    (
+        "nonFiscal",
+        _become({"type": "nonFiscal"}),
+        "request[0].type",
+        "task type 'nonFiscal' is not supported yet",
+    ),
     ("unknown task", _set(type="printMagic"), "request[0].type", "unknown task type 'printMagic'"),
     ("task type missing", _set(type=...), "request[0].type", "required"),
     ("task type number", _set(type=1), "request[0].type", "must be a string"),

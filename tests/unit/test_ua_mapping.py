@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway import fiscal
-from gateway.errors import ValidationError
+from gateway.errors import ConfigError, ValidationError
 from gateway.registers.checkbox import offline
 from gateway.registers.checkbox import payload as cb
 from gateway.registers.vchasno import payload as vc
@@ -80,7 +80,7 @@ def test_payment_names(crm_name: str, checkbox: str, vchasno: int) -> None:
 
 @pytest.mark.parametrize(
     ("crm_name", "checkbox_tax", "vchasno_group"),
-    [("ПДВ 20 %", [1], 1), ("ПДВ 7 %", [2], 2), ("ПДВ 0 %", [4], 3), ("без ПДВ", [3], 4)],
+    [("ПДВ 20 %", [1], 1), ("ПДВ 7 %", [2], 4), ("ПДВ 0 %", [4], 5), ("без ПДВ", [3], 2)],
 )
 def test_tax_names(crm_name: str, checkbox_tax: list[int], vchasno_group: int) -> None:
     r = receipt("Готівка", crm_name)
@@ -132,10 +132,72 @@ def test_checkbox_tax_list_skips_excise_and_leaves_unknown_rates_unmapped() -> N
 
 def test_receipt_ids() -> None:
     u = "9B2F7C1E-0000-4000-8000-000000000001"
-    assert cb.receipt_id(u) == u.lower()
-    assert cb.receipt_id("job-1") == cb.receipt_id("job-1")
-    assert cb.receipt_id("job-1") != cb.receipt_id("job-1/1")
-    assert uuid.UUID(cb.receipt_id("job-1")).version == 5
+    ours, theirs = cb.register_namespace("4000123456"), cb.register_namespace("4000123457")
+    assert cb.receipt_id(u, ours) == u.lower()  # a CRM's uuid is used as-is
+    assert cb.receipt_id("job-1", ours) == cb.receipt_id("job-1", ours)
+    assert cb.receipt_id("job-1", ours) != cb.receipt_id("job-1/1", ours)
+    assert cb.receipt_id("job-1", ours) != cb.receipt_id("job-1", theirs)  # per register
+    assert cb.receipt_id("job-1", ours) != cb.legacy_receipt_id("job-1")
+    assert cb.legacy_receipt_id(u) is None  # a uuid never had another id
+    assert uuid.UUID(cb.receipt_id("job-1", ours)).version == 5
+
+
+def test_vchasno_default_tax_groups_are_the_documented_table() -> None:
+    # [VCHASNO] 1 ПДВ 20 %, 2 без ПДВ, 4 ПДВ 7 %, 5 ПДВ 0 % (9 ПДВ 14 % has no domain rate)
+    assert vc.DEFAULT_TAX_GROUPS == {
+        fiscal.Vat.VAT20: 1,
+        fiscal.Vat.NONE: 2,
+        fiscal.Vat.VAT7: 4,
+        fiscal.Vat.VAT0: 5,
+    }
+    r = receipt("Готівка", "ПДВ 10 %")
+    with pytest.raises(vc.UnmappedName) as err:
+        vc.receipt_body(r, tax_groups=vc.DEFAULT_TAX_GROUPS)
+    assert "'vat10'" in err.value.message
+    assert "register.tax_groups" in (err.value.hint or "")
+
+
+def test_vchasno_tax_groups_config_key() -> None:
+    from gateway.config import parse_config
+
+    head = "register:\n  driver: vchasno\n  url: https://kasa.vchasno.ua/api/v3\n  token: t0k3n\n"
+    cfg = parse_config(head + "  tax_groups: {vat20: 3, none: 7, vat120: 3}\n")
+    assert cfg.register.tax_groups is not None
+    assert cfg.register.tax_groups.table() == {
+        fiscal.Vat.VAT20: 3,
+        fiscal.Vat.NONE: 7,
+        fiscal.Vat.VAT120: 3,
+    }
+    assert parse_config(head).register.tax_groups is None  # the documented default
+    for bad, named in (
+        ("{vat14: 9}", "register.tax_groups.vat14"),
+        ("{vat20: 100}", "register.tax_groups.vat20"),
+        ("{vat20: 0}", "register.tax_groups.vat20"),
+        ("{vat20: one}", "register.tax_groups.vat20"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            parse_config(head + f"  tax_groups: {bad}\n")
+        assert [i.path for i in err.value.issues] == [named]
+    checkbox = "register:\n  driver: checkbox\n  url: https://x/api/v1\n  license_key: k\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(checkbox + "  pin_code: '1'\n  tax_groups: {vat20: 1}\n")
+    assert [i.path for i in err.value.issues] == ["register.tax_groups"]
+
+
+def test_checkbox_compares_what_it_meant_with_what_it_found() -> None:
+    meant = cb.expected_sell(receipt("Готівка", "ПДВ 20 %"))
+    found = {
+        "type": "SELL",
+        "total_sum": 1000,
+        "payments": [{"type": "CASH", "value": 1000, "label": "Готівка"}],
+    }
+    assert cb.mismatch(meant, found, register="4000") is None
+    assert "RETURN" in (cb.mismatch(meant, {**found, "type": "RETURN"}, register="4000") or "")
+    assert "total" in (cb.mismatch(meant, {**found, "total_sum": 999}, register="4000") or "")
+    other_pay = {**found, "payments": [{"type": "CASHLESS", "value": 1000}]}
+    assert "payments" in (cb.mismatch(meant, other_pay, register="4000") or "")
+    elsewhere = {**found, "shift": {"cash_register": {"fiscal_number": "4001"}}}
+    assert "4001" in (cb.mismatch(meant, elsewhere, register="4000") or "")
 
 
 def test_returns_and_unsupported_kinds() -> None:

@@ -4,10 +4,14 @@ Why not the vendor's `checkbox-sdk`: it brings its own HTTP stack (httpx) next t
 aiohttp the daemon already has, and its polling helpers block on fixed waits without
 the per-call timeouts and error mapping the worker relies on; the API is a dozen calls.
 
-Exactly once: every receipt is sent with a client id derived from the job (`payload.receipt_id`).
-Checkbox refuses a second receipt with an id it knows (400 `receipt.already_exists`), so
-recovery is `GET receipts/{id}`: 404 proves the receipt was never made (`find_receipt` ->
-None); otherwise it is waited for and its fiscal data becomes the job's result.
+Exactly once: every receipt is sent with a client id derived from the job and this register
+(`payload.receipt_id`). Checkbox refuses a second receipt with an id it knows, whichever
+register used it ([CHECKBOX] 400 `receipt.already_exists`), so recovery is `GET receipts/{id}`:
+404 proves the receipt was never made (`find_receipt` -> None); otherwise it is compared with
+what we meant to send (kind, total, payments, register) and, when it is ours, waited for; its
+fiscal data becomes the job's result. A receipt that is not provably ours raises
+`OutcomeUnproven`: a person decides, nothing is sent again. Cash in / out are service
+receipts with their own client id, made exactly once the same way.
 
 Offline: when a receipt stays unfiscalised past `tax_wait_s` and the tax service does not
 answer `ping-tax-service`, the driver calls `go-offline` (Checkbox then fiscalises with the
@@ -26,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from gateway import __version__, fiscal
-from gateway.errors import LinkError, NoAnswer
+from gateway.errors import LinkError, NoAnswer, OutcomeUnproven
 from gateway.registers.checkbox import offline, payload
 from gateway.registers.cloud_http import CloudApiError, CloudHttp, CredentialsRejected
 
@@ -49,6 +54,12 @@ OFFLINE_CODES_ASK = 2000
 
 class CheckboxRegister:
     """One Checkbox cash register (license key) and one cashier."""
+
+    # Optional receipt data it sends: the contact as `delivery`, the cashier as `cashier_name`;
+    # `electronically` because Checkbox never prints and delivers to that contact [CHECKBOX].
+    CARRIES: ClassVar[frozenset[str]] = frozenset(
+        {"clientInfo.emailOrPhone", "electronically", "operator"}
+    )
 
     def __init__(
         self,
@@ -94,6 +105,8 @@ class CheckboxRegister:
         self._token: str | None = None
         self._connected = False
         self._fiscal_number = ""
+        self._register_id = ""
+        self._namespace: uuid.UUID | None = None
         self._key_end: dt.datetime | None = None
         self._ledger = offline.Ledger()
         self._offline_level = offline.Level.OK
@@ -126,7 +139,12 @@ class CheckboxRegister:
         try:
             await self._sign_in()
             info = await self._get("cash-registers/info")
-            self._fiscal_number = str(info.get("fiscal_number") or info.get("number") or "")
+            self._fiscal_number = str(info.get("fiscal_number") or "")
+            self._register_id = str(info.get("id") or "")
+            if not self._fiscal_number:
+                # Receipt ids are made in this register's namespace: never guess one.
+                raise NoAnswer("cash-registers/info has no fiscal_number", command_sent=True)
+            self._namespace = payload.register_namespace(self._fiscal_number)
             await self._check_cashier_key()
             if self._given_tax_codes is not None:
                 self._tax_codes = self._given_tax_codes
@@ -374,46 +392,104 @@ class CheckboxRegister:
 
     async def print_receipt(self, receipt: fiscal.Receipt) -> fiscal.FiscalResult:
         """Sell or return with the job's id; a known id is not a second sale but a lookup."""
-        rid = payload.receipt_id(receipt.request_id or receipt.job_id or "")
-        if not (receipt.request_id or receipt.job_id):
+        request_id = receipt.request_id or receipt.job_id
+        if not request_id:
             raise ValueError("a Checkbox receipt needs the job's id")
+        rid = self._id(request_id)
         body = payload.sell_body(receipt, receipt_uuid=rid, tax_codes=self._tax_codes)
-        try:
-            await self._call("POST", "receipts/sell", body=body, headers={"X-Request-ID": rid})
-        except CloudApiError as err:
-            if err.api_code != "receipt.already_exists":
-                raise
-            _LOGGER.info("Checkbox already has receipt %s; fetching it", rid)
-        return await self._wait_receipt(rid)
+        expect = payload.expected_sell(receipt)
+        await self._post_once("receipts/sell", body, rid)
+        return self._fiscal(await self._wait_receipt(rid, expect))
 
-    async def find_receipt(self, request_id: str) -> fiscal.FiscalResult | None:
-        """`GET receipts/{id}`: None on 404 (never made), else its fiscal data."""
-        rid = payload.receipt_id(request_id)
+    async def find_receipt(
+        self, request_id: str, *, expected: fiscal.Receipt | None = None
+    ) -> fiscal.FiscalResult | None:
+        """`GET receipts/{id}`: None on 404 (never made), else its fiscal data.
+
+        `expected` is the receipt the job meant to make; without it only the register is
+        compared. An id an older release made (`payload.legacy_receipt_id`) is looked up too.
+        """
+        expect = payload.expected_sell(expected) if expected is not None else None
+        body = await self._find(self._id(request_id), expect)
+        if body is None:
+            legacy = payload.legacy_receipt_id(request_id)
+            body = await self._find(legacy, expect, legacy=True) if legacy else None
+        return None if body is None else self._fiscal(body)
+
+    async def _find(
+        self, rid: str, expect: payload.Expected | None, *, legacy: bool = False
+    ) -> dict[str, Any] | None:
         try:
-            await self._get(f"receipts/{rid}")
+            found = await self._get(f"receipts/{rid}")
         except CloudApiError as err:
             if err.error_code == 404:
                 return None
             raise
-        return await self._wait_receipt(rid)
+        if legacy and payload.made_by(found, self._register_id) is False:
+            return None  # another box's receipt under the shared namespace of old: not ours
+        if legacy and payload.made_by(found, self._register_id) is None:
+            raise OutcomeUnproven(
+                f"checkbox: receipt {rid} (an id of an older release) does not say which "
+                "register made it; check it in the Checkbox cabinet and resolve the job"
+            )
+        return await self._wait_receipt(rid, expect)
 
-    async def _wait_receipt(self, rid: str) -> fiscal.FiscalResult:
+    async def _post_once(self, path: str, body: dict[str, Any], rid: str) -> None:
+        """POST a receipt with its client id; an id Checkbox knows is looked up instead."""
+        try:
+            await self._call("POST", path, body=body, headers={"X-Request-ID": rid})
+        except CloudApiError as err:
+            if err.api_code != "receipt.already_exists":
+                raise
+            _LOGGER.info("Checkbox already has receipt %s; comparing it with ours", rid)
+
+    def _id(self, request_id: str) -> str:
+        if self._namespace is None:
+            raise NoAnswer(
+                "checkbox: not connected (the register is not known yet)", command_sent=False
+            )
+        return payload.receipt_id(request_id, self._namespace)
+
+    def _fiscal(self, body: Mapping[str, Any]) -> fiscal.FiscalResult:
+        return payload.receipt_result(
+            body, api_url=self._http.base_url, fiscal_number=self._fiscal_number, tz=self._tz
+        )
+
+    async def _wait_receipt(self, rid: str, expect: payload.Expected | None) -> dict[str, Any]:
+        """Poll `GET receipts/{id}` until DONE; first prove the receipt is the one we meant."""
         start = self._now()
         deadline = start + dt.timedelta(seconds=self._poll_timeout_s)
         tax_checked = False
+        proven = False
         while True:
-            body = await self._get(f"receipts/{rid}")
+            try:
+                body = await self._get(f"receipts/{rid}")
+            except CloudApiError as err:
+                if err.error_code != 404:
+                    raise
+                # Refused as a known id, yet not readable here: someone else's receipt.
+                raise OutcomeUnproven(
+                    f"checkbox: receipt id {rid} exists but this register cannot read it; "
+                    "check the Checkbox cabinet and resolve the job"
+                ) from err
+            if not proven:
+                problem = (
+                    payload.mismatch(expect, body, register=self._fiscal_number)
+                    if expect is not None
+                    else self._foreign(body)
+                )
+                if problem is not None:
+                    raise OutcomeUnproven(
+                        f"checkbox: receipt {rid} exists but is not this job's: {problem}; "
+                        "check it in the Checkbox cabinet and resolve the job"
+                    )
+                proven = True
             state = body.get("status")
             if state == payload.RECEIPT_DONE:
                 if body.get("is_created_offline"):
                     self._offline_receipts += 1
                     self._observe_offline(True)
-                return payload.receipt_result(
-                    body,
-                    api_url=self._http.base_url,
-                    fiscal_number=self._fiscal_number,
-                    tz=self._tz,
-                )
+                return dict(body)
             if state == payload.RECEIPT_ERROR:
                 text = str(body.get("error_message") or "the tax service refused the receipt")
                 raise CloudApiError(400, "receipt.error", text, path=f"receipts/{rid}")
@@ -428,6 +504,48 @@ class CheckboxRegister:
             if now >= deadline:
                 raise NoAnswer(f"checkbox: receipt {rid} still {state}", command_sent=True)
             await asyncio.sleep(self._poll_interval_s)
+
+    def _foreign(self, body: Mapping[str, Any]) -> str | None:
+        if payload.made_by(body, self._register_id) is False:
+            return "another register made it"
+        return None
+
+    # --- cash in / out and totals ----------------------------------------------------------
+
+    async def cash_operation(
+        self,
+        direction: fiscal.CashDirection,
+        amount: int,
+        operator: fiscal.Operator | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> fiscal.CashResult:
+        """A service receipt [CHECKBOX] with the job's id: a retry never makes a second one."""
+        if not request_id:
+            raise CloudApiError(
+                0,
+                "no_request_id",
+                "a Checkbox cash operation needs the job's id to be made exactly once",
+                path="receipts/service",
+            )
+        rid = self._id(request_id)
+        body = payload.service_body(direction, amount, receipt_uuid=rid)
+        await self._post_once("receipts/service", body, rid)
+        done = await self._wait_receipt(rid, payload.expected_service(direction, amount))
+        return payload.cash_result(done, api_url=self._http.base_url, tz=self._tz)
+
+    async def shift_totals(self) -> fiscal.ShiftTotals:
+        """The open shift's counters from an X report (`POST reports`, [CHECKBOX] ReportModel).
+
+        With no shift open every counter is zero.
+        """
+        shift = await self._current_shift()
+        if shift is None:
+            return payload.empty_totals(self._last_shift_serial or None)
+        _status, report = await self._call("POST", "reports", body={})
+        if not isinstance(report, dict):
+            raise NoAnswer("POST reports did not answer a report", command_sent=True)
+        return payload.report_totals(report, int(shift.get("serial") or 0) or None)
 
     async def cancel_receipt(self) -> None:
         """A cloud receipt is never left open: nothing to cancel."""

@@ -1,7 +1,8 @@
 """Command line of the emulator: `fiscal-gateway emulator ...` or `python -m gateway.registers.emulator`.
 
     (--pty [--link PATH] | --tcp HOST:PORT) [--state FILE] [--clock-offset S] [--baudrate N]
-    [--pace] [--ofd-interval S] [--control PATH | --no-control] [fault flags]
+    [--pace] [--ofd-interval S] [--tax-systems osn,usnIncome,...]
+    [--control PATH | --no-control] [fault flags]
 
 Prints `READY <device-path-or-address>` as the first line on stdout (the link path when
 `--link` is given, else the pty slave; `tcp://HOST:PORT` for TCP), then serves until SIGTERM
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from gateway.registers.emulator.faults import FaultName
 from gateway.registers.emulator.server import DEFAULT_BAUDRATE, EmulatorServer
+from gateway.registers.emulator.state import TAX_SYSTEM_NAMES, parse_tax_systems
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -129,6 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ofd-interval", type=float, metavar="SECONDS", help="RTC seconds per OFD acknowledgement"
     )
+    parser.add_argument(
+        "--tax-systems",
+        type=_tax_systems,
+        metavar="LIST",
+        help="tax systems the register is registered with, comma-separated: "
+        f"{', '.join(TAX_SYSTEM_NAMES)} (default: all; FF45h refuses others)",
+    )
     control = parser.add_mutually_exclusive_group()
     control.add_argument(
         "--control", type=Path, metavar="PATH", help="control socket (default <state>.control)"
@@ -137,6 +146,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults")
     for flag, _fault, options in _FAULT_FLAGS:
         faults.add_argument(flag, **options)  # type: ignore[arg-type]
+
+
+def _tax_systems(value: str) -> int:
+    """The bitmask of --tax-systems."""
+    try:
+        return parse_tax_systems(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _parse_tcp(value: str) -> tuple[str, int]:
@@ -155,6 +172,7 @@ async def run(args: argparse.Namespace) -> int:
         ofd_interval_s=args.ofd_interval,
         baudrate=args.baudrate,
         pace=args.pace,
+        tax_systems=getattr(args, "tax_systems", None),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -35,6 +35,9 @@ WARN_OFD_TIMEOUT = 1 << 3
 
 _SIGN_KEY = b"fiscal-gateway emulator FN"
 
+# FF46h quantities have six digits after the point ([PROTO] FF46h p.53).
+QTY_SCALE = 1_000_000
+
 
 class Operation(enum.IntEnum):
     """Settlement sign, ФФД tag 1054, as FF46h and FF0Ah carry it."""
@@ -56,6 +59,11 @@ OPERATION_OF_RECEIPT_TYPE = {v: k for k, v in RECEIPT_TYPE_OF_OPERATION.items()}
 
 # Paper-tape `type` of each Shtrih receipt type (ATOL task names).
 TAPE_TYPE_OF_RECEIPT_TYPE = {0: "sell", 1: "buy", 2: "sellReturn", 3: "buyReturn"}
+
+
+def round_qty(kopecks_x_qty: int) -> int:
+    """price × quantity (kopecks × 10⁶) to whole kopecks, half up ([GUIDE] p.7 note)."""
+    return (kopecks_x_qty + QTY_SCALE // 2) // QTY_SCALE
 
 
 def fn_time(moment: dt.datetime) -> dt.datetime:

@@ -1,4 +1,4 @@
-"""Error codes the emulated register answers with ([PROTO] pp.67–70, reference §1 "Errors").
+"""Error codes the emulated register answers with ([PROTO] "Коды ошибок" pp.67–70).
 
 The same ERR byte carries KKT errors and, for FFxxh commands, ФН errors; both tables are
 Shtrih's own numbering.
@@ -12,9 +12,11 @@ import enum
 class Kkt(enum.IntEnum):
     """KKT (register) errors."""
 
-    BAD_PARAMETERS = 0x33
+    BAD_PARAMETERS = 0x33  # «Некорректные параметры в команде» p.68
+    BAD_FOR_SETTINGS = 0x35  # «Некорректный параметр при данных настройках» p.68
     UNSUPPORTED = 0x37
     PAYMENTS_BELOW_TOTAL = 0x45
+    NOT_ENOUGH_CASH = 0x46  # «Не хватает наличности в кассе» p.68
     WRONG_RECEIPT_TYPE = 0x49  # operation impossible in an open receipt of this type
     RECEIPT_OPEN = 0x4A
     CASHLESS_ABOVE_TOTAL = 0x4D
@@ -36,8 +38,11 @@ class Fn(enum.IntEnum):
     EXPIRED = 0x05
     BAD_DATETIME = 0x07
     NO_DATA = 0x08
+    BAD_VALUE = 0x09  # «Некорректное значение параметров команды» p.67
+    TLV_TOO_BIG = 0x10  # «Превышение размеров TLV данных» p.67
     OFD_WAIT_EXHAUSTED = 0x15
     SHIFT_OVER_24H = 0x16
+    MISSING_TAGS = 0xA4  # «В блоке TLV отсутствуют необходимые реквизиты» p.70
 
 
 class Refused(Exception):

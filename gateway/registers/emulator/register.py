@@ -19,8 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.errors import ProtocolError
-from gateway.registers.emulator import machine
+from gateway.registers.emulator import machine, protocol
 from gateway.registers.emulator.faults import (
     FaultName,
     WireFaults,
@@ -31,9 +30,14 @@ from gateway.registers.emulator.faults import (
     parse_name,
 )
 from gateway.registers.emulator.refusals import Kkt
-from gateway.registers.emulator.state import EmulatorState, fresh_state, load_state, save_state
+from gateway.registers.emulator.state import (
+    ALL_TAX_SYSTEMS,
+    EmulatorState,
+    fresh_state,
+    load_state,
+    save_state,
+)
 from gateway.registers.emulator.tape import Tape, tape_path
-from gateway.registers.shtrih import codec
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -83,11 +87,14 @@ class Emulator:
         clock_offset_s: float | None = None,
         ofd_interval_s: float | None = None,
         host_clock: HostClock = dt.datetime.now,
+        tax_systems: int | None = None,
     ) -> Emulator:
         """Load `state_path` (or create a freshly fiscalised register there) and finish the tape.
 
         Blocking; call it before serving or via `asyncio.to_thread`. `clock_offset_s` sets the
-        RTC that far from the host clock; `ofd_interval_s` the OFD's pace.
+        RTC that far from the host clock; `ofd_interval_s` the OFD's pace; `tax_systems` (a
+        bitmask of ФФД 1055 bits) the tax systems the register is registered with — all five
+        when a new register is made without it; an existing one keeps its own unless given.
         """
         host = host_clock()
         if state_path.exists():
@@ -95,7 +102,11 @@ class Emulator:
             if clock_offset_s is not None:
                 state = replace(state, clock=state.clock.with_offset(host, clock_offset_s))
         else:
-            state = fresh_state(host, clock_offset_s=clock_offset_s or 0.0)
+            state = fresh_state(
+                host,
+                clock_offset_s=clock_offset_s or 0.0,
+                tax_systems=ALL_TAX_SYSTEMS if tax_systems is None else tax_systems,
+            )
             _LOGGER.info(
                 "New emulated register in %s: ФН %s, registration document #1",
                 state_path,
@@ -103,6 +114,9 @@ class Emulator:
             )
         if ofd_interval_s is not None:
             state = replace(state, ofd=replace(state.ofd, interval_s=ofd_interval_s))
+        if tax_systems is not None:
+            # A re-registration is not emulated: the option simply sets the registered systems.
+            state = replace(state, identity=replace(state.identity, tax_systems=tax_systems))
         save_state(state_path, state)
         emulator = cls(state_path, state, host_clock=host_clock)
         emulator.tape.reconcile(state.last_tape)
@@ -125,15 +139,19 @@ class Emulator:
         """Execute one request frame body; the new state and tape line are on disk on return."""
         async with self._lock:
             try:
-                command = codec.split_command(body)[0]
-            except ProtocolError:
+                command = protocol.command_of(body)
+            except protocol.Malformed:
                 command = body[0] if body else 0
             try:
-                request = codec.decode_request(body)
-            except ProtocolError as err:
-                code = Kkt.BAD_PARAMETERS if _is_known(command) else Kkt.UNSUPPORTED
+                request = protocol.parse(body)
+            except (protocol.Malformed, protocol.Unsupported) as err:
+                # [PROTO] p.68: 33h for parameters that do not fit, 37h for a command the
+                # register does not implement.
+                code = (
+                    Kkt.BAD_PARAMETERS if isinstance(err, protocol.Malformed) else Kkt.UNSUPPORTED
+                )
                 _LOGGER.debug("Request %s refused (%#04x): %s", body.hex(), code, err)
-                return Reply(body, codec.encode_error(command, code), command)
+                return Reply(body, protocol.error(command, code), command)
             outcome = machine.execute(self._state, request, self._host_clock())
             if outcome.state != self._state:
                 await self._write(save_state, self.state_path, outcome.state)
@@ -141,7 +159,7 @@ class Emulator:
             if outcome.printed is not None:
                 await self._write(self.tape.append, outcome.printed)
                 _LOGGER.info(
-                    "Document %d (%s) closed, total %d",
+                    "Document %d (%s) made, total %d",
                     outcome.printed.number,
                     outcome.printed.type,
                     outcome.printed.total,
@@ -153,9 +171,9 @@ class Emulator:
                     self.faults.power_cut_after_lines = None
                     power_cut = True
             if outcome.answer is None:
-                answer = codec.encode_error(command, outcome.error)
+                answer = protocol.error(command, outcome.error)
             else:
-                answer = codec.encode_answer(outcome.answer)
+                answer = protocol.answer(command, outcome.answer)
             return Reply(
                 body, answer, command, closes_document=outcome.closes_document, power_cut=power_cut
             )
@@ -240,12 +258,3 @@ class Emulator:
         async with asyncio.timeout(FILE_WRITE_TIMEOUT_S):
             # A write already started cannot be taken back: let it finish even if we stop waiting.
             await asyncio.shield(future)
-
-
-def _is_known(command: int) -> bool:
-    """True for a command the codec knows (so a bad body is 33h, not 37h)."""
-    try:
-        codec.Cmd(command)
-    except ValueError:
-        return False
-    return True

@@ -47,11 +47,13 @@ class EmulatorServer:
         baudrate: int = DEFAULT_BAUDRATE,
         pace: bool = False,
         host_clock: HostClock = dt.datetime.now,
+        tax_systems: int | None = None,
     ) -> None:
         self.state_path = state_path
         self.baudrate = baudrate
         self.pace = pace
         self._options = (clock_offset_s, ofd_interval_s, host_clock)
+        self._tax_systems = tax_systems
         self._emulator: Emulator | None = None
         self._link: DeviceLink | None = None
         self._pty: Pty | None = None
@@ -110,6 +112,7 @@ class EmulatorServer:
                     clock_offset_s=clock_offset_s,
                     ofd_interval_s=ofd_interval_s,
                     host_clock=host_clock,
+                    tax_systems=self._tax_systems,
                 )
             bytes_per_s = self.baudrate / BITS_PER_BYTE if self.pace else None
             self._link = DeviceLink(self._emulator, bytes_per_s=bytes_per_s)

@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 
 from gateway.durable import write_atomic
 from gateway.errors import GatewayError
-from gateway.registers.emulator import fn
+from gateway.registers.emulator import fn, tlv
 from gateway.registers.emulator.clock import ClockState
 from gateway.registers.emulator.tape import TapeRecord
+from gateway.registers.emulator.tlv import Tlv
 
 STATE_VERSION = 1
 
@@ -37,6 +38,30 @@ DEFAULT_REGISTRATION_NUMBER = "0000000001012345"
 DEFAULT_FN_NUMBER = "9999078900000001"
 FN_LIFETIME_DAYS = 3 * 365  # a 36-month ФН
 DEFAULT_OFD_INTERVAL_S = 10.0
+DEFAULT_USER_NAME = "ООО «Эмулятор»"
+DEFAULT_PAYMENTS_ADDRESS = "101000, г. Москва, ул. Тестовая, д. 1"
+DEFAULT_PAYMENTS_PLACE = "Торговый зал"
+
+# Tax systems, the bits of [PROTO] FF06h p.43 / FF45h p.52 and [GUIDE] p.17 (ФФД tag 1055).
+TAX_OSN = 1 << 0
+TAX_USN_INCOME = 1 << 1
+TAX_USN_INCOME_OUTCOME = 1 << 2
+TAX_ESN = 1 << 4  # ЕСХН ("ЕСП" in [PROTO])
+TAX_PATENT = 1 << 5
+TAX_SYSTEM_NAMES = {
+    "osn": TAX_OSN,
+    "usnIncome": TAX_USN_INCOME,
+    "usnIncomeOutcome": TAX_USN_INCOME_OUTCOME,
+    "esn": TAX_ESN,
+    "patent": TAX_PATENT,
+}
+# All five systems still in use (ЕНВД, bit 3, is gone since 2021), so a register made
+# without the option accepts whatever tax system a host sends.
+ALL_TAX_SYSTEMS = TAX_OSN | TAX_USN_INCOME | TAX_USN_INCOME_OUTCOME | TAX_ESN | TAX_PATENT
+
+# [GUIDE] pp.5–10: money registers 0…255 (6 bytes each via 1Ah), operational 0…255 (2 bytes
+# via 1Bh).
+REGISTER_COUNT = 256
 
 
 class StateError(GatewayError):
@@ -45,12 +70,17 @@ class StateError(GatewayError):
     code = "emulator_state"
 
 
-@dataclass(frozen=True, slots=True)
-class Tlv:
-    """A TLV attached to an open document with FF0Ch."""
-
-    tag: int
-    value: bytes
+def parse_tax_systems(text: str) -> int:
+    """The bitmask of a comma-separated list of tax-system names (`osn,usnIncome`)."""
+    mask = 0
+    for name in (part.strip() for part in text.split(",")):
+        if name not in TAX_SYSTEM_NAMES:
+            known = ", ".join(TAX_SYSTEM_NAMES)
+            raise ValueError(f"unknown tax system {name!r} (known: {known})")
+        mask |= TAX_SYSTEM_NAMES[name]
+    if not mask:
+        raise ValueError("at least one tax system is needed")
+    return mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +95,8 @@ class Line:
     department: int = 1
     payment_method: int = 4  # ФФД 1214, 4 = full payment
     payment_object: int = 1  # ФФД 1212, 1 = goods
+    tax: int | None = None  # FF46h "Налог": the host's VAT of the line (1200), None if not given
+    tlvs: tuple[Tlv, ...] = ()  # bound to this line with FF4Dh
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +133,7 @@ class Document:
     shift: int
     operation: int | None = None  # ФФД 1054 for receipts
     total: int | None = None
+    tlv: bytes = b""  # every tag of the document, as FF3Ah/FF3Bh hand it out
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +143,7 @@ class Shift:
     number: int = 0  # the last shift opened (0: none yet)
     is_open: bool = False
     opened_at: dt.datetime | None = None
-    receipts: int = 0  # receipts in the open shift
+    receipts: int = 0  # receipts in the open (or the last) shift
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +182,28 @@ class Identity:
     firmware_date: dt.date = FIRMWARE_DATE
     registrations: int = 1
     registrations_left: int = 11
+    user_name: str = DEFAULT_USER_NAME  # ФФД 1048
+    payments_address: str = DEFAULT_PAYMENTS_ADDRESS  # ФФД 1009
+    payments_place: str = DEFAULT_PAYMENTS_PLACE  # ФФД 1187
+    tax_systems: int = ALL_TAX_SYSTEMS  # ФФД 1062, registered tax systems
+    work_mode: int = 0  # [PROTO] FF06h p.44 "Режим работы": 0, online and with receipts
+
+
+@dataclass(frozen=True, slots=True)
+class Registers:
+    """The money and operational registers ([GUIDE] pp.5–10) and the through document number."""
+
+    money: tuple[int, ...] = (0,) * REGISTER_COUNT
+    operational: tuple[int, ...] = (0,) * REGISTER_COUNT
+    through_number: int = 1  # every printed document counts, the registration report first
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRead:
+    """The document FF3Ah chose and how many of its TLVs FF3Bh handed out so far."""
+
+    number: int
+    position: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +221,9 @@ class EmulatorState:
     begun: BegunDocument | None = None
     pending_date: dt.date | None = None  # 22h given, waiting for 23h (mode 6)
     last_tape: TapeRecord | None = None  # what was printed for the last document
+    registers: Registers = field(default_factory=Registers)
+    no_print: int = 0  # table 17 field 7 «не печатать документ» ([GUIDE] p.62)
+    reading: DocumentRead | None = None  # FF3Ah/FF3Bh in progress
     version: int = STATE_VERSION
 
     @property
@@ -185,22 +243,62 @@ class EmulatorState:
 
 
 def fresh_state(
-    host: dt.datetime, *, clock_offset_s: float = 0.0, **identity: Any
+    host: dt.datetime,
+    *,
+    clock_offset_s: float = 0.0,
+    tax_systems: int = ALL_TAX_SYSTEMS,
+    **identity: Any,
 ) -> EmulatorState:
-    """A register just fiscalised: registration report #1, shift closed, OFD queue empty."""
+    """A register just fiscalised: registration report #1, shift closed, OFD queue empty.
+
+    `tax_systems` is the bitmask of tax systems the register is registered with (FF45h refuses
+    any other); `identity` overrides other `Identity` fields.
+    """
     clock = ClockState().with_offset(host, clock_offset_s)
     now = fn.fn_time(clock.rtc(host))
-    ident = Identity(fn_expiry=(now + dt.timedelta(days=FN_LIFETIME_DAYS)).date(), **identity)
+    ident = Identity(
+        fn_expiry=(now + dt.timedelta(days=FN_LIFETIME_DAYS)).date(),
+        tax_systems=tax_systems,
+        **identity,
+    )
+    sign = fn.fiscal_sign(ident.fn_number, 1, now, 0)
     registration = Document(
         number=1,
         doc_type=fn.DOC_REGISTRATION,
         datetime=now,
-        fiscal_sign=fn.fiscal_sign(ident.fn_number, 1, now, 0),
+        fiscal_sign=sign,
         shift=0,
+        tlv=registration_tags(ident, now, sign),
     )
     return EmulatorState(
         identity=ident, documents=(registration,), ofd=OfdState(first_unacked=2), clock=clock
     )
+
+
+def header_tags(ident: Identity, number: int, when: dt.datetime, sign: int) -> list[Tlv]:
+    """The tags every fiscal document starts with ([FFD]): user, address, place, date-time,
+    registration number, FN number, FD number, ФПД."""
+    return [
+        tlv.string(tlv.TAG_USER_NAME, ident.user_name),
+        tlv.string(tlv.TAG_USER_INN, str(ident.inn).ljust(12)),
+        tlv.string(tlv.TAG_PAYMENTS_ADDRESS, ident.payments_address),
+        tlv.string(tlv.TAG_PAYMENTS_PLACE, ident.payments_place),
+        tlv.unixtime(tlv.TAG_DATETIME, when),
+        tlv.string(tlv.TAG_REGISTRATION_NUMBER, ident.registration_number),
+        tlv.string(tlv.TAG_FN_NUMBER, ident.fn_number),
+        tlv.uint32(tlv.TAG_FD_NUMBER, number),
+        tlv.fiscal_sign_1077(sign),
+    ]
+
+
+def registration_tags(ident: Identity, when: dt.datetime, sign: int) -> bytes:
+    """The registration report's tags: the header and 1062, the registered tax systems."""
+    tags = header_tags(ident, 1, when, sign)
+    tags.append(tlv.byte(TAG_TAX_SYSTEMS, ident.tax_systems))
+    return tlv.join(tags)
+
+
+TAG_TAX_SYSTEMS = 1062  # [FFD] "системы налогообложения" of the registration report
 
 
 # --- persistence --------------------------------------------------------------------------
@@ -248,6 +346,11 @@ def _encode(value: Any) -> Any:
 def _decode(tp: Any, data: Any) -> Any:
     """A value of type `tp` from its JSON form."""
     origin = typing.get_origin(tp)
+    if origin is dict:
+        # Tape tags: already JSON, kept as read.
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, got {data!r}")
+        return dict(data)
     if origin in (types.UnionType, typing.Union):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if data is None else _decode(args[0], data)

@@ -1,15 +1,30 @@
-"""The paper tape: one JSON object per line in `<state>.journal.jsonl`, one per fiscal document.
+"""The paper tape: one JSON object per line in `<state>.journal.jsonl`, one per printed document.
 
-DESIGN §8 fixes the shape: `number`, `type` ("sell" | "sellReturn" | "buy" | "buyReturn" |
-"openShift" | "closeShift"), `datetime` (ISO), `fiscal_sign`, `total` (kopecks), `items`
-[{`name`, `price`, `quantity`, `sum`, `vat`}], `payments` [{`type`, `sum`}], `shift`.
+Shape of a line (DESIGN §8, extended):
+
+- `number`: the ФН's fiscal document number (FD); for a non-fiscal document (cash in or out)
+  the register's through document number instead ([GUIDE] p.33), which is another counter;
+- `type`: "sell" | "sellReturn" | "buy" | "buyReturn" | "openShift" | "closeShift" for fiscal
+  documents, "cashIn" | "cashOut" for 50h/51h;
+- `datetime` (ISO), `fiscal_sign` (0 for a non-fiscal document), `total` (kopecks),
+  `items` [{`name`, `price`, `quantity`, `sum`, `vat`, `tags`}], `payments` [{`type`, `sum`}],
+  `shift`;
+- `fiscal`: false for cash in and out, whose lines a count of fiscal documents must skip;
+- `printed`: false when table 17 field 7 («не печатать документ») suppressed the printout: the
+  document exists (in the ФН, or as a register document) but no paper came out;
+- `tags`: every tag of the document as the ФН archive holds it ([FFD] ФФД 1.2), items apart:
+  tag number as a string -> value by the tag's type (strings as text, money and counts as
+  integers in kopecks or units, FVLN quantities as numbers (0.455), UnixTime as ISO text, byte
+  flags as integers, STLVs as nested objects, unknown tags as hex); each item's `tags` are the
+  members of its STLV 1059, the FF4Dh tags of the item among them. A tag the host forgot to
+  send is missing here: that is the point of keeping them.
 
 Write order (with `state.save`): the state file is written first (the ФН has the document and
 `last_tape` holds its tape record), then the tape line is appended, then the answer goes out.
 A kill between the two leaves the tape one line short; `Tape.reconcile` appends the missing
 record when the emulator starts again, the way a real register finishes printing after power
 returns. A line cut off by a kill mid-write is dropped first. So, after start-up, the tape and
-the ФН hold exactly the same documents.
+the state hold exactly the same documents.
 """
 
 from __future__ import annotations
@@ -18,7 +33,7 @@ import datetime as dt
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +54,8 @@ class TapeItem:
     quantity: float
     sum: int  # kopecks
     vat: str  # ATOL tax name: vat20, vat10, vat0, none, vat120, vat110, ...
+    tags: dict[str, Any] = field(default_factory=dict)  # members of the item's STLV 1059
+    department: int = 1  # the register's department (section) of the line, FF46h
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +68,7 @@ class TapePayment:
 
 @dataclass(frozen=True, slots=True)
 class TapeRecord:
-    """What the register printed for one fiscal document."""
+    """What the register printed for one document."""
 
     number: int
     type: str
@@ -61,6 +78,14 @@ class TapeRecord:
     items: tuple[TapeItem, ...]
     payments: tuple[TapePayment, ...]
     shift: int
+    tags: dict[str, Any] = field(default_factory=dict)  # the document's tags, items apart
+    fiscal: bool = True  # False: a register document (cash in/out), numbered by its own counter
+    printed: bool = True  # False: table 17 field 7 suppressed the printout
+
+    @property
+    def key(self) -> tuple[bool, int]:
+        """What identifies the document: fiscal numbers and through numbers are two counters."""
+        return (self.fiscal, self.number)
 
     def to_json(self) -> dict[str, Any]:
         """The DESIGN §8 JSON object."""
@@ -77,11 +102,16 @@ class TapeRecord:
                     "quantity": i.quantity,
                     "sum": i.sum,
                     "vat": i.vat,
+                    "department": i.department,
+                    "tags": i.tags,
                 }
                 for i in self.items
             ],
             "payments": [{"type": p.type, "sum": p.sum} for p in self.payments],
             "shift": self.shift,
+            "fiscal": self.fiscal,
+            "printed": self.printed,
+            "tags": self.tags,
         }
 
     @classmethod
@@ -100,11 +130,16 @@ class TapeRecord:
                     float(i["quantity"]),
                     int(i["sum"]),
                     str(i["vat"]),
+                    dict(i.get("tags", {})),
+                    int(i.get("department", 1)),
                 )
                 for i in data["items"]
             ),
             payments=tuple(TapePayment(str(p["type"]), int(p["sum"])) for p in data["payments"]),
             shift=int(data["shift"]),
+            tags=dict(data.get("tags", {})),
+            fiscal=bool(data.get("fiscal", True)),
+            printed=bool(data.get("printed", True)),
         )
 
 
@@ -138,10 +173,11 @@ class Tape:
             f.flush()
             os.fsync(f.fileno())
 
-    def last_number(self) -> int:
-        """Number of the last complete record; 0 for an empty tape. Drops a torn last line."""
+    def last_key(self) -> tuple[bool, int] | None:
+        """`TapeRecord.key` of the last complete line, None for an empty tape. Drops a torn
+        last line."""
         if not self.path.exists():
-            return 0
+            return None
         with open(self.path, "rb+") as f:
             size = f.seek(0, os.SEEK_END)
             start = max(0, size - _TAIL_READ_BYTES)
@@ -160,23 +196,25 @@ class Tape:
                 tail = tail[:cut]
         lines = [ln for ln in tail.split(b"\n") if ln.strip()]
         if not lines:
-            return 0
-        return int(json.loads(lines[-1])["number"])
+            return None
+        last = json.loads(lines[-1])
+        return (bool(last.get("fiscal", True)), int(last["number"]))
 
     def reconcile(self, last: TapeRecord | None) -> bool:
         """Append `last` (the state's last printed document) if the tape stops short of it.
 
         Returns True when a record was appended.
         """
-        number = self.last_number()
-        if last is None or last.number <= number:
-            if last is not None and number > last.number:
-                _LOGGER.error(
-                    "Paper tape %s goes to document %d but the ФН only to %d: state file replaced?",
-                    self.path,
-                    number,
-                    last.number,
-                )
+        key = self.last_key()
+        if last is None or key == last.key:
+            return False
+        if key is not None and key[0] == last.fiscal and key[1] > last.number:
+            _LOGGER.error(
+                "Paper tape %s goes to document %d but the register only to %d: state replaced?",
+                self.path,
+                key[1],
+                last.number,
+            )
             return False
         _LOGGER.warning(
             "Paper tape stopped before document %d (power lost while printing); printing it now",

@@ -20,17 +20,17 @@ import asyncio
 import logging
 from typing import Protocol
 
-from gateway.registers.emulator.register import Emulator, Reply
-from gateway.registers.shtrih.framing import (
+from gateway.registers.emulator.framing import (
     ACK,
     NAK,
-    BadFrame,
-    Control,
-    Frame,
-    FrameDecoder,
-    Garbage,
-    encode_frame,
+    Corrupted,
+    Message,
+    Noise,
+    Receiver,
+    Signal,
+    frame,
 )
+from gateway.registers.emulator.register import Emulator, Reply
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,13 +70,13 @@ class DeviceLink:
 
     async def serve(self, channel: Channel) -> None:
         """Answer the host until the channel closes or the register loses power."""
-        decoder = FrameDecoder()
+        decoder = Receiver()
         while not self.power_cut.is_set():
             try:
-                async with asyncio.timeout(BYTE_TIMEOUT_S if decoder.in_frame else IDLE_READ_S):
+                async with asyncio.timeout(BYTE_TIMEOUT_S if decoder.in_message else IDLE_READ_S):
                     data = await channel.read()
             except TimeoutError:
-                if decoder.in_frame:
+                if decoder.in_message:
                     dropped = decoder.reset()
                     _LOGGER.debug("Dropped an incomplete frame: %s", dropped.hex())
                 continue
@@ -88,24 +88,24 @@ class DeviceLink:
                     return
 
     async def _event_received(
-        self, channel: Channel, event: Control | Frame | BadFrame | Garbage
+        self, channel: Channel, event: Signal | Message | Corrupted | Noise
     ) -> None:
         """React to one decoded event ([PROTO] p.8)."""
-        if event is Control.ENQ:
+        if event is Signal.ENQ:
             if self.pending is None:
                 await self._send(channel, bytes((NAK,)))
             else:
-                await self._send(channel, bytes((ACK,)) + encode_frame(self.pending.answer))
-        elif event is Control.ACK:
+                await self._send(channel, bytes((ACK,)) + frame(self.pending.answer))
+        elif event is Signal.ACK:
             self.pending = None
-        elif event is Control.NAK:
+        elif event is Signal.NAK:
             _LOGGER.debug("Host NAKed the answer; it stays pending until ENQ")
-        elif isinstance(event, BadFrame):
+        elif isinstance(event, Corrupted):
             _LOGGER.debug("Bad LRC on %s; NAK", event.body.hex())
             await self._send(channel, bytes((NAK,)))
-        elif isinstance(event, Frame):
+        elif isinstance(event, Message):
             await self._frame_received(channel, event.body)
-        # Garbage, such as the 0xFF after an ACK over TCP, is ignored.
+        # Noise, such as the 0xFF after an ACK over TCP, is ignored.
 
     async def _frame_received(self, channel: Channel, body: bytes) -> None:
         """ACK and execute a command frame, or answer a repeated one again."""
@@ -114,7 +114,7 @@ class DeviceLink:
                 "Repeated command %#x while its answer is pending: answer again",
                 self.pending.command,
             )
-            await self._send(channel, bytes((ACK,)) + encode_frame(self.pending.answer))
+            await self._send(channel, bytes((ACK,)) + frame(self.pending.answer))
             return
         self.pending = None
         await self._send(channel, bytes((ACK,)))
@@ -135,12 +135,12 @@ class DeviceLink:
                 "Fault: the answer to %#x is lost on the wire (still pending)", reply.command
             )
             return
-        frame = encode_frame(reply.answer)
+        out = frame(reply.answer)
         if faults.garbled:
             faults.garbled -= 1
-            frame = frame[:-2] + bytes((frame[-2] ^ 0x5A,)) + frame[-1:]
+            out = out[:-2] + bytes((out[-2] ^ 0x5A,)) + out[-1:]
             _LOGGER.warning("Fault: the answer to %#x goes out garbled", reply.command)
-        await self._send(channel, frame)
+        await self._send(channel, out)
 
     async def _send(self, channel: Channel, data: bytes) -> None:
         """Write bytes, slowly when slow_bytes is set, paced to the baud rate when pacing."""

@@ -37,6 +37,7 @@ class Cmd(enum.IntEnum):
 
     SHORT_STATUS = 0x10
     LONG_STATUS = 0x11
+    WRITE_TABLE = 0x1E
     SET_TIME = 0x21
     SET_DATE = 0x22
     CONFIRM_DATE = 0x23
@@ -54,15 +55,24 @@ class Cmd(enum.IntEnum):
     FN_EXPIRY = 0xFF03
     FN_VERSION = 0xFF04
     FN_CANCEL_DOCUMENT = 0xFF08
+    FN_REGISTRATION = 0xFF09
     FN_FIND_DOCUMENT = 0xFF0A
     FN_OPEN_SHIFT = 0xFF0B
     FN_SEND_TLV = 0xFF0C
     FN_OFD_STATUS = 0xFF39
+    FN_SHIFT_PARAMS = 0xFF40
+    FN_SEND_OPERATION_TLV = 0xFF4D
     FN_BEGIN_OPEN_SHIFT = 0xFF41
     FN_BEGIN_CLOSE_SHIFT = 0xFF42
     FN_CLOSE_SHIFT = 0xFF43
     FN_CLOSE_RECEIPT_V2 = 0xFF45
     FN_OPERATION_V2 = 0xFF46
+    READ_MONEY_REGISTER = 0x1A
+    READ_OPERATION_REGISTER = 0x1B
+    CASH_IN = 0x50
+    CASH_OUT = 0x51
+    FN_DOCUMENT_TLV = 0xFF3A
+    FN_READ_DOCUMENT_TLV = 0xFF3B
 
 
 def command_bytes(cmd: int) -> bytes:
@@ -1081,6 +1091,22 @@ class FnSendTlvAnswer(Answer):
 
 
 @dataclass(frozen=True, slots=True)
+class FnSendOperationTlvRequest(Request):
+    """FF4Dh TLV data bound to the last operation (FF46h) of the open receipt: item tags."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_SEND_OPERATION_TLV
+    LAYOUT: ClassVar[Layout] = (("tlv", _Rest(MAX_TLV_BLOCK)),)
+    tlv: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class FnSendOperationTlvAnswer(Answer):
+    """FF4Dh answer."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_SEND_OPERATION_TLV
+
+
+@dataclass(frozen=True, slots=True)
 class FnOfdStatusRequest(Request):
     """FF39h OFD exchange status."""
 
@@ -1188,6 +1214,81 @@ class FnOperationV2Answer(Answer):
     COMMAND: ClassVar[Cmd] = Cmd.FN_OPERATION_V2
 
 
+@dataclass(frozen=True, slots=True)
+class WriteTableRequest(Request):
+    """1Eh write one field of a settings table ([PROTO] 1Eh p.23): table, row(2), field, value."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.WRITE_TABLE
+    LAYOUT: ClassVar[Layout] = (
+        ("table", U8),
+        ("row", U16),
+        ("field", U8),
+        ("value", _Rest(40)),
+    )
+    table: int = 0
+    row: int = 0
+    field: int = 0
+    value: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTableAnswer(Answer):
+    """1Eh answer: only the error byte."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.WRITE_TABLE
+
+
+@dataclass(frozen=True, slots=True)
+class FnShiftParamsRequest(Request):
+    """FF40h current shift parameters ([PROTO] FF40h p.51)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_SHIFT_PARAMS
+
+
+@dataclass(frozen=True, slots=True)
+class FnShiftParams(Answer):
+    """FF40h answer: shift state(1), shift number(2), receipt number(2) ([PROTO] p.51)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_SHIFT_PARAMS
+    LAYOUT: ClassVar[Layout] = (
+        ("shift_open", _Bool()),
+        ("shift_number", U16),
+        ("receipt_number", U16),
+    )
+    shift_open: bool
+    shift_number: int
+    receipt_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnRegistrationRequest(Request):
+    """FF09h totals of the last registration ([PROTO] FF09h p.44)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_REGISTRATION
+
+
+@dataclass(frozen=True, slots=True)
+class FnRegistration(Answer):
+    """FF09h answer: date-time(5), ИНН(12), registration number(20), tax systems(1), work mode(1),
+    then fields that differ between ФФД versions ([PROTO] p.44–45), kept raw."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_REGISTRATION
+    LAYOUT: ClassVar[Layout] = (
+        ("datetime", _FnDateTime()),
+        ("inn", _Ascii(12)),
+        ("registration_number", _Ascii(20)),
+        ("tax_systems", U8),
+        ("work_mode", U8),
+        ("rest", _Rest()),
+    )
+    datetime: dt.datetime | None
+    inn: str
+    registration_number: str
+    tax_systems: int
+    work_mode: int
+    rest: bytes = b""
+
+
 # FF46h tax-rate byte: bits 01h 20%, 02h 10%, 04h 0%, 08h no VAT, 10h 20/120, 20h 10/110
 # ([PROTO] FF46h, pyshtrih); the 2025–2026 rates 81h–CCh follow the vendor's JavaPOS
 # (getVatCodeShtrih, February 2026; its Shtrih-Nano branch uses 90h/A0h for 22% and 22/122).
@@ -1244,6 +1345,128 @@ def decode_tlvs(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
+# --- cash in and out, registers, documents as TLV -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CashInRequest(Request):
+    """50h Внесение: password, sum(5) ([PROTO] 50h p.28, 10 bytes)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CASH_IN
+    LAYOUT: ClassVar[Layout] = (("amount", MONEY),)
+    amount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CashInAnswer(Answer):
+    """50h answer: operator, through document number(2) ([PROTO] 50h p.28, 5 bytes)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CASH_IN
+    LAYOUT: ClassVar[Layout] = (("operator", U8), ("document_number", U16))
+    operator: int = 30
+    document_number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CashOutRequest(Request):
+    """51h Выплата: password, sum(5) ([PROTO] 51h p.28, 10 bytes)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CASH_OUT
+    LAYOUT: ClassVar[Layout] = (("amount", MONEY),)
+    amount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CashOutAnswer(Answer):
+    """51h answer: operator, through document number(2) ([PROTO] 51h p.28, 5 bytes)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.CASH_OUT
+    LAYOUT: ClassVar[Layout] = (("operator", U8), ("document_number", U16))
+    operator: int = 30
+    document_number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyRegisterRequest(Request):
+    """1Ah Запрос денежного регистра: password, register number(1) ([PROTO] 1Ah p.22, 6 bytes).
+
+    [PROTO] also allows a 2-byte К-register number on some models; the registers the driver
+    reads are all below 256 ([GUIDE] pp.5–7), so only the 1-byte form is sent.
+    """
+
+    COMMAND: ClassVar[Cmd] = Cmd.READ_MONEY_REGISTER
+    LAYOUT: ClassVar[Layout] = (("register", U8),)
+    register: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyRegister(Answer):
+    """1Ah answer: operator, contents(6) in kopecks ([PROTO] 1Ah p.22, 9 bytes)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.READ_MONEY_REGISTER
+    LAYOUT: ClassVar[Layout] = (("operator", U8), ("value", _Int(6)))
+    operator: int
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRegisterRequest(Request):
+    """1Bh Запрос операционного регистра: password, register number(1) ([PROTO] 1Bh p.22)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.READ_OPERATION_REGISTER
+    LAYOUT: ClassVar[Layout] = (("register", U8),)
+    register: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRegister(Answer):
+    """1Bh answer: operator, contents(2) ([PROTO] 1Bh pp.22–23, 5 bytes)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.READ_OPERATION_REGISTER
+    LAYOUT: ClassVar[Layout] = (("operator", U8), ("value", U16))
+    operator: int
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnDocumentTlvRequest(Request):
+    """FF3Ah ask the ФН for a fiscal document as TLV: document number(4) ([PROTO] p.50)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_DOCUMENT_TLV
+    LAYOUT: ClassVar[Layout] = (("number", U32),)
+    number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FnDocumentTlv(Answer):
+    """FF3Ah answer: document type (its STLV tag, 2), document length (2) ([PROTO] p.50).
+
+    The `length` bytes of the document then come in FF3Bh blocks.
+    """
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_DOCUMENT_TLV
+    LAYOUT: ClassVar[Layout] = (("document_type", U16), ("length", U16))
+    document_type: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnReadDocumentTlvRequest(Request):
+    """FF3Bh read the next TLV block of the document asked for by FF3Ah ([PROTO] p.50)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_READ_DOCUMENT_TLV
+
+
+@dataclass(frozen=True, slots=True)
+class FnDocumentTlvBlock(Answer):
+    """FF3Bh answer: TLV data (N bytes) ([PROTO] p.50, 3+N bytes)."""
+
+    COMMAND: ClassVar[Cmd] = Cmd.FN_READ_DOCUMENT_TLV
+    # A frame carries at most 255 bytes: FF 3B and the error byte leave 252 for data.
+    LAYOUT: ClassVar[Layout] = (("tlv", _Rest(252)),)
+    tlv: bytes = b""
+
+
 # --- dispatch -------------------------------------------------------------------------------------
 
 A = TypeVar("A", bound=Answer)
@@ -1277,9 +1500,19 @@ _REQUESTS: Mapping[int, type[Request]] = MappingProxyType(
             FnBeginCloseShiftRequest,
             FnCloseShiftRequest,
             FnSendTlvRequest,
+            FnSendOperationTlvRequest,
             FnOfdStatusRequest,
+            FnShiftParamsRequest,
+            FnRegistrationRequest,
+            WriteTableRequest,
             FnCloseReceiptV2Request,
             FnOperationV2Request,
+            CashInRequest,
+            CashOutRequest,
+            MoneyRegisterRequest,
+            OperationRegisterRequest,
+            FnDocumentTlvRequest,
+            FnReadDocumentTlvRequest,
         )
     }
 )

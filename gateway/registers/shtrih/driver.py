@@ -12,9 +12,9 @@ import logging
 from typing import TypeVar
 
 from gateway import fiscal
-from gateway.errors import DeviceError, NotConnected
+from gateway.errors import DeviceError, NotConnected, ProtocolError
 from gateway.registers import serial_port
-from gateway.registers.shtrih import codec
+from gateway.registers.shtrih import codec, counters, tags
 from gateway.registers.shtrih.link import ShtrihLink
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ FLAG_RECEIPT_ROLL = 1 << 1
 FLAG_RECEIPT_OPTICAL = 1 << 7
 FLAG_COVER_OPEN = 1 << 10
 
-# FF45h payment slots: 1 cash, 2..13 electronic, 14 prepayment, 15 credit, 16 counter-provision.
+# FF45h payment sums 1..16 ([PROTO] FF45h p.52): 1 cash; 2–13 go to the OFD as electronic;
+# 14 prepayment; 15 credit (постоплата); 16 counter-provision (встречное представление).
 _PAYMENT_SLOT = {
     fiscal.PaymentType.CASH: 0,
     fiscal.PaymentType.ELECTRONICALLY: 1,
@@ -47,19 +48,19 @@ _PAYMENT_SLOT = {
     fiscal.PaymentType.CREDIT: 14,
     fiscal.PaymentType.OTHER: 15,
 }
-# FF45h tax sums 1..6: 20 %, 10 %, 0 %, no VAT, 20/120, 10/110. In tax mode 0 the register
-# computes them itself; the sums are sent for registers set to take them from the host.
+# FF45h six tax fields ([PROTO] FF45h p.52): tax 1 (20 %, printed "18%"), tax 2 (10 %), the
+# TURNOVER at 0 % (slot 3) and without VAT (slot 4), tax 5 (20/120), tax 6 (10/110). In tax
+# mode 0 the register computes them itself; they are sent right for registers in mode 1.
 _TAX_SLOT = {
     fiscal.Vat.VAT20: 0,
     fiscal.Vat.VAT10: 1,
-    fiscal.Vat.VAT0: 2,
-    fiscal.Vat.NONE: 3,
     fiscal.Vat.VAT120: 4,
     fiscal.Vat.VAT110: 5,
 }
-TAG_BUYER_CONTACT = 1008
-TAG_CASHIER = 1021
-TAG_CASHIER_INN = 1203
+_TURNOVER_SLOT = {fiscal.Vat.VAT0: 2, fiscal.Vat.NONE: 3}
+# Table 17 «Региональные настройки», row 1, field 7 «не печатать документ» ([GUIDE] p.59).
+_TABLE_REGIONAL = 17
+_FIELD_NO_PRINT = 7
 
 _FN_WARNING_BITS = {
     0: fiscal.FnWarning.REPLACE_URGENTLY,
@@ -80,14 +81,18 @@ class ShtrihRegister:
         *,
         baudrate: int = 115200,
         password: int = 30,
-        default_taxation: fiscal.TaxationType = fiscal.TaxationType.OSN,
+        answer_timeout_s: float | None = None,
+        print_timeout_s: float | None = None,
+        report_timeout_s: float | None = None,
     ) -> None:
+        """Timeouts left None take this module's defaults when a command is sent."""
         self._port = port
         self._baudrate = baudrate
         self._password = password
-        self._default_taxation = default_taxation
+        self._timeouts = (answer_timeout_s, print_timeout_s, report_timeout_s)
         self._link: ShtrihLink | None = None
         self._fn_number = ""
+        self._registration_number = ""
 
     def __repr__(self) -> str:
         return f"ShtrihRegister(port={self._port!r}, connected={self.connected})"
@@ -125,12 +130,24 @@ class ShtrihRegister:
             await self.close()
             raise
         self._fn_number = fn.number
+        self._registration_number = await self._read_registration_number()
         _LOGGER.info(
             "Register on %s answers; ФН %s, last document %d",
             self._port,
             fn.number,
             fn.last_document_number,
         )
+
+    async def _read_registration_number(self) -> str:
+        """The registration number (РН ККТ) of the last registration, FF09h; "" before one."""
+        try:
+            reg = await self._call(
+                codec.FnRegistrationRequest(password=self._password), codec.FnRegistration
+            )
+        except DeviceError as err:
+            _LOGGER.warning("Could not read the registration number: %s", err)
+            return ""
+        return reg.registration_number.strip()
 
     async def close(self) -> None:
         """Close the link (an exchange on the wire finishes first)."""
@@ -140,27 +157,38 @@ class ShtrihRegister:
 
     # --- plumbing ----------------------------------------------------------------------
 
+    @property
+    def _answer_timeout_s(self) -> float:
+        return self._timeouts[0] or QUERY_TIMEOUT_S
+
+    @property
+    def _print_timeout_s(self) -> float:
+        return self._timeouts[1] or PRINT_TIMEOUT_S
+
+    @property
+    def _report_timeout_s(self) -> float:
+        return self._timeouts[2] or REPORT_TIMEOUT_S
+
     async def _call(
-        self, request: codec.Request, answer_cls: type[A], timeout_s: float = QUERY_TIMEOUT_S
+        self, request: codec.Request, answer_cls: type[A], timeout_s: float | None = None
     ) -> A:
+        """One command; `timeout_s` defaults to the answer timeout of a query."""
         link = self._link
         if link is None or not link.connected:
             raise NotConnected(f"register on {self._port} is not connected")
-        body = await link.request(codec.encode_request(request), timeout_s=timeout_s)
+        body = await link.request(
+            codec.encode_request(request), timeout_s=timeout_s or self._answer_timeout_s
+        )
         return codec.decode_answer(body, answer_cls)
 
-    async def _send_tlv(self, tag: int, value: str) -> None:
-        tlv = codec.tlv_str(tag, value)
+    async def _send_tlv(self, tlv: bytes) -> None:
         await self._call(
             codec.FnSendTlvRequest(password=self._password, tlv=tlv), codec.FnSendTlvAnswer
         )
 
     async def _send_operator(self, operator: fiscal.Operator | None) -> None:
-        if operator is None:
-            return
-        await self._send_tlv(TAG_CASHIER, operator.name)
-        if operator.vatin:
-            await self._send_tlv(TAG_CASHIER_INN, operator.vatin)
+        for tlv in tags.operator_tags(operator):
+            await self._send_tlv(tlv)
 
     # --- identity and state ------------------------------------------------------------
 
@@ -200,6 +228,7 @@ class ShtrihRegister:
             warnings=warnings,
             last_document_number=fn.last_document_number,
             last_document_datetime=fn.last_document_datetime,
+            registration_number=self._registration_number,
         )
 
     async def fn_expiry(self) -> dt.date | None:
@@ -217,13 +246,15 @@ class ShtrihRegister:
         )
 
     async def shift_info(self) -> fiscal.ShiftInfo:
-        """Shift state from the mode; the open shift's number is the last closed one + 1."""
+        """Shift state from the mode (11h); number and receipt count from the ФН (FF40h)."""
         st = await self._long_status()
         state = _shift_state(st.mode & 0x0F)
-        if state is fiscal.ShiftState.CLOSED and (st.mode & 0x0F) == MODE_DOCUMENT_OPEN:
-            state = fiscal.ShiftState.OPENED
-        number = st.last_shift + 1 if state is not fiscal.ShiftState.CLOSED else st.last_shift
-        return fiscal.ShiftInfo(state=state, number=number)
+        params = await self._call(
+            codec.FnShiftParamsRequest(password=self._password), codec.FnShiftParams
+        )
+        return fiscal.ShiftInfo(
+            state=state, number=params.shift_number, receipts=params.receipt_number
+        )
 
     # --- shifts and reports ------------------------------------------------------------
 
@@ -236,7 +267,7 @@ class ShtrihRegister:
         done = await self._call(
             codec.FnOpenShiftRequest(password=self._password),
             codec.FnOpenShiftAnswer,
-            PRINT_TIMEOUT_S,
+            self._print_timeout_s,
         )
         return await self._result(done.document_number, done.fiscal_sign, shift=done.shift_number)
 
@@ -249,14 +280,16 @@ class ShtrihRegister:
         done = await self._call(
             codec.FnCloseShiftRequest(password=self._password),
             codec.FnCloseShiftAnswer,
-            REPORT_TIMEOUT_S,
+            self._report_timeout_s,
         )
         return await self._result(done.document_number, done.fiscal_sign, shift=done.shift_number)
 
     async def x_report(self) -> None:
         """40h: shift totals on paper, no fiscal document."""
         await self._call(
-            codec.XReportRequest(password=self._password), codec.XReportAnswer, REPORT_TIMEOUT_S
+            codec.XReportRequest(password=self._password),
+            codec.XReportAnswer,
+            self._report_timeout_s,
         )
 
     async def _result(
@@ -267,6 +300,7 @@ class ShtrihRegister:
         shift: int | None = None,
         total: int | None = None,
         when: dt.datetime | None = None,
+        receipt_number: int | None = None,
     ) -> fiscal.FiscalResult:
         if when is None:
             when = (await self.fn_status()).last_document_datetime
@@ -275,16 +309,25 @@ class ShtrihRegister:
             fiscal_sign=sign,
             datetime=when,
             fn_number=self._fn_number,
+            registration_number=self._registration_number,
             shift_number=shift,
+            receipt_number=receipt_number,
             total=total,
         )
 
     # --- receipts ----------------------------------------------------------------------
 
     async def print_receipt(self, receipt: fiscal.Receipt) -> fiscal.FiscalResult:
-        """FF46h per line, FF0Ch TLVs, FF45h. A refusal before FF45h cancels the receipt."""
+        """FF46h per line with its FF4Dh tags, FF0Ch document tags, [1Eh no print], FF45h.
+
+        A refusal before FF45h cancels the receipt. `receipt.taxation` must be set: the worker
+        fills in the box's configured system, so the register never guesses one.
+        """
+        if receipt.taxation is None:
+            raise ValueError("the receipt has no taxation system")
         try:
             for line in fiscal.receipt_lines(receipt.items):
+                item = line.item
                 await self._call(
                     codec.FnOperationV2Request(
                         password=self._password,
@@ -292,41 +335,39 @@ class ShtrihRegister:
                         quantity=line.quantity,
                         price=line.price,
                         amount=line.amount,
-                        tax_amount=None,
-                        tax_rate=codec.VAT_TO_TAX_RATE[line.item.vat],
-                        department=line.item.department,
-                        payment_method=int(line.item.payment_method),
-                        payment_object=line.item.payment_object,
-                        name=line.item.name,
+                        tax_amount=_line_tax(line),
+                        tax_rate=codec.VAT_TO_TAX_RATE[item.vat],
+                        department=item.department,
+                        payment_method=int(item.payment_method),
+                        payment_object=item.payment_object,
+                        name=item.name,
                     ),
                     codec.FnOperationV2Answer,
                 )
-            if receipt.client_contact:
-                await self._send_tlv(TAG_BUYER_CONTACT, receipt.client_contact)
-            await self._send_operator(receipt.operator)
+                for tlv in tags.item_tags(item):
+                    await self._call(
+                        codec.FnSendOperationTlvRequest(password=self._password, tlv=tlv),
+                        codec.FnSendOperationTlvAnswer,
+                    )
+            for tlv in tags.receipt_tags(receipt):
+                await self._send_tlv(tlv)
+            if receipt.electronically:
+                await self._skip_printing(True)
         except DeviceError:
             # The register refused a line: nothing was fiscalised, so the open receipt goes.
-            await self._cancel_quietly()
+            await self._cancel_quietly(receipt.electronically)
             raise
-        payments = [0] * 16
-        for payment in receipt.payments:
-            payments[_PAYMENT_SLOT[payment.type]] += payment.sum
-        taxes = [0] * 6
-        for vat, tax in receipt.vat_sums().items():
-            if vat in _TAX_SLOT:
-                taxes[_TAX_SLOT[vat]] += tax
-        taxation = receipt.taxation or self._default_taxation
         close = self._call(
             codec.FnCloseReceiptV2Request(
                 password=self._password,
-                payments=tuple(payments),
+                payments=_payment_sums(receipt),
                 rounding=0,
-                taxes=tuple(taxes),
-                tax_system=int(taxation),
+                taxes=_tax_sums(receipt),
+                tax_system=int(receipt.taxation),
                 text="",
             ),
             codec.FnCloseReceiptV2Answer,
-            PRINT_TIMEOUT_S,
+            self._print_timeout_s,
         )
         try:
             closed = await close
@@ -334,15 +375,41 @@ class ShtrihRegister:
             # A refusal of FF45h (e.g. payments below total) leaves the receipt open and
             # unfiscalised. Transient states (paper) may have closed it: the caller reconciles.
             if not err.transient:
-                await self._cancel_quietly()
+                await self._cancel_quietly(receipt.electronically)
             raise
+        shift = await self._call(
+            codec.FnShiftParamsRequest(password=self._password), codec.FnShiftParams
+        )
         return await self._result(
-            closed.document_number, closed.fiscal_sign, total=receipt.total, when=closed.datetime
+            closed.document_number,
+            closed.fiscal_sign,
+            total=receipt.total,
+            when=closed.datetime,
+            shift=shift.shift_number,
+            receipt_number=shift.receipt_number,
         )
 
-    async def _cancel_quietly(self) -> None:
+    async def _skip_printing(self, skip: bool) -> None:
+        """Table 17 field 7 «не печатать документ»: 1 = do not print the current document, the
+        register sets it back to 0 by itself after it ([GUIDE] p.62)."""
+        await self._call(
+            codec.WriteTableRequest(
+                password=self._password,
+                table=_TABLE_REGIONAL,
+                row=1,
+                field=_FIELD_NO_PRINT,
+                value=bytes((1 if skip else 0,)),
+            ),
+            codec.WriteTableAnswer,
+        )
+
+    async def _cancel_quietly(self, printing_skipped: bool = False) -> None:
         try:
             await self.cancel_receipt()
+            if printing_skipped:
+                # Whether a cancelled document used up "do not print one document" is not
+                # documented: switch it off so the next receipt is printed.
+                await self._skip_printing(False)
         except DeviceError as err:
             _LOGGER.warning("Could not cancel the open receipt: %s", err)
 
@@ -374,7 +441,7 @@ class ShtrihRegister:
         await self._call(
             codec.ContinuePrintRequest(password=self._password),
             codec.ContinuePrintAnswer,
-            PRINT_TIMEOUT_S,
+            self._print_timeout_s,
         )
 
     # --- clock -------------------------------------------------------------------------
@@ -405,7 +472,7 @@ class ShtrihRegister:
         link = self._link
         if link is None or not link.connected:
             raise NotConnected(f"register on {self._port} is not connected")
-        pending = await link.probe_pending(timeout_s=QUERY_TIMEOUT_S)
+        pending = await link.probe_pending(timeout_s=self._answer_timeout_s)
         if pending is not None:
             _LOGGER.warning("Collected a pending answer during recovery: %s", pending.hex())
         status = await self.status()
@@ -413,6 +480,100 @@ class ShtrihRegister:
             await self.continue_print()
             status = await self.status()
         return status
+
+    # --- cash in and out, counters, documents as TLV -----------------------------------
+
+    async def cash_operation(
+        self,
+        direction: fiscal.CashDirection,
+        amount: int,
+        operator: fiscal.Operator | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> fiscal.CashResult:
+        """50h (внесение) or 51h (выплата) of `amount` kopecks; the time from 11h.
+
+        [PROTO] 50h/51h p.28 make a non-fiscal document with no ФН document to attach TLVs
+        to, so the cashier is not sent: the register prints its own operator's name. The
+        register keeps no client id: `request_id` is unused, and the caller reconciles by the
+        cash-in/cash-out counts of `shift_totals`.
+        """
+        del request_id
+        if amount <= 0:
+            raise ValueError(f"a cash operation needs a positive amount, not {amount}")
+        if operator is not None:
+            _LOGGER.debug("%s: 50h/51h take no cashier, %s is not sent", direction, operator.name)
+        done: codec.CashInAnswer | codec.CashOutAnswer
+        if direction is fiscal.CashDirection.IN:
+            done = await self._call(
+                codec.CashInRequest(password=self._password, amount=amount),
+                codec.CashInAnswer,
+                self._print_timeout_s,
+            )
+        else:
+            done = await self._call(
+                codec.CashOutRequest(password=self._password, amount=amount),
+                codec.CashOutAnswer,
+                self._print_timeout_s,
+            )
+        when: dt.datetime | None
+        try:
+            st = await self._long_status()
+        except DeviceError as err:
+            _LOGGER.warning("Cash %s done, but the clock could not be read: %s", direction, err)
+            when = None
+        else:
+            when = dt.datetime.combine(st.date, st.time)
+        return fiscal.CashResult(document_number=done.document_number, datetime=when)
+
+    async def shift_totals(self) -> fiscal.ShiftTotals:
+        """The shift's counters: the shift number from 11h, then 1Ah and 1Bh per register
+        (27 short queries in all). With the shift closed they are those of the last shift,
+        as far as the register keeps them after its Z report.
+
+        Which registers mean what, and what they cannot tell, is in `counters`.
+        """
+        shift = await self.shift_info()
+        money: dict[int, int] = {}
+        for number in counters.money_registers():
+            reg = await self._call(
+                codec.MoneyRegisterRequest(password=self._password, register=number),
+                codec.MoneyRegister,
+            )
+            money[number] = reg.value
+        counts: dict[int, int] = {}
+        for number in counters.operation_registers():
+            op = await self._call(
+                codec.OperationRegisterRequest(password=self._password, register=number),
+                codec.OperationRegister,
+            )
+            counts[number] = op.value
+        return counters.shift_totals(money, counts, shift.number)
+
+    async def document_tags(self, number: int) -> list[tuple[int, bytes]]:
+        """Document `number` from the ФН archive as TLVs: FF3Ah, then FF3Bh until its length
+        is read ([PROTO] p.50). STLVs (items, buyer) stay packed in their values."""
+        head = await self._call(
+            codec.FnDocumentTlvRequest(password=self._password, number=number),
+            codec.FnDocumentTlv,
+        )
+        data = bytearray()
+        while len(data) < head.length:
+            block = await self._call(
+                codec.FnReadDocumentTlvRequest(password=self._password),
+                codec.FnDocumentTlvBlock,
+            )
+            if not block.tlv:
+                raise ProtocolError(
+                    f"document {number}: FF3Bh gave no data after {len(data)} of "
+                    f"{head.length} bytes"
+                )
+            data += block.tlv
+        if len(data) != head.length:
+            raise ProtocolError(
+                f"document {number}: read {len(data)} bytes, FF3Ah announced {head.length}"
+            )
+        return codec.decode_tlvs(bytes(data))
 
 
 def _shift_state(mode: int) -> fiscal.ShiftState:
@@ -440,3 +601,32 @@ def _status_from(
         shift_number=last_shift + 1 if shift is not fiscal.ShiftState.CLOSED else last_shift,
         raw_mode=raw_mode,
     )
+
+
+def _payment_sums(receipt: fiscal.Receipt) -> tuple[int, ...]:
+    payments = [0] * 16
+    for payment in receipt.payments:
+        payments[_PAYMENT_SLOT[payment.type]] += payment.sum
+    return tuple(payments)
+
+
+def _tax_sums(receipt: fiscal.Receipt) -> tuple[int, ...]:
+    taxes = [0] * 6
+    turnover: dict[fiscal.Vat, int] = {}
+    for item in receipt.items:
+        turnover[item.vat] = turnover.get(item.vat, 0) + item.amount
+    for vat, tax in receipt.vat_sums().items():
+        if vat in _TAX_SLOT:
+            taxes[_TAX_SLOT[vat]] += tax
+    for vat, slot in _TURNOVER_SLOT.items():
+        taxes[slot] = turnover.get(vat, 0)
+    return tuple(taxes)
+
+
+def _line_tax(line: fiscal.PrintLine) -> int | None:
+    """The client's own VAT of a line (tag 1200), when it gave one; None lets the register
+    compute it. A line printed in two parts sends none: each part's VAT follows its amount."""
+    item = line.item
+    if item.tax_sum is None or line.amount != item.amount:
+        return None
+    return item.tax_sum

@@ -1,13 +1,17 @@
 """Вчасно.Каса software РРО behind the `Register` protocol, over `POST fiscal/execute`.
 
-One call, many tasks: 0 open shift, 1 sale, 2 return, 10 X report, 11 Z report, 18 status,
-22 repeat the last document. Header `Authorization: <token>` (no "Bearer"). An answer with
-`res != 0` is a refusal (`errortxt` says why).
+One call, many tasks ([VCHASNO]): 0 open shift, 1 sale, 2 return, 3 / 4 cash in / out,
+10 X report, 11 Z report, 18 status, 22 the last document. Header `Authorization: <token>`
+(no "Bearer"). An answer with `res != 0` is a refusal (`errortxt` says why).
 
 Duplicate-safe recovery (the API has no idempotency key), the worker's N0 rule (DESIGN §4)
 with the device's local document numbers:
-  1. Before a fiscal task the worker journals N0 = `docno` of the last document (task 22;
-     0 when the device has none). Local numbers run on over every document of the ПРРО.
+  1. Before a fiscal task the worker journals N0 = `docno` of the last document (task 22).
+     It is 0 only when the device provably has none: task 22 answers no document, or
+     refuses, while the status (task 18) shows no shift ever opened and no receipt made.
+     Any other refusal — a 429, a 5xx, a timeout, an unexpected body — is an error to retry
+     later, never 0 (a wrong 0 once re-sent a lost sale). Local numbers run on over every
+     document of the ПРРО.
   2. After an ambiguous failure (timeout, 5xx, lost connection) the driver sends nothing;
      the worker reads the last document again:
      - `docno` == N0: nothing was made — sending again cannot sell twice;
@@ -17,6 +21,11 @@ with the device's local document numbers:
        or sum): the job is blocked for a person — never a second sale on a guess.
 The fields `doctype`, `sum` and `dt` in task 22's `info`, and `shift_dt` in task 18's, are
 our reading of the docs; without them recovery blocks instead of guessing (docs/ukraine.md).
+
+Cash in / out (tasks 3 / 4) have no counter the worker could use as N0, so the driver proves
+them itself by the same rule: it reads the last document before sending, and after a lost
+answer reads it again — the same number means nothing was made, the next number with the
+same kind and sum is ours, anything else raises `OutcomeUnproven` for a person.
 """
 
 from __future__ import annotations
@@ -25,10 +34,10 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from gateway import __version__, fiscal
-from gateway.errors import LinkError
+from gateway.errors import LinkError, NoAnswer, OutcomeUnproven, RegisterError
 from gateway.registers.checkbox import offline
 from gateway.registers.cloud_http import CloudApiError, CloudHttp, CredentialsRejected
 from gateway.registers.vchasno import payload
@@ -41,6 +50,9 @@ API_VERSION = 6
 
 class VchasnoRegister:
     """One Вчасно.Каса device (its token)."""
+
+    # Optional receipt data it sends: the contact as `userinfo`, the cashier as `cashier`.
+    CARRIES: ClassVar[frozenset[str]] = frozenset({"clientInfo.emailOrPhone", "operator"})
 
     def __init__(
         self,
@@ -100,14 +112,23 @@ class VchasnoRegister:
     # --- calls -----------------------------------------------------------------------------
 
     async def _execute(
-        self, task: int, *, receipt: dict[str, Any] | None = None, tag: str = "", cashier: str = ""
+        self,
+        task: int,
+        *,
+        receipt: dict[str, Any] | None = None,
+        cash: dict[str, Any] | None = None,
+        userinfo: dict[str, str] | None = None,
+        tag: str = "",
+        cashier: str = "",
     ) -> dict[str, Any]:
         fiscal_part: dict[str, Any] = {"task": task}
         if cashier:
             fiscal_part["cashier"] = cashier
         if receipt is not None:
             fiscal_part["receipt"] = receipt
-        body = {
+        if cash is not None:
+            fiscal_part["cash"] = cash
+        body: dict[str, Any] = {
             "ver": API_VERSION,
             "source": f"fiscal-gateway/{__version__}",
             "device": self._device,
@@ -115,6 +136,8 @@ class VchasnoRegister:
             "type": 1,
             "fiscal": fiscal_part,
         }
+        if userinfo is not None:
+            body["userinfo"] = userinfo
         try:
             reply = await self._http.request("POST", "fiscal/execute", body=body)
         except CredentialsRejected as err:
@@ -125,7 +148,10 @@ class VchasnoRegister:
         except LinkError:
             self._connected = False
             raise
-        answer = reply.body if isinstance(reply.body, dict) else {}
+        answer = reply.body
+        if not isinstance(answer, dict) or "res" not in answer:
+            # Went out and came back unreadable: whatever the device did is unknown.
+            raise NoAnswer(f"vchasno: task {task} answered without `res`", command_sent=True)
         res = answer.get("res")
         if res not in (0, "0"):
             raise CloudApiError(
@@ -143,10 +169,30 @@ class VchasnoRegister:
         return info
 
     async def _last_document(self) -> dict[str, Any] | None:
+        """The last document (task 22); None only when the device provably has none."""
         try:
-            return await self._execute(payload.TASK_LAST_DOCUMENT)
-        except CloudApiError:
-            return None  # a device without documents yet
+            info = await self._execute(payload.TASK_LAST_DOCUMENT)
+        except CloudApiError as err:
+            if err.transient:
+                raise  # e.g. HTTP 429: not an answer at all
+            refusal = err.message
+        else:
+            if payload.to_int(info.get("docno")) > 0:
+                return info
+            refusal = "an answer without a document number"
+        # What task 22 answers on an empty device is not documented [VCHASNO]: only the
+        # status can prove there is nothing.
+        status = await self._status()
+        if _never_made_a_document(status):
+            return None
+        raise CloudApiError(
+            0,
+            "last_document",
+            f"the last document cannot be read ({refusal}) though the device has documents",
+            path="fiscal/execute task 22",
+            hint="retried later; the job waits rather than guess",
+            transient=True,
+        )
 
     # --- state -----------------------------------------------------------------------------
 
@@ -264,6 +310,7 @@ class VchasnoRegister:
         info = await self._execute(
             task,
             receipt=body,
+            userinfo=payload.userinfo(receipt.client_contact),
             tag=receipt.request_id or receipt.job_id or "",
             cashier=_name(receipt.operator),
         )
@@ -271,6 +318,65 @@ class VchasnoRegister:
             self._offline_docs += 1
             self._observe_online(False)
         return payload.fiscal_result(info, total=receipt.total, fiscal_number=self._fiscal_number)
+
+    async def cash_operation(
+        self,
+        direction: fiscal.CashDirection,
+        amount: int,
+        operator: fiscal.Operator | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> fiscal.CashResult:
+        """Task 3 (in) or 4 (out), proven by the last document when the answer is lost."""
+        task = payload.CASH_TASKS[direction]
+        cash = payload.cash_body(amount)
+        before = await self._last_document()
+        n0 = payload.to_int(before.get("docno")) if before else 0
+        try:
+            info = await self._execute(
+                task, cash=cash, tag=request_id or "", cashier=_name(operator)
+            )
+        except NoAnswer as err:
+            if not err.command_sent:
+                raise
+            return await self._prove_cash(task, amount, n0, err)
+        return payload.cash_result(info)
+
+    async def _prove_cash(
+        self, task: int, amount: int, n0: int, lost: NoAnswer
+    ) -> fiscal.CashResult:
+        try:
+            last = await self._last_document()
+        except RegisterError as err:
+            raise OutcomeUnproven(
+                f"vchasno: the answer to cash task {task} was lost ({lost.message}) and the "
+                f"device could not be asked what it made ({err.message}); check its last "
+                "document and resolve the job"
+            ) from err
+        number = payload.to_int(last.get("docno")) if last else 0
+        if number == n0:
+            raise NoAnswer(
+                f"vchasno: cash task {task} was not made (last document still {n0})",
+                command_sent=False,
+            )
+        if last is not None and number == n0 + 1 and payload.is_cash_document(last, task, amount):
+            _LOGGER.warning("Вчасно.Каса: cash task %d was made (answer was lost)", task)
+            return payload.cash_result(last, recovered=True)
+        raise OutcomeUnproven(
+            f"vchasno: the answer to cash task {task} was lost and document {n0 + 1} does not "
+            f"prove it ({number - n0} documents since); check the device and resolve the job"
+        )
+
+    async def shift_totals(self) -> fiscal.ShiftTotals:
+        """Sums from the X report (task 10), receipt counts from the status (task 18)."""
+        status = await self._status()
+        z_no = int(status.get("last_z_no") or 0)
+        if not self._shift_open(status):
+            return fiscal.ShiftTotals(
+                z_no or None, {kind: fiscal.OperationTotals() for kind in fiscal.ReceiptType}
+            )
+        report = await self._execute(payload.TASK_X_REPORT)
+        return payload.x_report_totals(report, status, z_no + 1)
 
     async def cancel_receipt(self) -> None:
         """A receipt is one call: never left open."""
@@ -339,3 +445,14 @@ class VchasnoRegister:
 
 def _name(operator: fiscal.Operator | None) -> str:
     return operator.name if operator is not None else ""
+
+
+def _never_made_a_document(status: Mapping[str, Any]) -> bool:
+    """The status proves the device has no document: no shift open or ever closed, no receipt.
+
+    Counters the answer lacks prove nothing.
+    """
+    counters = ("shift_status", "last_z_no", "last_receipt_no", "last_back_no")
+    if any(status.get(key) is None for key in counters):
+        return False
+    return all(payload.to_int(status.get(key), default=-1) == 0 for key in counters)

@@ -3,10 +3,18 @@
 Choices (also in docs/ukraine.md):
 - Money in the API is hryvnias with 2 decimals; quantities (`cnt`) have at most 3 decimals.
 - A line's `disc` is price×quantity − amount (negative for the allowed 1 kopeck markup).
-- Tax groups (`taxgrp`) are the device's letters as numbers; the default table below is the
-  usual setup (1 = А ПДВ 20 %, 2 = Б ПДВ 7 %, 3 = В ПДВ 0 %, 4 = Г без ПДВ) and
-  configuration may replace it. A rate with no group is an error naming it.
+- Tax groups (`taxgrp`): the default table is the vendor's ([VCHASNO] tax groups, which the
+  public clients Kasa.Vchasno `DefaultVchasnoTaxGroups`, the WooCommerce plugin and the
+  Delphi client agree on): 1 ПДВ 20 %, 2 без ПДВ, 3 ПДВ 20 % + акциз 5 %, 4 ПДВ 7 %,
+  5 ПДВ 0 %, 6 без ПДВ + акциз, 7 не об'єкт ПДВ, 8 ПДВ 20 % + ПФ 7.5 %, 9 ПДВ 14 %.
+  Our rates map to 1 (vat20), 2 (none), 4 (vat7) and 5 (vat0); a shop may set its device up
+  differently, so `register.tax_groups` replaces the table. A rate with no group is refused
+  naming the rate and that key.
 - Payments: cash -> 0, electronically -> 2 (card); `change` is given on the cash line.
+- The buyer's e-mail or phone goes to `userinfo` ([VCHASNO] Postman examples).
+- Cash in / out are tasks 3 / 4 with `fiscal.cash {type: 0, sum}` ([VCHASNO] Device Manager).
+- The X report (task 10) answers `safe` (cash in the drawer), `pays` (receipts by payment
+  type: `sum_p` sales, `sum_m` returns) and `money` (cash in `sum_p`, out `sum_m`).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from gateway.errors import DeviceError, NoAnswer
 TASK_OPEN_SHIFT = 0
 TASK_SALE = 1
 TASK_RETURN = 2
+TASK_CASH_IN = 3
+TASK_CASH_OUT = 4
 TASK_X_REPORT = 10
 TASK_Z_REPORT = 11
 TASK_STATUS = 18
@@ -34,11 +44,21 @@ PAYMENT_TYPES: Mapping[fiscal.PaymentType, int] = {
     fiscal.PaymentType.ELECTRONICALLY: PAY_CARD,
 }
 
+TAX_GROUPS_KEY = "register.tax_groups"
+# [VCHASNO] tax groups; 3, 6, 7, 8 (excise, "not a VAT object", pension levy) and 9 (14 %)
+# have no rate of ours.
 DEFAULT_TAX_GROUPS: Mapping[fiscal.Vat, int] = {
     fiscal.Vat.VAT20: 1,
-    fiscal.Vat.VAT7: 2,
-    fiscal.Vat.VAT0: 3,
-    fiscal.Vat.NONE: 4,
+    fiscal.Vat.NONE: 2,
+    fiscal.Vat.VAT7: 4,
+    fiscal.Vat.VAT0: 5,
+}
+FROM_PAY_TYPES: Mapping[int, fiscal.PaymentType] = {
+    PAY_CASH: fiscal.PaymentType.CASH,
+    1: fiscal.PaymentType.ELECTRONICALLY,  # безготівка
+    PAY_CARD: fiscal.PaymentType.ELECTRONICALLY,
+    3: fiscal.PaymentType.PREPAID,
+    5: fiscal.PaymentType.CREDIT,
 }
 
 # Document kinds by the task that makes them -> the worker's ФФД-style document types.
@@ -47,6 +67,10 @@ DOC_TYPES: Mapping[int, int] = {
     TASK_SALE: fiscal.DOC_TYPE_RECEIPT,
     TASK_RETURN: fiscal.DOC_TYPE_RECEIPT,
     TASK_Z_REPORT: fiscal.DOC_TYPE_SHIFT_CLOSE,
+}
+CASH_TASKS: Mapping[fiscal.CashDirection, int] = {
+    fiscal.CashDirection.IN: TASK_CASH_IN,
+    fiscal.CashDirection.OUT: TASK_CASH_OUT,
 }
 
 
@@ -98,7 +122,9 @@ def receipt_body(
         group = tax_groups.get(item.vat)
         if group is None:
             raise UnmappedName(
-                "VAT rate", item.vat.value, "add the device's tax group for it to the config"
+                "VAT rate",
+                item.vat.value,
+                f"add the device's tax group for {item.vat.value} to {TAX_GROUPS_KEY}",
             )
         rows.append(
             {
@@ -195,3 +221,88 @@ def _int(value: object, default: int = 0) -> int:
     if isinstance(value, str) and value.lstrip("-").isdigit():
         return int(value)
     return default
+
+
+def userinfo(contact: str | None) -> dict[str, str] | None:
+    """`userinfo` of a request: where the device sends the receipt (module docstring)."""
+    if not contact:
+        return None
+    return {"email": contact} if "@" in contact else {"phone": contact}
+
+
+def cash_body(amount: int) -> dict[str, Any]:
+    """`fiscal.cash` of task 3 / 4: cash (type 0) in hryvnias."""
+    if amount <= 0:
+        raise UnmappedName("cash amount", f"{amount / 100:.2f}", "the amount must be positive")
+    return {"type": PAY_CASH, "sum": uah(amount)}
+
+
+def cash_result(info: Mapping[str, Any], *, recovered: bool = False) -> fiscal.CashResult:
+    """CashResult of a task 3 / 4 document: its local number and fiscal code."""
+    code = str(info.get("doccode") or "")
+    extra = {
+        "fiscalDocumentSign": code,
+        "fiscalCode": code,
+        "localNumber": str(_int(info.get("docno"))),
+    }
+    if info.get("qr"):
+        extra["receiptUrl"] = str(info["qr"])
+    if _int(info.get("isoffline")):
+        extra["offline"] = "true"
+    if recovered:
+        extra["recovered"] = "true"
+    return fiscal.CashResult(_int(info.get("docno")) or None, parse_when(info.get("dt")), extra)
+
+
+def is_cash_document(info: Mapping[str, Any], task: int, amount: int) -> bool:
+    """Whether the last document (task 22) is the cash operation `task` of `amount`."""
+    if _int(info.get("doctype"), default=-1) != task or info.get("sum") is None:
+        return False
+    return kopecks(info["sum"]) == amount
+
+
+def x_report_totals(
+    report: Mapping[str, Any], status: Mapping[str, Any], shift_number: int | None
+) -> fiscal.ShiftTotals:
+    """ShiftTotals from the X report (sums, drawer) and the status (receipt counts).
+
+    UNSURE: the counts are task 18's `last_receipt_no` / `last_back_no`, read as the
+    shift's sales and returns; no count of cash operations is published, so those stay 0.
+    """
+    sells: dict[fiscal.PaymentType, int] = {}
+    returns: dict[fiscal.PaymentType, int] = {}
+    for row in _rows(report.get("pays")):
+        kind = FROM_PAY_TYPES.get(_int(row.get("type"), default=-1), fiscal.PaymentType.OTHER)
+        for into, key in ((sells, "sum_p"), (returns, "sum_m")):
+            value = kopecks(row.get(key) or 0)
+            if value:
+                into[kind] = into.get(kind, 0) + value
+    cash_in = cash_out = 0
+    for row in _rows(report.get("money")):
+        if _int(row.get("type"), default=-1) == PAY_CASH:
+            cash_in += kopecks(row.get("sum_p") or 0)
+            cash_out += kopecks(row.get("sum_m") or 0)
+    receipts = {kind: fiscal.OperationTotals() for kind in fiscal.ReceiptType}
+    receipts[fiscal.ReceiptType.SELL] = fiscal.OperationTotals(
+        _int(status.get("last_receipt_no")), sum(sells.values()), sells
+    )
+    receipts[fiscal.ReceiptType.SELL_RETURN] = fiscal.OperationTotals(
+        _int(status.get("last_back_no")), sum(returns.values()), returns
+    )
+    safe = report.get("safe")
+    return fiscal.ShiftTotals(
+        shift_number,
+        receipts,
+        cash_in=fiscal.OperationTotals(None, cash_in, {fiscal.PaymentType.CASH: cash_in}),
+        cash_out=fiscal.OperationTotals(None, cash_out, {fiscal.PaymentType.CASH: cash_out}),
+        cash_drawer=kopecks(safe) if safe is not None else None,
+    )
+
+
+def _rows(value: object) -> list[Mapping[str, Any]]:
+    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
+
+
+def to_int(value: object, default: int = 0) -> int:
+    """An integer field of an answer (numbers may come as strings), else `default`."""
+    return _int(value, default)
