@@ -35,7 +35,6 @@ from typing import Final, TypeVar
 from gateway import fiscal
 from gateway.errors import ValidationError
 
-
 NOT_CONFIGURED: Final[Mapping[str, bool]] = {"not_configured": True}
 
 

@@ -121,8 +121,10 @@ def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _offset_s(doc: dict[str, Any]) -> float:
+    """The ФН dates a document to the minute: the middle of that minute against now, so a
+    document printed with a right clock is within ±35 s."""
     printed = dt.datetime.fromisoformat(doc["datetime"]).replace(tzinfo=None)
-    return (printed - dt.datetime.now()).total_seconds()
+    return (printed + dt.timedelta(seconds=30) - dt.datetime.now()).total_seconds()
 
 
 @contextlib.asynccontextmanager
@@ -135,6 +137,13 @@ async def running_box(
 ) -> AsyncIterator[Box]:
     """The emulator, a journal, the supervisor and the worker; with `shift_open_check` (the
     monitor's config) the worker asks a clock monitor before opening a shift, as in the box."""
+    if clock_offset_s is not None and clock_offset_s > 0:
+        # The register was registered with a right clock; its RTC went off since. (A fresh
+        # emulator dates its registration report by its own RTC, which would put the last
+        # document in the future and forbid setting the clock back.)
+        registered = EmulatorServer(tmp_path / "emu.state")
+        await registered.start_pty(link=tmp_path / "emu.tty")
+        await registered.close()
     emulator = EmulatorServer(tmp_path / "emu.state", clock_offset_s=clock_offset_s)
     await emulator.start_pty(link=tmp_path / "emu.tty")
     journal = await Journal.open(tmp_path / "journal.sqlite3")
@@ -356,7 +365,7 @@ async def test_fast_register_is_set_before_the_first_shift_opens(tmp_path: Path)
         await box.submit("r1", SELL)  # the first second after connecting
         await box.wait_state("r1", JobState.DONE)
         assert [d["type"] for d in box.tape()] == ["openShift", "sell"]
-        assert all(abs(offset) < 10 for offset in box.tape_offsets_s()), box.tape()
+        assert all(abs(offset) < 35 for offset in box.tape_offsets_s()), box.tape()
         assert abs(box.rtc_offset_s()) < 3
         kinds = await box.kinds()
         assert kinds.index("clock_register_set") < kinds.index("shift_opened")
@@ -375,7 +384,7 @@ async def test_untrusted_box_opens_the_shift_with_the_registers_time_and_says_wh
         await box.submit("r2", SELL)
         await box.wait_state("r2", JobState.DONE)
         assert [d["type"] for d in box.tape()] == ["openShift", "sell", "sell"]
-        assert all(590 < offset < 610 for offset in box.tape_offsets_s()), box.tape()
+        assert all(565 < offset < 635 for offset in box.tape_offsets_s()), box.tape()
         assert box.rtc_offset_s() > 590  # untouched
         # Once for the shift, not per receipt.
         (event,) = [e for e in await box.events() if e["event"] == UNCORRECTED_EVENT]
@@ -457,6 +466,11 @@ clock:
   trust: always
   check_interval_s: 3600
 """
+    # The built-in register was registered with a right clock before its RTC went ahead.
+    (tmp_path / "state").mkdir()
+    registered = EmulatorServer(tmp_path / "state" / "emulator.state")
+    await registered.start_pty(link=tmp_path / "registered.tty")
+    await registered.close()
     async with running_gateway(tmp_path, config) as gw:
         assert gw.emulator is not None
         assert gw.supervisor is not None
@@ -479,4 +493,4 @@ clock:
         tape_path = tmp_path / "state" / "emulator.state.journal.jsonl"
         tape = [json.loads(line) for line in tape_path.read_text(encoding="utf-8").splitlines()]
         assert [d["type"] for d in tape] == ["openShift", "sell"]
-        assert all(abs(_offset_s(doc)) < 10 for doc in tape), tape
+        assert all(abs(_offset_s(doc)) < 35 for doc in tape), tape

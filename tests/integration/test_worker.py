@@ -111,9 +111,13 @@ def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.asynccontextmanager
 async def running_box(
-    tmp_path: Path, *, policy: ShiftPolicy | None = None, start_worker: bool = True
+    tmp_path: Path,
+    *,
+    policy: ShiftPolicy | None = None,
+    start_worker: bool = True,
+    tax_systems: int | None = None,
 ) -> AsyncIterator[Box]:
-    emulator = EmulatorServer(tmp_path / "emu.state")
+    emulator = EmulatorServer(tmp_path / "emu.state", tax_systems=tax_systems)
     await emulator.start_pty(link=tmp_path / "emu.tty")
     journal = await Journal.open(tmp_path / "journal.sqlite3")
     register = ShtrihRegister(str(tmp_path / "emu.tty"))
@@ -340,3 +344,68 @@ async def test_cancelled_queued_job_is_never_printed(tmp_path: Path) -> None:
         await box.wait_state("r1", JobState.DONE)
         assert (await box.journal.get("r2")).state is JobState.CANCELED
         assert box.printed("Отменённый") == 0
+
+
+async def test_the_boxs_cashier_and_tax_system_reach_a_receipt_that_names_neither(
+    tmp_path: Path,
+) -> None:
+    policy = ShiftPolicy(
+        operator=fiscal.Operator("Иванова А. А.", "027406211109"),
+        taxation=fiscal.TaxationType.USN_INCOME,
+    )
+    usn_only = int(fiscal.TaxationType.USN_INCOME)
+    async with running_box(tmp_path, policy=policy, tax_systems=usn_only) as box:
+        await box.submit("r1", sell("Хлеб", 4550))
+        await box.wait_state("r1", JobState.DONE)
+        opened, receipt = box.tape()
+        # [FFD] 1021 cashier, 1203 cashier ИНН, 1055 tax system (bit 1 = УСН доход).
+        for doc in (opened, receipt):
+            assert (doc["tags"]["1021"], doc["tags"]["1203"]) == ("Иванова А. А.", "027406211109")
+        assert receipt["tags"]["1055"] == 2
+
+
+async def test_a_tax_system_the_register_is_not_registered_for_prints_nothing(
+    tmp_path: Path,
+) -> None:
+    usn_only = int(fiscal.TaxationType.USN_INCOME)
+    async with running_box(tmp_path, tax_systems=usn_only) as box:  # the box's default: ОСН
+        await box.submit("r1", sell("Хлеб", 4550))
+        job = await box.wait_state("r1", JobState.FAILED)
+        assert "taxation" in (job.task_results[0].error_description or "")
+        assert box.printed("Хлеб") == 0
+
+
+async def test_a_lost_answer_to_the_automatic_shift_open_is_recovered_not_blocked(
+    tmp_path: Path,
+) -> None:
+    async with running_box(tmp_path) as box:
+        # The first document-closing answer is the shift the receipt needs: it is lost.
+        await box.emulator.apply_fault("answer_dropped", True)
+        await box.submit("r1", sell("Чай", 12000))
+        job = await box.wait_state("r1", JobState.DONE, JobState.BLOCKED)
+        assert job.state is JobState.DONE
+        assert [d["type"] for d in box.tape()] == ["openShift", "sell"]
+        notes = [h.note for h in await box.journal.history("r1")]
+        assert "openShift(auto): N0=1" in notes
+        assert "sell: N0=2" in notes
+
+
+async def test_cash_in_and_out_run_once_and_move_the_registers_counters(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("r1", sell("Хлеб", 4550))
+        await box.wait_state("r1", JobState.DONE)
+        await box.submit(
+            "c1",
+            {"type": "cashIn", "cashSum": 1500.5},
+            {"type": "cashOut", "cashSum": 100},
+            {"type": "getShiftTotals"},
+        )
+        job = await box.wait_state("c1", JobState.DONE)
+        cash = [d for d in box.tape() if not d["fiscal"]]
+        assert [(d["type"], d["total"]) for d in cash] == [("cashIn", 150050), ("cashOut", 10000)]
+        totals = job.task_results[2].result["shiftTotals"]
+        assert totals["income"] == {"count": 1, "sum": 1500.5}
+        assert totals["outcome"] == {"count": 1, "sum": 100.0}
+        assert totals["receipts"]["sell"]["count"] == 1
+        assert totals["receipts"]["sell"]["payments"]["cash"] == 45.5
+        assert totals["cashDrawer"]["sum"] == 45.5 + 1500.5 - 100

@@ -39,6 +39,24 @@ READ_GENERICALLY: frozenset[str] = frozenset(
         "mapping.vat",
         "mapping.units",
         "mapping.text",
+        # `register.tax_groups` is read whole by TaxGroupsConfig.table(), one rate per field.
+        *(
+            f"register.tax_groups.{rate}"
+            for rate in (
+                "none",
+                "vat0",
+                "vat5",
+                "vat7",
+                "vat10",
+                "vat20",
+                "vat22",
+                "vat105",
+                "vat107",
+                "vat110",
+                "vat120",
+                "vat122",
+            )
+        ),
     }
 )
 

@@ -33,6 +33,9 @@ MODE_SHIFT_CLOSED = 4
 MODE_DATE_CONFIRM = 6
 MODE_DOCUMENT_OPEN = 8
 SUBMODE_WAIT_CONTINUE = 3
+# FF45h refused: «Некорректный параметр при данных настройках» ([PROTO] p.68), e.g. a tax
+# system the register is not registered with.
+ERR_SETTINGS = 0x35
 
 # Flags of 10h/11h ([PROTO] table "Флаги ККТ").
 FLAG_RECEIPT_ROLL = 1 << 1
@@ -376,6 +379,15 @@ class ShtrihRegister:
             # unfiscalised. Transient states (paper) may have closed it: the caller reconciles.
             if not err.transient:
                 await self._cancel_quietly(receipt.electronically)
+            if err.error_code == ERR_SETTINGS:
+                raise DeviceError(
+                    err.error_code,
+                    f"the register refused the receipt's tax system "
+                    f"({receipt.taxation.name}) or another setting",
+                    command=err.command,
+                    hint="give taxationType in the task, or set register.taxation_type in the "
+                    "box config to the system the register is registered with",
+                ) from err
             raise
         shift = await self._call(
             codec.FnShiftParamsRequest(password=self._password), codec.FnShiftParams
