@@ -227,7 +227,8 @@ class ClockMonitor:
         verdict = await self._verdict()
         try:
             async with asyncio.timeout(REGISTER_IO_TIMEOUT_S):
-                obs, decision = await self._measure(verdict)
+                # A paused queue asks again every few seconds: a repeat is logged quietly.
+                obs, decision = await self._measure(verdict, repeat_quietly=True)
                 await self._act_before_open(obs, decision, verdict)
         except TimeoutError as err:
             raise ClockNotCorrected(
@@ -346,7 +347,9 @@ class ClockMonitor:
             fn_last_document=fn.last_document_datetime,
         )
 
-    async def _measure(self, verdict: SyncVerdict) -> tuple[ClockObservation, ClockDecision]:
+    async def _measure(
+        self, verdict: SyncVerdict, *, repeat_quietly: bool = False
+    ) -> tuple[ClockObservation, ClockDecision]:
         """Observe and decide; the snapshot and the log say what was found."""
         obs = await self._observe(verdict)
         decision = decide(obs, self._rules)
@@ -360,8 +363,10 @@ class ClockMonitor:
             reason=decision.reason,
             blocking=decision.blocking,
         )
-        log = _LOGGER.debug if decision.action is ClockAction.IN_SYNC else _LOGGER.warning
-        log("Clock: %s", decision.reason)
+        quiet = decision.action is ClockAction.IN_SYNC or (
+            repeat_quietly and decision.action is self._last_event
+        )
+        (_LOGGER.debug if quiet else _LOGGER.warning)("Clock: %s", decision.reason)
         return obs, decision
 
     async def _check_locked(self, verdict: SyncVerdict) -> ClockDecision:

@@ -26,7 +26,6 @@ from gateway.monitors.clock import UNCORRECTED_EVENT, ClockMonitor
 from gateway.monitors.clock_policy import ClockAction
 from gateway.monitors.timesync import BoxClockProbe
 from gateway.registers.emulator.server import EmulatorServer
-from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.supervisor import RegisterSupervisor
 from gateway.tasks import NameMapping, parse_request
@@ -114,8 +113,6 @@ SELL = {
 
 @pytest.fixture(autouse=True)
 def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(driver_mod, "PRINT_TIMEOUT_S", 1.5)
-    monkeypatch.setattr(driver_mod, "QUERY_TIMEOUT_S", 1.5)
     monkeypatch.setattr(worker_mod, "PAUSE_POLL_INTERVAL_S", 0.1)
     monkeypatch.setattr(worker_mod, "CONNECT_WAIT_S", 0.2)
 
@@ -147,7 +144,7 @@ async def running_box(
     emulator = EmulatorServer(tmp_path / "emu.state", clock_offset_s=clock_offset_s)
     await emulator.start_pty(link=tmp_path / "emu.tty")
     journal = await Journal.open(tmp_path / "journal.sqlite3")
-    register = ShtrihRegister(str(tmp_path / "emu.tty"))
+    register = ShtrihRegister(str(tmp_path / "emu.tty"), answer_timeout_s=1.5, print_timeout_s=1.5)
     supervisor = RegisterSupervisor(register, journal=journal)
     monitors: list[ClockMonitor] = []  # built after the worker: it needs the worker's lock
 

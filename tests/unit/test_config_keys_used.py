@@ -110,13 +110,13 @@ FieldType = tuple[str, Section] | None  # ("one", S) / ("list", S) / a plain val
 
 def _field_type(hint: Any) -> FieldType:
     if typing.get_origin(hint) in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            hint = args[0]
+        present = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(present) == 1:
+            hint = present[0]
     if typing.get_origin(hint) is tuple:
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis and _is_section(args[0]):
-            return ("list", args[0])
+        items = typing.get_args(hint)
+        if len(items) == 2 and items[1] is Ellipsis and _is_section(items[0]):
+            return ("list", items[0])
         return None
     return ("one", hint) if _is_section(hint) else None
 
@@ -170,7 +170,7 @@ def _returns_section() -> dict[str, Section]:
     for name, value in vars(config_mod).items():
         if isinstance(value, types.FunctionType) and value.__module__ == config_mod.__name__:
             returned = typing.get_type_hints(value).get("return")
-            if _is_section(returned):
+            if isinstance(returned, type) and _is_section(returned):
                 out[name] = returned
     return out
 
