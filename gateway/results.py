@@ -1,7 +1,8 @@
 """Pure: domain results and errors -> ATOL web-server result shapes and error codes.
 
-Shapes per reference §2 "Results"; error codes follow ATOL's numbering for the states a
-CRM commonly checks (reference §7), so clients written for ATOL react the same way.
+Shapes follow [ATOL] results (`fiscalParams`, `fnStatus`, `shiftStatus`…); error codes follow
+ATOL's numbering for the states a CRM commonly checks, so clients written for ATOL react the
+same way.
 """
 
 from __future__ import annotations

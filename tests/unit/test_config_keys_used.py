@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import config as config_mod
-from gateway.config import Config
+from gateway.config import VAT_NAMES, Config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
@@ -40,23 +40,7 @@ READ_GENERICALLY: frozenset[str] = frozenset(
         "mapping.units",
         "mapping.text",
         # `register.tax_groups` is read whole by TaxGroupsConfig.table(), one rate per field.
-        *(
-            f"register.tax_groups.{rate}"
-            for rate in (
-                "none",
-                "vat0",
-                "vat5",
-                "vat7",
-                "vat10",
-                "vat20",
-                "vat22",
-                "vat105",
-                "vat107",
-                "vat110",
-                "vat120",
-                "vat122",
-            )
-        ),
+        *(f"register.tax_groups.{rate}" for rate in VAT_NAMES),
     }
 )
 

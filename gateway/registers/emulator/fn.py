@@ -27,7 +27,7 @@ CURRENT_SHIFT_CLOSE = 0x08
 # FF01h life phase bits: 0 setup done, 1 fiscal mode open, 2 fiscal mode closed, 3 archive sent.
 PHASE_FISCAL = 0b0011
 
-# FF01h warning bits ([PROTO] FF01h; reference §7).
+# FF01h warning bits ([PROTO] FF01h).
 WARN_REPLACE_URGENTLY = 1 << 0
 WARN_RESOURCE_EXHAUSTED = 1 << 1
 WARN_MEMORY_ALMOST_FULL = 1 << 2

@@ -1,8 +1,7 @@
 """Shtrih-M driver: the `Register` protocol over a Shtrih-M link.
 
-Receipt flow as real drivers run it ([PROTO] FF46h/FF0Ch/FF45h; reference §1 "Receipt flow
-in practice"): FF46h per line (opens the receipt in mode 2), FF0Ch TLVs (1008 buyer,
-1021/1203 cashier), FF45h close. Shifts: FF41h + TLVs + FF0Bh, FF42h + TLVs + FF43h.
+Receipt flow as real drivers run it ([PROTO] FF46h/FF4Dh/FF0Ch/FF45h; [PHP]): FF46h per line
+(opens the receipt in mode 2) with its FF4Dh item tags, FF0Ch document tags, FF45h close. Shifts: FF41h + TLVs + FF0Bh, FF42h + TLVs + FF43h.
 """
 
 from __future__ import annotations
