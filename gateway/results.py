@@ -14,7 +14,7 @@ from typing import Any
 from gateway import fiscal
 from gateway.errors import DeviceError, GatewayError, LinkError, ValidationError
 
-# ATOL error codes (libfptr) for the states reference §7 lists.
+# ATOL error codes (libfptr) for the states a CRM commonly checks.
 ATOL_NO_CONNECTION = 2
 ATOL_DATE_EARLIER = 36
 ATOL_NO_PAPER = 44
