@@ -128,7 +128,12 @@ class HealthMonitor:
 
     async def poll_once(self) -> HealthSnapshot | None:
         """Read, evaluate, raise/clear events; None when the register was not reachable."""
-        self.polls += 1
+        try:
+            return await self._poll()
+        finally:
+            self.polls += 1  # counted once finished, so a reader sees this poll's snapshot
+
+    async def _poll(self) -> HealthSnapshot | None:
         if not self._connected.is_set():
             self._snapshot = _stale(self._snapshot, "register not connected")
             return None

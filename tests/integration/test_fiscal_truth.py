@@ -182,15 +182,6 @@ async def test_the_selftest_command_through_the_http_api(tmp_path: Path) -> None
 async def test_the_status_is_read_again_after_every_job(tmp_path: Path) -> None:
     async with running_box(tmp_path, start_worker=False) as box:
         gateway = Gateway(default_config())
-        # A poll interval far longer than the test: only the worker's after_job can refresh.
-        health = HealthMonitor(
-            box.journal,
-            box.register,
-            box.supervisor.connected_event,
-            box.worker.register_lock,
-            config=HealthConfig(poll_interval_s=86400),
-        )
-        gateway.health_monitor = health
         worker = Worker(
             box.journal,
             box.register,
@@ -199,6 +190,15 @@ async def test_the_status_is_read_again_after_every_job(tmp_path: Path) -> None:
             policy=ShiftPolicy(),
             after_job=gateway._after_job,  # the hook the app hands its worker
         )
+        # A poll interval far longer than the test: only the worker's after_job can refresh.
+        health = HealthMonitor(
+            box.journal,
+            box.register,
+            box.supervisor.connected_event,
+            worker.register_lock,
+            config=HealthConfig(poll_interval_s=86400),
+        )
+        gateway.health_monitor = health
         box.worker = worker
         async with asyncio.TaskGroup() as tg:
             polls = tg.create_task(health.run(), name="health")
