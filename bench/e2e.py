@@ -28,9 +28,9 @@ from pathlib import Path
 
 import aiohttp
 
+from gateway.atol.tasks import NameMapping, ReceiptTask, parse_request
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
-from gateway.tasks import NameMapping, ReceiptTask, parse_request
 
 BITS_PER_BYTE = 10  # 8N1
 START_TIMEOUT_S = 60.0

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from gateway.ingress.mqtt import LinkSettings
-from gateway.office import Office
+from gateway.office.client import Office
 from tests.integration.test_mqtt import sell
 from tests.mqtt_broker import Broker, Pki, free_port
 

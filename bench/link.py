@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from gateway import fiscal
+from gateway.domain import fiscal
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import codec
 from gateway.registers.shtrih.driver import ShtrihRegister

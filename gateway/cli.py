@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import __version__
-from gateway.errors import ConfigError, GatewayError
+from gateway.domain.errors import ConfigError, GatewayError
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", type=Path)
 
-    from gateway import office_cli
+    from gateway.office import cli as office_cli
 
     office_cli.add_send_arguments(
         sub.add_parser("send", help="office: send a command to a box over MQTT, show its result")
@@ -46,7 +46,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_provision_arguments(
         sub.add_parser("provision", help="boot step: import settings left on the SD card")
     )
-    from gateway import selftest_cli
+    from gateway.app import selftest_cli
 
     selftest_cli.add_arguments(
         sub.add_parser(
@@ -59,7 +59,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_provision_arguments(parser: argparse.ArgumentParser) -> None:
-    from gateway.provision import DEFAULT_SOURCE, DEFAULT_TARGET
+    from gateway.updates.provision import DEFAULT_SOURCE, DEFAULT_TARGET
 
     parser.add_argument(
         "--from",
@@ -78,9 +78,9 @@ def _add_provision_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gateway import app
+    from gateway.app import gateway as app
     from gateway.config import default_config, load_config
-    from gateway.log import setup_logging
+    from gateway.runtime.log import setup_logging
 
     try:
         cfg = load_config(args.config) if args.config else default_config()
@@ -104,15 +104,15 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from gateway.log import setup_logging
     from gateway.registers.emulator import cli as emulator_cli
+    from gateway.runtime.log import setup_logging
 
     setup_logging("info")
     return asyncio.run(emulator_cli.run(args))
 
 
 def _cmd_office(args: argparse.Namespace) -> int:
-    from gateway import office_cli
+    from gateway.office import cli as office_cli
 
     try:
         return office_cli.send(args) if args.command == "send" else office_cli.watch(args)
@@ -124,7 +124,7 @@ def _cmd_office(args: argparse.Namespace) -> int:
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
-    from gateway.log import setup_logging
+    from gateway.runtime.log import setup_logging
     from gateway.updates import cli as update_cli
 
     setup_logging("info")
@@ -132,8 +132,8 @@ def _cmd_update(args: argparse.Namespace) -> int:
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
-    from gateway.log import setup_logging
-    from gateway.provision import provision
+    from gateway.runtime.log import setup_logging
+    from gateway.updates.provision import provision
 
     setup_logging("info")
     try:
@@ -144,7 +144,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
-    from gateway import selftest_cli
+    from gateway.app import selftest_cli
 
     return selftest_cli.run(args)
 

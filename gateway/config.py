@@ -32,9 +32,9 @@ from typing import Any, Final, TypeVar
 
 import yaml
 
-from gateway.errors import ConfigError, ConfigIssue
-from gateway.fiscal import Vat
-from gateway.tasks import NameMapping
+from gateway.atol.tasks import NameMapping
+from gateway.domain.errors import ConfigError, ConfigIssue
+from gateway.domain.fiscal import Vat
 
 __all__ = [
     "ClockConfig",

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import __version__
-from gateway.aio import wait_set
+from gateway.atol.tasks import NameMapping, parse_request
 from gateway.config import Config, SigningMode
-from gateway.errors import (
+from gateway.domain.errors import (
     CommandRefused,
     DuplicateJob,
     GatewayError,
@@ -45,7 +45,7 @@ from gateway.ingress.mqtt import (
 from gateway.ingress.signing import CommandVerifier, check_box
 from gateway.ingress.topics import Topics
 from gateway.journal import Journal, OutboxItem, OutboxKind
-from gateway.tasks import NameMapping, parse_request
+from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 

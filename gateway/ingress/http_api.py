@@ -22,12 +22,18 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from gateway import serving
+from gateway.atol.tasks import NameMapping, RequestTooLarge, describe, parse_request
 from gateway.config import HttpConfig
-from gateway.errors import DuplicateJob, GatewayError, InvalidJobState, JobNotFound, ValidationError
+from gateway.domain.errors import (
+    DuplicateJob,
+    GatewayError,
+    InvalidJobState,
+    JobNotFound,
+    ValidationError,
+)
 from gateway.ingress.auth import Refusal, TokenCheck
 from gateway.journal import JobRecord, JobState, Journal
-from gateway.tasks import NameMapping, RequestTooLarge, describe, parse_request
+from gateway.runtime import serving
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.aio import wait_set
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
+from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 

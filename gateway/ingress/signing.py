@@ -30,7 +30,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gateway.errors import CommandRefused
+from gateway.domain.errors import CommandRefused
 
 SIGNATURE_FIELDS = ("box", "seq", "exp", "sig")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from gateway.errors import CorruptJournal, JournalError
+from gateway.domain.errors import CorruptJournal, JournalError
 from gateway.journal.opening import (
     check_file,
     close_quietly,

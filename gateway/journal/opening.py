@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from gateway.errors import JournalError, JournalTooNew
+from gateway.domain.errors import JournalError, JournalTooNew
 from gateway.journal import schema
 
 _LOGGER = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.errors import DuplicateJob, JobNotFound, StaleCommand
+from gateway.domain.errors import DuplicateJob, JobNotFound, StaleCommand
 from gateway.journal import jobs, outbox, shifts, transitions, upkeep
 from gateway.journal.database import Database
 from gateway.journal.records import (

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway.errors import InvalidJobState
+from gateway.atol.results import ATOL_BLOCKED, ATOL_CANCELED, ATOL_INTERRUPTED
+from gateway.domain.errors import InvalidJobState
 from gateway.journal.records import (
     TASK_FINAL,
     JobRecord,
@@ -21,7 +22,6 @@ from gateway.journal.records import (
     TaskResult,
     TaskStatus,
 )
-from gateway.results import ATOL_BLOCKED, ATOL_CANCELED, ATOL_INTERRUPTED
 
 INTERRUPTED_TEXT = "not run: an earlier task failed"
 CANCELED_TEXT = "canceled before it started"

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gateway import fiscal
-from gateway.aio import wait_set
+from gateway.atol.tasks import NameMapping, parse_request
 from gateway.config import ClockConfig, OpenShiftClockPolicy
-from gateway.errors import DeviceError, DuplicateJob, GatewayError, LinkError
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError, DuplicateJob, GatewayError, LinkError
 from gateway.journal import FINISHED, Journal
 from gateway.monitors.clock_policy import (
     ClockAction,
@@ -36,7 +36,7 @@ from gateway.monitors.clock_policy import (
     decide,
 )
 from gateway.monitors.timesync import BoxClockProbe, ClockError, SyncVerdict, set_system_clock
-from gateway.tasks import NameMapping, parse_request
+from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 

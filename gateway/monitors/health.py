@@ -16,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import fiscal
-from gateway.aio import wait_set
 from gateway.config import HealthConfig
-from gateway.errors import GatewayError
+from gateway.domain import fiscal
+from gateway.domain.errors import GatewayError
 from gateway.journal import Journal
 from gateway.monitors.health_rules import (
     Condition,
@@ -29,6 +28,7 @@ from gateway.monitors.health_rules import (
     changes,
     conditions,
 )
+from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gateway import fiscal
+from gateway.domain import fiscal
 
 OFD_BLOCK_DAYS = 30  # the ФН refuses documents once the oldest unsent one is this old (ФН 15h)
 SHIFT_LIMIT = dt.timedelta(hours=24)

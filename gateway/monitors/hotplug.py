@@ -27,8 +27,8 @@ from typing import Any, Protocol
 import pyudev
 
 from gateway.config import UsbConfig
+from gateway.engine.supervisor import RegisterSupervisor
 from gateway.journal import Journal
-from gateway.supervisor import RegisterSupervisor
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config import ClockTrust
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 
 _LOGGER = logging.getLogger(__name__)
 

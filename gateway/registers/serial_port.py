@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import serial
 import serial_asyncio
 
-from gateway.errors import NotConnected
+from gateway.domain.errors import NotConnected
 
 _LOGGER = logging.getLogger(__name__)
 

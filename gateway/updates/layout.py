@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.durable import fsync_dir, write_atomic
+from gateway.runtime.durable import fsync_dir, write_atomic
 from gateway.updates.errors import ReleaseStateError
 from gateway.updates.manifest import check_version
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
-from gateway import selftest
+from gateway.engine import selftest
+from gateway.engine.reconcile import EVENT_KIND as SHIFT_MISMATCH
 from gateway.journal import HistoryEntry, JobRecord, JobState, Journal
-from gateway.reconcile import EVENT_KIND as SHIFT_MISMATCH
 from gateway.web import charts, metrics
 from gateway.web.diagnostics import LogLine, RecentLogs
 from gateway.web.i18n import Translate

@@ -26,12 +26,13 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import MultiDictProxy
 
-from gateway import selftest, serving
-from gateway import tasks as tasks_mod
+from gateway.atol import tasks as tasks_mod
+from gateway.atol.tasks import NameMapping, parse_request
 from gateway.config import WebConfig
-from gateway.errors import DuplicateJob, InvalidJobState, JobNotFound
+from gateway.domain.errors import DuplicateJob, InvalidJobState, JobNotFound
+from gateway.engine import selftest
 from gateway.journal import JobState, Journal, Resolution
-from gateway.tasks import NameMapping, parse_request
+from gateway.runtime import serving
 from gateway.web import metrics, pages
 from gateway.web.controls import BoxControls, Outcome
 from gateway.web.diagnostics import RecentLogs, bundle

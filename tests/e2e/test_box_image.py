@@ -367,7 +367,7 @@ def test_update_is_confirmed_and_a_broken_release_rolled_back(
     # A release that cannot start: a module lost after installing (a defect in the release).
     apply("0.1.2")
     site = "/opt/fiscal-gateway/releases/0.1.2/venv/lib/python3.11/site-packages"
-    box.run("rm", f"{site}/gateway/app.py")
+    box.run("rm", f"{site}/gateway/app/gateway.py")
     box.run("systemctl", "restart", "fiscal-gateway", check=False)
     # It fails, Restart=on-failure starts the unit again, and ExecStartPre= (running the
     # confirmed release's code) finds the trial already used its one start: back to 0.1.1.

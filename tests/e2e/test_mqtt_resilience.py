@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from gateway.office import Office
+from gateway.office.client import Office
 from tests.integration.test_mqtt import PREFIX, office_for, sell, wait_until
 from tests.mqtt_broker import Broker, Pki, free_port
 

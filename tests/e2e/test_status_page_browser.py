@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway import worker as worker_mod
+from gateway.atol.tasks import NameMapping, parse_request
 from gateway.config import WebLanguage
+from gateway.engine import worker as worker_mod
 from gateway.journal import JobState
 from gateway.registers.shtrih import driver as driver_mod
-from gateway.tasks import NameMapping, parse_request
 from tests.integration.test_web_box import PASSWORD, web_box
 
 playwright_api = pytest.importorskip("playwright.async_api")

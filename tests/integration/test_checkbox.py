@@ -17,17 +17,17 @@ from typing import Any
 
 import pytest
 
-from gateway import fiscal
-from gateway import supervisor as supervisor_mod
-from gateway import worker as worker_mod
-from gateway.errors import OutcomeUnproven
+from gateway.atol.tasks import NameMapping, parse_request
+from gateway.domain import fiscal
+from gateway.domain.errors import OutcomeUnproven
+from gateway.engine import supervisor as supervisor_mod
+from gateway.engine import worker as worker_mod
+from gateway.engine.supervisor import RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.journal import JobRecord, JobState, Journal
 from gateway.registers.checkbox import payload as payload_mod
 from gateway.registers.checkbox.driver import CheckboxRegister
-from gateway.registers.cloud_http import CredentialsRejected
-from gateway.supervisor import RegisterSupervisor
-from gateway.tasks import NameMapping, parse_request
-from gateway.worker import ShiftPolicy, Worker
+from gateway.registers.cloud.http import CredentialsRejected
 from tests.fakes import checkbox as fake_mod
 from tests.fakes.checkbox import FakeCheckbox, serve
 

@@ -18,18 +18,18 @@ from typing import Any
 
 import pytest
 
-from gateway import worker as worker_mod
-from gateway.app import Gateway
+from gateway.app.gateway import Gateway
+from gateway.atol.tasks import NameMapping, parse_request
 from gateway.config import ClockConfig, ClockTrust, OpenShiftClockPolicy, parse_config
+from gateway.engine import worker as worker_mod
+from gateway.engine.supervisor import RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.journal import JobState, Journal
 from gateway.monitors.clock import UNCORRECTED_EVENT, ClockMonitor
 from gateway.monitors.clock_policy import ClockAction
 from gateway.monitors.timesync import BoxClockProbe
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
-from gateway.supervisor import RegisterSupervisor
-from gateway.tasks import NameMapping, parse_request
-from gateway.worker import ShiftPolicy, Worker
 from tests.mqtt_broker import free_port
 
 WAIT_S = 30.0

@@ -13,15 +13,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway import fiscal, selftest
-from gateway.app import Gateway
+from gateway.app.gateway import Gateway
+from gateway.app.selftest_cli import BoxApi, SelftestError, run_selftest
+from gateway.atol.tasks import NameMapping, dumps, parse_request
 from gateway.config import HealthConfig, HttpConfig, Listen, default_config
+from gateway.domain import fiscal
+from gateway.engine import selftest
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.ingress.http_api import HttpApi
 from gateway.journal import JobState
 from gateway.monitors.health import HealthMonitor
-from gateway.selftest_cli import BoxApi, SelftestError, run_selftest
-from gateway.tasks import NameMapping, dumps, parse_request
-from gateway.worker import ShiftPolicy, Worker
 from tests.integration.test_worker import WAIT_S, Box, running_box, sell
 
 CASHIER = fiscal.Operator("Иванова А.")

@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from gateway import worker as worker_mod
+from gateway.atol.tasks import NameMapping, parse_request
 from gateway.config import HealthConfig
+from gateway.engine import worker as worker_mod
+from gateway.engine.supervisor import RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.journal import JobState, Journal
 from gateway.monitors.health import HealthMonitor
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister
-from gateway.supervisor import RegisterSupervisor
-from gateway.tasks import NameMapping, parse_request
-from gateway.worker import ShiftPolicy, Worker
 
 WAIT_S = 30.0
 SELL = {

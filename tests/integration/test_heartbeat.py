@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from gateway import worker as worker_mod
+from gateway.atol.tasks import NameMapping, parse_request
+from gateway.engine import worker as worker_mod
+from gateway.engine.supervisor import Heartbeat, LinkState, RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.journal import JobState, Journal
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
-from gateway.supervisor import Heartbeat, LinkState, RegisterSupervisor
-from gateway.tasks import NameMapping, parse_request
-from gateway.worker import ShiftPolicy, Worker
 
 pytestmark = pytest.mark.timeout(120)
 

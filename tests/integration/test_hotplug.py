@@ -20,9 +20,12 @@ from typing import Any
 
 import pytest
 
-from gateway import supervisor as supervisor_mod
-from gateway import worker as worker_mod
+from gateway.atol.tasks import NameMapping, parse_request
 from gateway.config import UsbConfig
+from gateway.engine import supervisor as supervisor_mod
+from gateway.engine import worker as worker_mod
+from gateway.engine.supervisor import LinkState, RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.journal import JobState, Journal
 from gateway.monitors.hotplug import (
     DeviceEvent,
@@ -37,9 +40,6 @@ from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.emulator.state import fresh_state, save_state
 from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister
-from gateway.supervisor import LinkState, RegisterSupervisor
-from gateway.tasks import NameMapping, parse_request
-from gateway.worker import ShiftPolicy, Worker
 
 WAIT_S = 30.0
 VENDOR, PRODUCT = "1fc9", "0083"

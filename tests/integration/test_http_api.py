@@ -29,12 +29,12 @@ from openapi_schema_validator import OAS31Validator
 from openapi_schema_validator import validate as validate_schema
 from openapi_spec_validator import validate as validate_spec
 
+from gateway.atol.tasks import NameMapping
 from gateway.config import HttpConfig, Listen, Secret, TlsFiles, TokenConfig
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 from gateway.ingress.auth import sha256_hex
 from gateway.ingress.http_api import HttpApi, build_app
 from gateway.journal import JobState, Journal
-from gateway.tasks import NameMapping
 
 SPEC: dict[str, Any] = json.loads(
     resources.files("gateway.ingress").joinpath("openapi.json").read_text(encoding="utf-8")

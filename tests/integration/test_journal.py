@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import DuplicateJob, InvalidJobState, JobNotFound
+from gateway.domain.errors import DuplicateJob, InvalidJobState, JobNotFound
 from gateway.journal import JobState, Journal, Resolution, TaskStatus
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)

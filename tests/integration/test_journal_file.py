@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import CorruptJournal, JournalError, JournalTooNew
+from gateway.domain.errors import CorruptJournal, JournalError, JournalTooNew
 from gateway.journal import JobState, Journal, schema
 
 REPO = Path(__file__).resolve().parents[2]

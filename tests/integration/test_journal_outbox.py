@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import JournalError
+from gateway.domain.errors import JournalError
 from gateway.journal import JobState, Journal, OutboxKind, outbox
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)

@@ -21,11 +21,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.app import Gateway
+from gateway.app.gateway import Gateway
 from gateway.config import parse_config
 from gateway.ingress.mqtt import LinkSettings, MqttError, MqttLink, MqttState
 from gateway.ingress.signing import sign_command
-from gateway.office import Office, Signer
+from gateway.office.client import Office, Signer
 from tests.mqtt_broker import Broker, Pki, free_port
 
 pytestmark = pytest.mark.timeout(120)

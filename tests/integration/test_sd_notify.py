@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.systemd import Notifier, Progress, keep_alive
+from gateway.runtime.systemd import Notifier, Progress, keep_alive
 from tests.mqtt_broker import free_port
 
 START_TIMEOUT_S = 40.0
@@ -155,7 +155,9 @@ def test_daemon_notifies_ready_status_watchdog_and_stopping(
     lines = [line for line in drain.lines if line]
     assert lines, "no log output"
     assert all(line[:1] == "<" and line[2:3] == ">" for line in lines), lines[:5]
-    assert any(line.startswith("<6>gateway.app: fiscal-gateway") for line in lines), lines[:5]
+    assert any(line.startswith("<6>gateway.app.gateway: fiscal-gateway") for line in lines), lines[
+        :5
+    ]
     assert not any("Traceback" in line for line in lines)
 
 

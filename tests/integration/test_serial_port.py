@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import NotConnected
+from gateway.domain.errors import NotConnected
 from gateway.registers import serial_port
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import codec

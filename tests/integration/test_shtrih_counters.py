@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import fiscal
-from gateway.errors import DeviceError
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister

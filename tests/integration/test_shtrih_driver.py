@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import fiscal
-from gateway.errors import DeviceError, LinkError, NoAnswer
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError, LinkError, NoAnswer
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister

@@ -13,11 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway import worker as worker_mod
+from gateway.atol.tasks import NameMapping, parse_request
 from gateway.config import WebLanguage, parse_config
+from gateway.engine import worker as worker_mod
 from gateway.journal import JobState
 from gateway.registers.shtrih import driver as driver_mod
-from gateway.tasks import NameMapping, parse_request
 from gateway.web.diagnostics import masked
 from gateway.web.password_store import META_KEY
 from tests.integration.test_web_box import (

@@ -16,19 +16,19 @@ from typing import Any
 
 import aiohttp
 
-from gateway import fiscal
+from gateway.atol.tasks import NameMapping
 from gateway.config import Listen, Secret, WebConfig, WebLanguage
-from gateway.errors import GatewayError
+from gateway.domain import fiscal
+from gateway.domain.errors import GatewayError
+from gateway.engine.supervisor import LinkState, RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.journal import JobRecord, JobState, Journal
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
-from gateway.supervisor import LinkState, RegisterSupervisor
-from gateway.tasks import NameMapping
 from gateway.web.controls import Outcome
 from gateway.web.diagnostics import RecentLogs
 from gateway.web.passwords import hash_password
 from gateway.web.server import StatusPage
-from gateway.worker import ShiftPolicy, Worker
 
 WAIT_S = 30.0
 PASSWORD = "korova-42-moloko"

@@ -11,10 +11,10 @@ from decimal import Decimal
 
 import pytest
 
-from gateway import selftest
-from gateway import tasks as tasks_mod
+from gateway.atol import tasks as tasks_mod
 from gateway.config import _SCRYPT_PHC as CONFIG_SCRYPT  # the format config accepts
 from gateway.config import Config, Listen, Secret, WebConfig
+from gateway.engine import selftest
 from gateway.journal import JobRecord, JobState, TaskResult, TaskStatus
 from gateway.web import charts, metrics
 from gateway.web.diagnostics import MASK, masked

@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from gateway import fiscal
-from gateway import worker as worker_mod
+from gateway.atol.tasks import NameMapping, ReceiptTask, parse_request
+from gateway.domain import fiscal
+from gateway.engine import worker as worker_mod
+from gateway.engine.supervisor import RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.journal import JobRecord, JobState, Journal, Resolution
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister
-from gateway.supervisor import RegisterSupervisor
-from gateway.tasks import NameMapping, ReceiptTask, parse_request
-from gateway.worker import ShiftPolicy, Worker
 
 WAIT_S = 30.0  # generous: these are correctness tests, not speed tests
 

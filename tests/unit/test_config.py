@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.atol.tasks import NameMapping
 from gateway.config import (
     ClockTrust,
     Config,
@@ -29,8 +30,7 @@ from gateway.config import (
     parse_config,
     redacted,
 )
-from gateway.errors import ConfigError
-from gateway.tasks import NameMapping
+from gateway.domain.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"

@@ -33,7 +33,7 @@ CONFIG_MODULE = SOURCE / "config.py"
 # every entry here is a key this test cannot vouch for.
 READ_GENERICALLY: frozenset[str] = frozenset(
     {
-        # The `mapping:` section becomes a NameMapping (gateway.tasks); its sections are
+        # The `mapping:` section becomes a NameMapping (gateway.atol.tasks); its sections are
         # looked up by name when a CRM's name is translated.
         "mapping.payment_types",
         "mapping.vat",

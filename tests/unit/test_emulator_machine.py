@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.fiscal import Vat
+from gateway.domain.fiscal import Vat
 from gateway.registers.emulator import fn, machine, protocol
 from gateway.registers.emulator.clock import ClockState
 from gateway.registers.emulator.refusals import Fn, Kkt

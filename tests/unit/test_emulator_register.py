@@ -11,8 +11,8 @@ from typing import TypeVar
 
 import pytest
 
-from gateway.errors import DeviceError
-from gateway.fiscal import Vat
+from gateway.domain.errors import DeviceError
+from gateway.domain.fiscal import Vat
 from gateway.registers.emulator import fn
 from gateway.registers.emulator.faults import FaultError
 from gateway.registers.emulator.register import Emulator

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gateway.fiscal import (
+from gateway.domain.fiscal import (
     QTY_SCALE,
     Item,
     Payment,

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from gateway import fiscal
+from gateway.domain import fiscal
 from gateway.monitors.health_rules import (
     HealthReading,
     HealthThresholds,

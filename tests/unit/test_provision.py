@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from gateway.config import parse_config
-from gateway.errors import ConfigError
-from gateway.provision import (
+from gateway.domain.errors import ConfigError
+from gateway.updates.provision import (
     CREDENTIAL_NAMES,
     DEFAULT_TARGET,
     RUNTIME_CREDENTIALS,
@@ -169,7 +169,7 @@ def test_empty_folder_is_nothing_and_writes_nothing(
     put(card, ".DS_Store", b"\0\1")  # what a Mac leaves behind is not refused
     put(card, "credentials/Thumbs.db", b"\0")
     before = snapshot(card.parent)
-    with caplog.at_level(logging.INFO, logger="gateway.provision"):
+    with caplog.at_level(logging.INFO, logger="gateway.updates.provision"):
         report = run_at(card, etc)
     assert (report.outcome, report.exit_code) == (Outcome.NOTHING, 0)
     assert snapshot(card.parent) == before
@@ -297,7 +297,7 @@ def test_failure_changes_no_setting_and_lists_every_problem(
     put(card, "credentials/api-tokens.txt", "x")  # Windows hid the .txt
     settings, on_card = snapshot(etc), snapshot(card)
 
-    with caplog.at_level(logging.ERROR, logger="gateway.provision"):
+    with caplog.at_level(logging.ERROR, logger="gateway.updates.provision"):
         report = run_at(card, etc)
 
     assert (report.outcome, report.exit_code) == (Outcome.FAILED, 2)

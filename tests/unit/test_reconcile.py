@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway import fiscal
+from gateway.domain import fiscal
+from gateway.engine.reconcile import compare, journal_totals, net_payments
 from gateway.journal import ShiftTask
-from gateway.reconcile import compare, journal_totals, net_payments
 
 P = fiscal.PaymentType
 R = fiscal.ReceiptType

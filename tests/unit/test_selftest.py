@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from gateway import fiscal, results, selftest
-from gateway.tasks import NameMapping, ReceiptTask, dumps, parse_request
+from gateway.atol import results
+from gateway.atol.tasks import NameMapping, ReceiptTask, dumps, parse_request
+from gateway.domain import fiscal
+from gateway.engine import selftest
 
 P = fiscal.PaymentType
 R = fiscal.ReceiptType

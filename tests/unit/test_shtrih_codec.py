@@ -8,8 +8,8 @@ from typing import TypeVar
 
 import pytest
 
-from gateway import fiscal
-from gateway.errors import DeviceError, ProtocolError
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError, ProtocolError
 from gateway.registers.shtrih import codec as c
 from gateway.registers.shtrih.framing import Frame, FrameDecoder, encode_frame
 

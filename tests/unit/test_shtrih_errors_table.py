@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gateway.errors import DeviceError, RegisterError
+from gateway.domain.errors import DeviceError, RegisterError
 from gateway.registers.shtrih import errors_table
 from gateway.registers.shtrih.errors_table import ERRORS, ErrorInfo, device_error, lookup
 

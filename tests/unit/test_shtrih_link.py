@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ConnectionLost, FrameError, NoAnswer, NotConnected
+from gateway.domain.errors import ConnectionLost, FrameError, NoAnswer, NotConnected
 from gateway.registers.emulator.register import Emulator
 from gateway.registers.emulator.wire import DeviceLink
 from gateway.registers.shtrih import codec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import fiscal
+from gateway.domain import fiscal
 from gateway.registers.shtrih import counters
 
 P = fiscal.PaymentType

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import fiscal
+from gateway.domain import fiscal
 from gateway.registers.shtrih import tags
 
 

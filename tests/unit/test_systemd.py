@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.log import (
+from gateway.runtime.log import (
     JournalPrefixFormatter,
     setup_logging,
     stream_goes_to_journal,
     syslog_priority,
 )
-from gateway.systemd import Notifier, Progress, ProgressGate, StatusFacts, format_status
+from gateway.runtime.systemd import Notifier, Progress, ProgressGate, StatusFacts, format_status
 
 # --- ProgressGate: (seconds since start, counter, waiting) -> ping? ------------------------
 

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway import fiscal, tasks
-from gateway.errors import ValidationError
-from gateway.fiscal import PaymentType, ReceiptType, Vat
-from gateway.tasks import (
+from gateway.atol import tasks
+from gateway.atol.tasks import (
     CloseShiftTask,
     ContinuePrintTask,
     NameMapping,
@@ -29,6 +27,9 @@ from gateway.tasks import (
     parse_task,
     parse_tasks_json,
 )
+from gateway.domain import fiscal
+from gateway.domain.errors import ValidationError
+from gateway.domain.fiscal import PaymentType, ReceiptType, Vat
 
 UA = NameMapping(
     payment_types={"Готівка": "cash", "Картка": "electronically"},

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from gateway import fiscal
-from gateway.errors import ConfigError, ValidationError
-from gateway.registers.checkbox import offline
+from gateway.atol.tasks import NameMapping, ReceiptTask, parse_request
+from gateway.domain import fiscal
+from gateway.domain.errors import ConfigError, ValidationError
 from gateway.registers.checkbox import payload as cb
+from gateway.registers.cloud import offline
 from gateway.registers.vchasno import payload as vc
-from gateway.tasks import NameMapping, ReceiptTask, parse_request
 
 UA = NameMapping(
     payment_types={

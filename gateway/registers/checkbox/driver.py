@@ -34,10 +34,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from gateway import __version__, fiscal
-from gateway.errors import LinkError, NoAnswer, OutcomeUnproven
-from gateway.registers.checkbox import offline, payload
-from gateway.registers.cloud_http import CloudApiError, CloudHttp, CredentialsRejected
+from gateway import __version__
+from gateway.domain import fiscal
+from gateway.domain.errors import LinkError, NoAnswer, OutcomeUnproven
+from gateway.registers.checkbox import payload
+from gateway.registers.cloud import offline
+from gateway.registers.cloud.http import CloudApiError, CloudHttp, CredentialsRejected
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import fiscal
-from gateway.errors import DeviceError, NoAnswer
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError, NoAnswer
 
 # Fixed forever: changing it would give old jobs new Checkbox ids. Ids themselves are made in
 # a namespace per register (`register_namespace`); this one was shared by every box before.

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 
 _LOGGER = logging.getLogger(__name__)
 

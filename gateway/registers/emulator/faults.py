@@ -31,7 +31,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 
 
 class FaultName(enum.StrEnum):

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.durable import write_atomic
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 from gateway.registers.emulator import fn, tlv
 from gateway.registers.emulator.clock import ClockState
 from gateway.registers.emulator.tape import TapeRecord
 from gateway.registers.emulator.tlv import Tlv
+from gateway.runtime.durable import write_atomic
 
 STATE_VERSION = 1
 

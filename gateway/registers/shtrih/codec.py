@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Self, TypeVar
 
-from gateway import fiscal
-from gateway.errors import ProtocolError
+from gateway.domain import fiscal
+from gateway.domain.errors import ProtocolError
 from gateway.registers.shtrih.errors_table import device_error
 
 

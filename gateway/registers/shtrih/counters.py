@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from gateway import fiscal
+from gateway.domain import fiscal
 
 # Position of an operation type inside each group of four ([GUIDE] p.5).
 OPERATION_INDEX: Mapping[fiscal.ReceiptType, int] = MappingProxyType(

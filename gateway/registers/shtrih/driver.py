@@ -10,8 +10,8 @@ import datetime as dt
 import logging
 from typing import TypeVar
 
-from gateway import fiscal
-from gateway.errors import DeviceError, NotConnected, ProtocolError
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError, NotConnected, ProtocolError
 from gateway.registers import serial_port
 from gateway.registers.shtrih import codec, counters, tags
 from gateway.registers.shtrih.link import ShtrihLink

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.errors import DeviceError
+from gateway.domain.errors import DeviceError
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gateway.errors import ConnectionLost, FrameError, NoAnswer, NotConnected
+from gateway.domain.errors import ConnectionLost, FrameError, NoAnswer, NotConnected
 from gateway.registers.shtrih.framing import (
     ACK,
     ENQ,

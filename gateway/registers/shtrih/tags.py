@@ -7,7 +7,7 @@ in as few bytes as the value needs, a byte for 2108, STLV as the concatenation o
 
 from __future__ import annotations
 
-from gateway import fiscal
+from gateway.domain import fiscal
 from gateway.registers.shtrih import codec
 
 TAG_BUYER_CONTACT = 1008

@@ -36,10 +36,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from gateway import __version__, fiscal
-from gateway.errors import LinkError, NoAnswer, OutcomeUnproven, RegisterError
-from gateway.registers.checkbox import offline
-from gateway.registers.cloud_http import CloudApiError, CloudHttp, CredentialsRejected
+from gateway import __version__
+from gateway.domain import fiscal
+from gateway.domain.errors import LinkError, NoAnswer, OutcomeUnproven, RegisterError
+from gateway.registers.cloud import offline
+from gateway.registers.cloud.http import CloudApiError, CloudHttp, CredentialsRejected
 from gateway.registers.vchasno import payload
 
 _LOGGER = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from gateway import fiscal
-from gateway.errors import DeviceError, NoAnswer
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError, NoAnswer
 
 TASK_OPEN_SHIFT = 0
 TASK_SALE = 1

@@ -17,10 +17,14 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, fiscal, updates
-from gateway.box_controls import SupervisorControls
+from gateway import __version__, updates
+from gateway.app.controls import SupervisorControls
+from gateway.atol.tasks import NameMapping
 from gateway.config import Config
-from gateway.errors import GatewayError
+from gateway.domain import fiscal
+from gateway.domain.errors import GatewayError
+from gateway.engine.supervisor import Heartbeat, LinkState, RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.ingress.box_mqtt import BoxMqtt
 from gateway.ingress.http_api import HttpApi
 from gateway.journal import JobState, Journal
@@ -33,13 +37,10 @@ from gateway.registers.checkbox.driver import CheckboxRegister
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.registers.vchasno.driver import VchasnoRegister
-from gateway.supervisor import Heartbeat, LinkState, RegisterSupervisor
-from gateway.systemd import Notifier, Progress, keep_alive
-from gateway.tasks import NameMapping
+from gateway.runtime.systemd import Notifier, Progress, keep_alive
 from gateway.updates.service import python_for_venvs
 from gateway.web.diagnostics import RecentLogs, masked
 from gateway.web.server import StatusPage
-from gateway.worker import ShiftPolicy, Worker
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 
 from gateway.config import MAX_SECRET_FILE_BYTES, Config, parse_config
-from gateway.durable import fsync_dir, write_atomic, write_new
-from gateway.errors import ConfigError, ConfigIssue, GatewayError
+from gateway.domain.errors import ConfigError, ConfigIssue, GatewayError
+from gateway.runtime.durable import fsync_dir, write_atomic, write_new
 from gateway.updates.verify import parse_public_keys
 
 _LOGGER = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ from typing import Any, Final
 
 import aiohttp
 
-from gateway import selftest
+from gateway.atol.tasks import dumps
 from gateway.config import Config, load_config
-from gateway.errors import ConfigError, GatewayError
-from gateway.tasks import dumps
+from gateway.domain.errors import ConfigError, GatewayError
+from gateway.engine import selftest
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from gateway import fiscal
+from gateway.domain import fiscal
 
 UUID_PREFIX: Final = "selftest-"
 AMOUNT: Final = Decimal("1.00")

@@ -22,19 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import fiscal, results
-from gateway.aio import wait_set
-from gateway.errors import (
-    DeviceError,
-    GatewayError,
-    LinkError,
-    OutcomeUnproven,
-    RegisterError,
-    ValidationError,
-)
-from gateway.journal import JobRecord, JobState, Journal
-from gateway.reconcile import reconcile_shift
-from gateway.tasks import (
+from gateway.atol import results
+from gateway.atol.tasks import (
     CashTask,
     CloseShiftTask,
     ContinuePrintTask,
@@ -47,6 +36,18 @@ from gateway.tasks import (
     Task,
     parse_tasks_json,
 )
+from gateway.domain import fiscal
+from gateway.domain.errors import (
+    DeviceError,
+    GatewayError,
+    LinkError,
+    OutcomeUnproven,
+    RegisterError,
+    ValidationError,
+)
+from gateway.engine.reconcile import reconcile_shift
+from gateway.journal import JobRecord, JobState, Journal
+from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 from gateway.ingress.mqtt import LinkSettings
-from gateway.office import Office, Signer
+from gateway.office.client import Office, Signer
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

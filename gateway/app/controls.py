@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from gateway.engine.supervisor import LinkState, RegisterSupervisor
 from gateway.monitors.clock import ClockMonitor
-from gateway.supervisor import LinkState, RegisterSupervisor
 from gateway.web.controls import Outcome
 
 RELINK_TIMEOUT_S = 30.0

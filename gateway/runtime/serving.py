@@ -13,7 +13,7 @@ import ssl
 from aiohttp import web
 
 from gateway.config import Listen
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, TypeVar
 
-from gateway import fiscal
-from gateway.errors import ValidationError
+from gateway.domain import fiscal
+from gateway.domain.errors import ValidationError
 
 NOT_CONFIGURED: Final[Mapping[str, bool]] = {"not_configured": True}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.errors import DeviceError, LinkError, NoAnswer
+from gateway.domain.errors import DeviceError, LinkError, NoAnswer
 
 _LOGGER = logging.getLogger(__name__)
 

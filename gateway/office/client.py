@@ -23,11 +23,11 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.aio import wait_set
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 from gateway.ingress.mqtt import LinkSettings, MqttLink
 from gateway.ingress.signing import sign_command
 from gateway.ingress.topics import Topics, split
+from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 

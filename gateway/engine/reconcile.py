@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from gateway import fiscal, tasks
-from gateway.errors import ValidationError
+from gateway.atol import tasks
+from gateway.domain import fiscal
+from gateway.domain.errors import ValidationError
 from gateway.journal import Journal, ShiftTask
 
 _LOGGER = logging.getLogger(__name__)

@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gateway import fiscal
-from gateway.aio import wait_set
-from gateway.errors import DeviceError, GatewayError, RegisterMismatch
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError, GatewayError, RegisterMismatch
 from gateway.journal import Journal
+from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from gateway import fiscal
-from gateway.errors import DeviceError, GatewayError, LinkError, ValidationError
+from gateway.domain import fiscal
+from gateway.domain.errors import DeviceError, GatewayError, LinkError, ValidationError
 
 # ATOL error codes (libfptr) for the states a CRM commonly checks.
 ATOL_NO_CONNECTION = 2

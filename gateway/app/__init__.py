@@ -1,0 +1,1 @@
+"""The box program: wiring every part into one TaskGroup, and its controls."""

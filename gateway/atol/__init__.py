@@ -1,0 +1,1 @@
+"""The ATOL task contract: parsing tasks, mapping names, shaping results."""

@@ -1,0 +1,1 @@
+"""The fiscal engine: the worker, the register supervisor, reconciliation, self-test."""

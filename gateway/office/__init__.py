@@ -1,0 +1,1 @@
+"""The box's side of the office: its client and the office command line."""

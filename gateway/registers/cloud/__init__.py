@@ -1,0 +1,1 @@
+"""What the cloud РРО drivers (Checkbox, Вчасно.Каса) share."""

@@ -1,0 +1,1 @@
+"""Process plumbing: asyncio helpers, systemd, logging, durable files, serving."""
