@@ -21,7 +21,7 @@ from pathlib import Path
 from gateway.ingress.mqtt import LinkSettings
 from gateway.office.client import Office
 from tests.integration.test_mqtt import sell
-from tests.mqtt_broker import Broker, Pki, free_port
+from tests.support.broker import Broker, Pki, free_port
 
 
 def rss_mb(pid: int) -> float:

@@ -38,7 +38,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 extra=""
-[ "$want_test" = 1 ] && extra="[test]"
+[ "$want_test" = 1 ] && extra="[test,hub]"  # the hub's tests need its extra; a box never does
 stamp=".venv/.installed${extra:+-test}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Python packages into .venv"

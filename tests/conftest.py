@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mqtt_broker import Broker, Pki
+from tests.support.broker import Broker, Pki
 
 # Our own loggers run at DEBUG during tests so every %-format, hex dumps included, is tried.
 CHECKED_LOGGER = "gateway"

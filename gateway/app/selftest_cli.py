@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from gateway.atol.tasks import dumps
+from gateway.atol.decimal_json import dumps
 from gateway.config import Config, load_config
 from gateway.domain.errors import ConfigError, GatewayError
 from gateway.engine import selftest

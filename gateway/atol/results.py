@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, GatewayError, LinkError, ValidationError
+from gateway.domain.errors import (
+    GatewayError,
+    LinkError,
+    Refusal,
+    RegisterRefused,
+    ValidationError,
+)
 
 # ATOL error codes (libfptr) for the states a CRM commonly checks.
 ATOL_NO_CONNECTION = 2
@@ -30,30 +36,32 @@ ATOL_INTERRUPTED = 502
 ATOL_CANCELED = 503
 ATOL_VALIDATION = 400
 ATOL_OTHER = 999
-# Shtrih register errors without an ATOL twin are reported as 1000 + the register's code.
+# A refusal without an ATOL twin is reported as 1000 + the register's own number (a Shtrih-M
+# error byte, a cloud backend's HTTP status) when it has one.
 REGISTER_CODE_BASE = 1000
 
-_SHTRIH_TO_ATOL: Mapping[int, int] = {
-    0x6B: ATOL_NO_PAPER,
-    0x6C: ATOL_NO_PAPER,
-    0x71: ATOL_PRINTER_FAULT,
-    0xC8: ATOL_PRINTER_FAULT,
-    0x4E: ATOL_SHIFT_EXPIRED,
-    0x16: ATOL_SHIFT_EXPIRED,
-    0x4A: ATOL_RECEIPT_OPEN,
-    0x07: ATOL_DATE_EARLIER,
-    0x05: ATOL_FN_EXHAUSTED,
-    0x12: ATOL_FN_EXHAUSTED,
-    0x14: ATOL_FN_EXHAUSTED,
-    0x15: ATOL_OFD_TIMEOUT,
-    0x33: ATOL_INVALID_PARAM,
+_ATOL_CODES: Mapping[Refusal, int] = {
+    Refusal.PAPER_OUT: ATOL_NO_PAPER,
+    Refusal.COVER_OPEN: ATOL_COVER_OPEN,
+    Refusal.PRINTER_FAULT: ATOL_PRINTER_FAULT,
+    Refusal.SHIFT_EXPIRED: ATOL_SHIFT_EXPIRED,
+    Refusal.RECEIPT_OPEN: ATOL_RECEIPT_OPEN,
+    Refusal.CLOCK: ATOL_DATE_EARLIER,
+    Refusal.FN_EXHAUSTED: ATOL_FN_EXHAUSTED,
+    Refusal.OFD_BACKLOG: ATOL_OFD_TIMEOUT,
+    Refusal.INVALID_DATA: ATOL_INVALID_PARAM,
+    Refusal.UNMAPPED: ATOL_INVALID_PARAM,
 }
 
 
 def error_code(err: BaseException) -> int:
     """The ATOL-style numeric code reported for an error."""
-    if isinstance(err, DeviceError):
-        return _SHTRIH_TO_ATOL.get(err.error_code, REGISTER_CODE_BASE + err.error_code)
+    if isinstance(err, RegisterRefused):
+        known = _ATOL_CODES.get(err.reason)
+        if known is not None:
+            return known
+        number = err.detail.number if err.detail is not None else None
+        return ATOL_OTHER if number is None else REGISTER_CODE_BASE + number
     if isinstance(err, ValidationError):
         return ATOL_VALIDATION
     if isinstance(err, LinkError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 
@@ -116,31 +117,79 @@ class ProtocolError(RegisterError):
     code = "protocol_error"
 
 
-class DeviceError(RegisterError):
-    """The register refused a command with an error code of its own.
+class Refusal(enum.Enum):
+    """Why a register said no, in words every driver maps its own codes to.
 
-    `transient` errors (paper out, cover open, printing) clear by themselves or by a person's
+    The worker and the result shapes know only these; the driver keeps its own code and text
+    in `RegisterRefused.detail` for the technician.
+    """
+
+    PAPER_OUT = "paper_out"
+    COVER_OPEN = "cover_open"
+    PRINTER_FAULT = "printer_fault"  # cutter, print head: a service engineer's job
+    BUSY = "busy"  # still printing, overheated, low power, rate limited: clears by itself
+    WRONG_MODE = "wrong_mode"  # not allowed now (shift open / closed, document state)
+    SHIFT_EXPIRED = "shift_expired"  # open for more than 24 h: only a Z report is possible
+    RECEIPT_OPEN = "receipt_open"
+    CLOCK = "clock"  # date or time wrong, or earlier than the last document
+    FN_EXHAUSTED = "fn_exhausted"  # ФН full, expired or its key used up: replace it
+    FN_FAULT = "fn_fault"  # the ФН failed or does not answer the register
+    OFD_BACKLOG = "ofd_backlog"  # the ФН waited too long for the OFD and refuses documents
+    TAX_SYSTEM = "tax_system"  # the register is not registered for the receipt's tax system
+    INVALID_DATA = "invalid_data"  # the register refused what it was sent
+    UNMAPPED = "unmapped"  # the register has no code for a name in the receipt (VAT, payment)
+    NOT_SUPPORTED = "not_supported"
+    NOT_FOUND = "not_found"  # no such document or receipt
+    OTHER = "other"
+
+
+# States that clear by a person's hand or by themselves: the queue pauses, the job waits.
+TRANSIENT_REFUSALS = frozenset({Refusal.PAPER_OUT, Refusal.COVER_OPEN, Refusal.BUSY})
+
+
+@dataclass(frozen=True, slots=True)
+class VendorDetail:
+    """The register's own words for a refusal, kept for the technician and the logs.
+
+    `number` is the register's numeric error code where it has one (a Shtrih-M ERR byte);
+    `code` its code as the vendor writes it (`0x6b`, `HTTP 400 receipt.already_exists`).
+    """
+
+    source: str  # the driver: shtrih, checkbox, vchasno; "gateway" for the box's own rules
+    code: str
+    text: str
+    command: str = ""  # the command or call that was refused
+    number: int | None = None
+
+
+class RegisterRefused(RegisterError):
+    """The register refused a command; `reason` says why in driver-neutral words.
+
+    `transient` refusals (paper out, cover open, busy) clear by themselves or by a person's
     hand; the queue pauses and resumes. The others need a decision.
     """
 
-    code = "device_error"
+    code = "register_refused"
 
     def __init__(
         self,
-        error_code: int,
-        text: str,
+        reason: Refusal,
+        message: str,
         *,
-        command: int,
+        detail: VendorDetail | None = None,
         hint: str | None = None,
-        transient: bool = False,
+        transient: bool | None = None,
     ) -> None:
-        super().__init__(
-            f"register error {error_code:#04x} on command {command:#x}: {text}", hint=hint
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.detail = detail
+        self.transient = reason in TRANSIENT_REFUSALS if transient is None else transient
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(reason={self.reason.value!r}, message={self.message!r}, "
+            f"detail={self.detail!r})"
         )
-        self.error_code = error_code
-        self.text = text
-        self.command = command
-        self.transient = transient
 
 
 class RegisterMismatch(RegisterError):
@@ -163,6 +212,12 @@ class JournalError(GatewayError):
     """The durable journal failed."""
 
     code = "journal_error"
+
+
+class JournalFull(JournalError):
+    """A journal write failed for want of space (the disk or the card is full)."""
+
+    code = "journal_full"
 
 
 class CorruptJournal(JournalError):

@@ -523,7 +523,7 @@ class KeyedRegister(Register, Protocol):
         contents raises `OutcomeUnproven`.
 
         Waits while the backend is still fiscalising it; a receipt the backend refused
-        raises a non-transient `DeviceError`.
+        raises a non-transient `RegisterRefused`.
         """
 
 

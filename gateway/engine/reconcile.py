@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from gateway.atol import tasks
+from gateway.atol import decimal_json, names, parser, tasks
 from gateway.domain import fiscal
 from gateway.domain.errors import ValidationError
 from gateway.journal import Journal, ShiftTask
@@ -50,7 +50,7 @@ CASH_NAMES: Final = ("cashIn", "cashOut")
 
 # Stored tasks were checked against the register when they were accepted; reading them back
 # only needs the money, so no character set or carried-field rule applies.
-_READ_BACK: Final = tasks.NameMapping(charset=None, carries=None)
+_READ_BACK: Final = names.NameMapping(charset=None, carries=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ def _kopecks(value: object) -> int:
 
 
 def _stored_task(task: ShiftTask) -> object:
-    raw = tasks.loads(task.tasks_json)
+    raw = decimal_json.loads(task.tasks_json)
     if not isinstance(raw, list) or not 0 <= task.index < len(raw):
         raise ValueError(f"job {task.job_uuid} has no task {task.index}")
     return raw[task.index]
@@ -171,7 +171,7 @@ def _stored_task(task: ShiftTask) -> object:
 
 def _receipt(task: ShiftTask) -> tuple[fiscal.ReceiptType, int, dict[fiscal.PaymentType, int]]:
     """Type, total and payments net of change of a stored receipt task, in kopecks."""
-    parsed = tasks.parse_task(_stored_task(task), f"request[{task.index}]", _READ_BACK)
+    parsed = parser.parse_task(_stored_task(task), f"request[{task.index}]", _READ_BACK)
     if not isinstance(parsed, tasks.ReceiptTask):
         raise ValueError(f"job {task.job_uuid} task {task.index} is not a receipt")
     receipt = parsed.receipt

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, GatewayError, RegisterMismatch
+from gateway.domain.errors import GatewayError, RegisterMismatch, RegisterRefused
+from gateway.engine.journal_check import JournalGap, check_journal
 from gateway.journal import Journal
 from gateway.runtime.aio import wait_set
 
@@ -113,6 +114,8 @@ class RegisterSupervisor:
         self._heartbeat = heartbeat
         self._register_lock = register_lock
         self.heartbeats = 0  # polls that reached the register
+        self.journal_gap: JournalGap | None = None  # documents the journal does not know
+        self._journal_checked = False
 
     def share_register_lock(self, lock: asyncio.Lock) -> None:
         """The worker's register lock: a heartbeat never talks across a job."""
@@ -230,6 +233,7 @@ class RegisterSupervisor:
         self.device = device
         self._failures = 0
         self.last_error = None
+        await self._check_journal_once(fn)
         _LOGGER.info(
             "%s connected: %s serial %s firmware %s build %d, ФН %s",
             self.name,
@@ -292,6 +296,24 @@ class RegisterSupervisor:
             {"message": message, "action": "nothing to do", "register": asdict(seen)},
             now=self._now(),
         )
+
+    async def _check_journal_once(self, fn: fiscal.FnStatus) -> None:
+        """Before the first job of this run: does the journal know the register's last
+        document? (`journal_check`; a cloud РРО numbers no documents to compare.)"""
+        if (
+            self._journal is None
+            or self._journal_checked
+            or isinstance(self.register, fiscal.KeyedRegister)
+        ):
+            return
+        try:
+            self.journal_gap = await check_journal(self._journal, fn, self._now())
+        except GatewayError as err:
+            _LOGGER.warning(
+                "%s: could not compare the journal with the register: %s", self.name, err
+            )
+            return
+        self._journal_checked = True
 
     async def _watch(self) -> None:
         unresponsive: str | None = None
@@ -370,7 +392,7 @@ class RegisterSupervisor:
         try:
             async with asyncio.timeout(heartbeat.timeout_s):
                 await self.register.status()
-        except DeviceError:
+        except RegisterRefused:
             pass  # it answered, if only to refuse: alive
         finally:
             if lock is not None:

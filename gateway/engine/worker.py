@@ -1,4 +1,4 @@
-"""The worker: takes jobs in order and prints each fiscal document exactly once (DESIGN §4).
+"""The worker: takes jobs in order and prints each document exactly once (docs/design.md §4).
 
 Before the first byte of a fiscal document goes out, the journal holds `in_progress` with
 N0 = the ФН's last document number. After any failure whose outcome is unclear (no
@@ -16,36 +16,40 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.atol import results
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_tasks_json
 from gateway.atol.tasks import (
     CashTask,
     CloseShiftTask,
     ContinuePrintTask,
-    NameMapping,
+    FiscalTask,
     OpenShiftTask,
+    ParsedRequest,
     QueryKind,
     QueryTask,
     ReceiptTask,
     ReportXTask,
-    Task,
-    parse_tasks_json,
 )
 from gateway.domain import fiscal
 from gateway.domain.errors import (
-    DeviceError,
     GatewayError,
+    JournalError,
     LinkError,
     OutcomeUnproven,
+    Refusal,
     RegisterError,
+    RegisterRefused,
     ValidationError,
 )
+from gateway.engine import journal_faults
 from gateway.engine.reconcile import reconcile_shift
+from gateway.engine.shift import ShiftMemo
 from gateway.journal import JobRecord, JobState, Journal
 from gateway.runtime.aio import wait_set
 
@@ -56,11 +60,13 @@ LINK_RETRY_PAUSE_S = 1.0
 IDLE_CHECK_INTERVAL_S = 60.0  # how often an idle worker looks at the shift's age
 PAUSE_POLL_INTERVAL_S = 2.0  # how often a paused queue checks whether the register recovered
 CONNECT_WAIT_S = 5.0
+JOURNAL_RETRY_INTERVAL_S = 5.0  # how often a queue paused by a failed commit tries again
+# Room the journal must find before a paused queue resumes: a commit of this size, deleted at
+# once, so its pages stay in the file for the jobs that follow (about 16 SQLite pages).
+JOURNAL_PROBE_BYTES = 64 * 1024
+META_JOURNAL_PROBE = "journal_probe"
 MAX_RERUNS = 5  # a task proven unprinted is run again at most this many times in a row
 SHIFT_LIMIT = dt.timedelta(hours=24)
-SHIFT_SCAN_LIMIT = 2000  # documents read back to find when a foreign shift was opened
-
-META_SHIFT_OPENED = "shift_opened_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +132,17 @@ class Worker:
         self._device_info = device_info
         self._before_shift_open = before_shift_open
         self._after_job = after_job  # e.g. the status page reads the register's state again
+        self._after_job_due = False
+        self._shift = ShiftMemo(journal, register)
         self._wake = asyncio.Event()
         # Held around each job (and idle shift upkeep): monitors take it to keep off the
         # register while a document is in progress.
         self._register_lock = asyncio.Lock()
         self.paused_reason: str | None = None
+        # Set while the journal cannot commit (disk full, damaged file); the queue waits.
+        self.journal_fault: journal_faults.JournalFault | None = None
+        # A task's result the journal failed to commit: committed on the retry, never redone.
+        self._unsaved: tuple[str, int, dict[str, Any]] | None = None
         self.current_job: str | None = None
         self.progress = 0  # bumps on every step: the systemd watchdog checks it moves
         self.last_activity = self._now()
@@ -140,6 +152,12 @@ class Worker:
         """The lock the worker holds while it uses the register; monitors take it too."""
         return self._register_lock
 
+    def journal_health(self) -> dict[str, object]:
+        """The journal as the worker's last commit found it, for /health: reads may still
+        work while commits fail (a full disk), so a read check alone would say ok."""
+        fault = self.journal_fault
+        return {"state": "ok"} if fault is None else {"state": "down", **fault.as_dict()}
+
     def wake(self, _uuid: str | None = None) -> None:
         """A job was queued or unblocked: look at the queue now."""
         self._wake.set()
@@ -147,28 +165,70 @@ class Worker:
     # --- main loop -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Take jobs until cancelled."""
+        """Take jobs until cancelled; while the journal cannot write, wait (nothing is lost:
+        no step is taken that is not committed first)."""
         while True:
-            self._tick()
-            blocked = await self._journal.is_blocked()
-            job = None if blocked else await self._journal.next_job()
-            if job is None:
-                await self._idle()
-                continue
-            if not await self._wait_connected():
-                continue
             try:
-                async with self._register_lock:
-                    await self._run_job(job)
+                if self.journal_fault is not None:
+                    await self._journal_probe()
+                await self._turn()
+            except JournalError as err:
+                await self._journal_failed(err)
+
+    async def _turn(self) -> None:
+        """One job, or one idle wait."""
+        self._tick()
+        job = await self._journal.next_job()  # None while a job is blocked
+        if job is None:
+            if self._after_job_due:
+                # Once the queue is empty: a status read after each job of a burst would
+                # hold the register while the next receipt waits.
+                self._after_job_due = False
                 self._after_job()
-            except Paused as err:
-                await self._pause(str(err))
-            except LinkError as err:
-                _LOGGER.warning(
-                    "Job %s: register link failed (%s); will recover when it is back", job.uuid, err
-                )
-                # The supervisor may take a moment to see the link down; do not spin meanwhile.
-                await asyncio.sleep(LINK_RETRY_PAUSE_S)
+            await self._idle()
+            return
+        if not await self._wait_connected():
+            return
+        try:
+            async with self._register_lock:
+                await self._run_job(job)
+            self._after_job_due = True
+        except Paused as err:
+            await self._pause(str(err))
+        except LinkError as err:
+            _LOGGER.warning(
+                "Job %s: register link failed (%s); will recover when it is back", job.uuid, err
+            )
+            # The supervisor may take a moment to see the link down; do not spin meanwhile.
+            await asyncio.sleep(LINK_RETRY_PAUSE_S)
+
+    async def _journal_failed(self, err: JournalError) -> None:
+        """Pause the queue on a failed commit; no event: the journal cannot take one now."""
+        kind = journal_faults.classify(err)
+        known = self.journal_fault
+        if known is None or known.kind is not kind:
+            _LOGGER.error("Journal write failed, queue paused: %s (%s)", err, kind.value)
+        since = known.since if known is not None else self._now()
+        self.journal_fault = journal_faults.JournalFault(kind, str(err), since)
+        self.paused_reason = self.journal_fault.reason
+        await wait_set(self._wake, JOURNAL_RETRY_INTERVAL_S)
+        self._wake.clear()
+
+    async def _journal_probe(self) -> None:
+        """A commit that needs room: when it goes through, the journal writes again (a
+        small one might fit in a page's spare bytes while the disk is still full)."""
+        await self._journal.meta_set(META_JOURNAL_PROBE, "0" * JOURNAL_PROBE_BYTES)
+        await self._journal.meta_delete(META_JOURNAL_PROBE)
+        fault, self.journal_fault = self.journal_fault, None
+        if fault is None:
+            return
+        _LOGGER.warning("Journal writes again (failed since %s); queue resumed", fault.since)
+        await self._journal.add_event(
+            "journal_write_failed",
+            {**fault.as_dict(), "until": self._now().isoformat()},
+            now=self._now(),
+        )
+        await self._resumed()
 
     def _tick(self) -> None:
         self.progress += 1
@@ -215,8 +275,8 @@ class Worker:
 
     async def _run_job(self, job: JobRecord) -> None:
         self.current_job = job.uuid
-        if job.state is JobState.QUEUED:
-            job = await self._journal.start(job.uuid, now=self._now())
+        _LOGGER.debug("Job %s taken", job.uuid)
+        # A queued job is started by its first journalled step, in the same commit.
         try:
             tasks = self._parse(job)
         except ValidationError as err:
@@ -231,15 +291,19 @@ class Worker:
             ):
                 continue
             self._tick()
+            unsaved, self._unsaved = self._unsaved, None
             try:
-                result = await self._run_task(job, index, task)
+                if unsaved is not None and unsaved[:2] == (job.uuid, index):
+                    result = unsaved[2]  # made before the journal failed: commit, never redo
+                else:
+                    result = await self._run_task(job, index, task)
             except (Blocked, OutcomeUnproven) as err:
                 _LOGGER.error("Job %s task %d blocked: %s", job.uuid, index, err)
                 await self._journal.block(
                     job.uuid, index, results.ATOL_BLOCKED, results.error_text(err), now=self._now()
                 )
                 return
-            except DeviceError as err:
+            except RegisterRefused as err:
                 if err.transient:
                     raise Paused(results.error_text(err)) from err
                 _LOGGER.warning("Job %s task %d refused by the register: %s", job.uuid, index, err)
@@ -251,16 +315,31 @@ class Worker:
                     now=self._now(),
                 )
                 return
-            await self._journal.finish_task(job.uuid, index, result, now=self._now())
             await self._resumed()
-            job = await self._journal.get(job.uuid)
-        await self._journal.complete(job.uuid, now=self._now())
+            try:
+                # The last task's result and `done` are one commit.
+                job = await self._journal.finish_task(
+                    job.uuid, index, result, now=self._now(), complete=True
+                )
+            except JournalError:
+                self._unsaved = (job.uuid, index, result)
+                raise
+        if job.state is not JobState.DONE:  # every task was ready already
+            job = await self._journal.complete(job.uuid, now=self._now())
         _LOGGER.info("Job %s done", job.uuid)
 
-    def _parse(self, job: JobRecord) -> list[Task]:
+    def _parse(self, job: JobRecord) -> list[FiscalTask]:
+        """The tasks, as the submitter parsed them in this process, else from the journal."""
+        kept = self._journal.parsed(job.uuid)
+        if (
+            isinstance(kept, ParsedRequest)
+            and kept.uuid == job.uuid
+            and kept.tasks_json == job.tasks_json
+        ):
+            return list(kept.tasks)
         return list(parse_tasks_json(job.tasks_json, self._mapping, job_id=job.uuid))
 
-    async def _run_task(self, job: JobRecord, index: int, task: Task) -> dict[str, Any]:
+    async def _run_task(self, job: JobRecord, index: int, task: FiscalTask) -> dict[str, Any]:
         if isinstance(task, QueryTask):
             return await self._query(task.kind)
         if isinstance(task, ReportXTask):
@@ -345,8 +424,8 @@ class Worker:
                     raise Blocked(
                         f"the register failed {MAX_RERUNS} times in a row on this operation"
                     )
-            await self._ready_to_print()
-            await self._shift_maintenance(for_receipt=True, job=job, index=index)
+            status = await self._ready_to_print()
+            await self._shift_maintenance(for_receipt=True, job=job, index=index, status=status)
             n0 = await self._cash_count(task.direction)
             step_n0 = NO_COUNTER if n0 is None else n0
             await self._journal.begin_fiscal_step(
@@ -364,7 +443,7 @@ class Worker:
                     "Job %s task %d: outcome unknown (%s); reconciling", job.uuid, index, err
                 )
                 await self._wait_link_back()
-            except DeviceError as err:
+            except RegisterRefused as err:
                 if (
                     not err.transient
                     and n0 is not None
@@ -424,7 +503,7 @@ class Worker:
             return await self._reconcile(job, index, task, n0)
         except OutcomeUnproven as err:
             raise Blocked(results.error_text(err)) from err
-        except DeviceError as err:
+        except RegisterRefused as err:
             if err.transient:
                 raise
             raise Blocked(
@@ -465,13 +544,13 @@ class Worker:
         """Prepare, commit N0, send. None means: the outcome is unclear, reconcile."""
         status = await self._ready_to_print()
         if isinstance(task, ReceiptTask):
-            await self._shift_maintenance(for_receipt=True, job=job, index=index)
+            await self._shift_maintenance(for_receipt=True, job=job, index=index, status=status)
         elif isinstance(task, OpenShiftTask) and status.shift is not fiscal.ShiftState.CLOSED:
-            raise DeviceError(
-                0x73, "shift is already open", command=0xFF41, hint="close the shift first"
+            raise RegisterRefused(
+                Refusal.WRONG_MODE, "shift is already open", hint="close the shift first"
             )
         elif isinstance(task, CloseShiftTask) and status.shift is fiscal.ShiftState.CLOSED:
-            raise DeviceError(0x73, "shift is already closed", command=0xFF42)
+            raise RegisterRefused(Refusal.WRONG_MODE, "shift is already closed")
         elif isinstance(task, OpenShiftTask) and self._before_shift_open is not None:
             await self._before_shift_open()
         n0 = (await self._register.fn_status()).last_document_number
@@ -497,7 +576,7 @@ class Worker:
             )
             await self._wait_link_back()
             return None
-        except DeviceError as err:
+        except RegisterRefused as err:
             if err.transient:
                 # e.g. paper ran out while printing: the ФН may have closed the document.
                 _LOGGER.warning("Job %s task %d: %s; reconciling", job.uuid, index, err)
@@ -536,7 +615,7 @@ class Worker:
         task: ReceiptTask | OpenShiftTask | CloseShiftTask,
         n0: int,
     ) -> dict[str, Any] | None:
-        """DESIGN §4 steps 1–4. Returns the result when printed, None when proven not printed."""
+        """docs/design.md §4 steps 1–4: the result when printed, None when proven not printed."""
         await self._wait_link_back()
         if isinstance(self._register, fiscal.KeyedRegister):
             return await self._reconcile_keyed(self._register, job, index, task)
@@ -639,13 +718,20 @@ class Worker:
         return status
 
     async def _shift_maintenance(
-        self, *, for_receipt: bool, job: JobRecord | None = None, index: int = 0
+        self,
+        *,
+        for_receipt: bool,
+        job: JobRecord | None = None,
+        index: int = 0,
+        status: fiscal.RegisterStatus | None = None,
     ) -> None:
         """Close a shift near its 24 h limit or past `close_at`; open one when a receipt needs
-        it. Inside a job each of these documents is journalled with its own N0 first."""
-        info = await self._register.shift_info()
+        it. Inside a job each of these documents is journalled with its own N0 first.
+        `status`: the register's status just read, so the shift and clock are not asked again."""
+        info = await self._shift_now(status)
+        clock = status.datetime if status is not None else None
         if info.state is fiscal.ShiftState.EXPIRED or (
-            info.state is fiscal.ShiftState.OPENED and await self._shift_due(info)
+            info.state is fiscal.ShiftState.OPENED and await self._shift_due(info, clock)
         ):
             _LOGGER.info("Closing shift %d by the shift policy", info.number)
             await self._begin_auto_step(job, index, AUTO_CLOSE_STEP)
@@ -663,10 +749,9 @@ class Worker:
             info = await self._register.shift_info()
         if for_receipt and info.state is fiscal.ShiftState.CLOSED:
             if not self._policy.auto_open:
-                raise DeviceError(
-                    0x73,
+                raise RegisterRefused(
+                    Refusal.WRONG_MODE,
                     "the shift is closed and shift.auto_open is off",
-                    command=0xFF46,
                     hint="open a shift (openShift task or the status page)",
                 )
             if self._before_shift_open is not None:
@@ -688,7 +773,7 @@ class Worker:
         number = (await self._register.shift_info()).number
         try:
             totals: fiscal.ShiftTotals | None = await self._register.shift_totals()
-        except DeviceError as err:
+        except RegisterRefused as err:
             _LOGGER.warning("Shift %d: could not read the register's totals: %s", number, err)
             totals = None
         res = await self._register.close_shift(operator)
@@ -711,12 +796,25 @@ class Worker:
         await self._journal.begin_fiscal_step(job.uuid, index, step, n0, now=self._now())
         _LOGGER.info("Job %s task %d: %s, N0=%d", job.uuid, index, step, n0)
 
-    async def _shift_due(self, info: fiscal.ShiftInfo) -> bool:
-        """The open shift is near its 24 h limit, or began before the last `close_at`."""
+    async def _shift_now(self, status: fiscal.RegisterStatus | None) -> fiscal.ShiftInfo:
+        """The shift's state and number from a status just read (a Shtrih's 11h carries both),
+        else asked; a cloud РРО is always asked, as only its shift info says when it opened."""
+        if (
+            status is None
+            or status.shift_number is None
+            or isinstance(self._register, fiscal.KeyedRegister)
+        ):
+            return await self._register.shift_info()
+        return fiscal.ShiftInfo(status.shift, status.shift_number)
+
+    async def _shift_due(self, info: fiscal.ShiftInfo, clock: dt.datetime | None = None) -> bool:
+        """The open shift is near its 24 h limit, or began before the last `close_at`.
+        `clock`: the register's time from a status just read, else it is read now."""
         opened = await self._shift_opened_at(info)
         if opened is None:
             return False
-        clock = await self._register.read_clock()
+        if clock is None:
+            clock = await self._register.read_clock()
         if clock - opened >= SHIFT_LIMIT - self._policy.close_before_limit:
             return True
         close_at = self._policy.close_at
@@ -733,31 +831,14 @@ class Worker:
         number = res.shift_number
         if number is None:
             number = (await self._register.shift_info()).number
-        when = res.datetime or (await self._register.read_clock())
-        value = json.dumps({"shift": number, "opened_at": when.replace(tzinfo=None).isoformat()})
-        await self._journal.meta_set(META_SHIFT_OPENED, value)
+        await self._shift.remember(number, res.datetime or (await self._register.read_clock()))
 
     async def _shift_opened_at(self, info: fiscal.ShiftInfo) -> dt.datetime | None:
-        """When the open shift began (register wall time): remembered, or read from the ФН."""
+        """When the open shift began (register wall time): reported, remembered, or read
+        from the ФН."""
         if info.opened_at is not None:
             return info.opened_at  # a cloud РРО reports it directly
-        stored = await self._journal.meta_get(META_SHIFT_OPENED)
-        if stored:
-            memo = json.loads(stored)
-            if memo.get("shift") == info.number:
-                return dt.datetime.fromisoformat(memo["opened_at"])
-        fn = await self._register.fn_status()
-        for number in range(
-            fn.last_document_number, max(0, fn.last_document_number - SHIFT_SCAN_LIMIT), -1
-        ):
-            doc = await self._register.find_document(number)
-            if doc.document_type == fiscal.DOC_TYPE_SHIFT_OPEN and doc.datetime is not None:
-                value = json.dumps({"shift": info.number, "opened_at": doc.datetime.isoformat()})
-                await self._journal.meta_set(META_SHIFT_OPENED, value)
-                return doc.datetime
-            if doc.document_type == fiscal.DOC_TYPE_SHIFT_CLOSE:
-                break
-        return None
+        return await self._shift.opened_at(info.number)
 
 
 def request_id(job_uuid: str, index: int) -> str:

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.config import TokenConfig
+from gateway.config.schema import TokenConfig
 
 LOOPBACK_CLIENT = "loopback"
 
@@ -29,6 +29,7 @@ class Refusal(enum.Enum):
 
     MISSING = "no Authorization header"
     NOT_BEARER = "Authorization is not a Bearer token"
+    MALFORMED = "Authorization is not valid UTF-8 text"
     UNKNOWN = "unknown token"
 
 
@@ -98,11 +99,23 @@ def _bearer(authorization: str | None) -> tuple[str | None, Refusal]:
     """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
     if authorization is None or not authorization.strip():
         return None, Refusal.MISSING
+    if not _is_text(authorization):
+        return None, Refusal.MALFORMED
     scheme, _, value = authorization.strip().partition(" ")
     token = value.strip()
     if scheme.lower() != "bearer" or not token:
         return None, Refusal.NOT_BEARER
     return token, Refusal.UNKNOWN
+
+
+def _is_text(value: str) -> bool:
+    """Header bytes that were not UTF-8 reach us as lone surrogates; such a value has no
+    token in it (and would fail to encode when hashed)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_loopback(peer: str | None) -> bool:

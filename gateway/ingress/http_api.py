@@ -1,4 +1,4 @@
-"""The ATOL web-server compatible HTTP API (DESIGN §3) on aiohttp.
+"""The ATOL web-server compatible HTTP API [ATOL] on aiohttp (docs/api.md).
 
 A request is answered 201 only after its job row is committed; the same uuid again is 409
 and nothing is queued twice. Every task, queries included, runs later in the worker; GET
@@ -22,17 +22,13 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from gateway.atol.tasks import NameMapping, RequestTooLarge, describe, parse_request
-from gateway.config import HttpConfig
-from gateway.domain.errors import (
-    DuplicateJob,
-    GatewayError,
-    InvalidJobState,
-    JobNotFound,
-    ValidationError,
-)
+from gateway.atol.names import NameMapping
+from gateway.atol.tasks import describe
+from gateway.config.schema import HttpConfig
+from gateway.domain.errors import GatewayError, InvalidJobState, JobNotFound, ValidationError
 from gateway.ingress.auth import Refusal, TokenCheck
-from gateway.journal import JobRecord, JobState, Journal
+from gateway.journal import JobRecord, JobState, Journal, intake
+from gateway.journal.intake import DiskFull, Intake, Outcome, answer_for
 from gateway.runtime import serving
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,7 +36,6 @@ _LOGGER = logging.getLogger(__name__)
 START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 15.0  # requests in flight get this long to finish
 BODY_TIMEOUT_S: Final = 30.0
-JOURNAL_TIMEOUT_S: Final = 30.0
 HEALTH_TIMEOUT_S: Final = 10.0
 SPEC_TIMEOUT_S: Final = 10.0
 LIST_LIMIT_DEFAULT: Final = 50
@@ -66,15 +61,11 @@ class _Api:
     journal: Journal
     mapping: NameMapping
     health: Health
-    on_submitted: OnSubmitted
     tokens: TokenCheck
+    intake: Intake
 
 
 API: Final = web.AppKey("fiscal_gateway_api", _Api)
-
-
-class _JournalUnavailable(Exception):
-    """The journal failed or did not confirm in time; the client should retry the same uuid."""
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -99,6 +90,12 @@ def _error(
     if field:
         error["field"] = field
     return _json({"error": error}, status, headers)
+
+
+def _refusal(err: Exception) -> web.Response:
+    """The intake's answer to a failure, as an HTTP error."""
+    answer = answer_for(err)
+    return _error(answer.status, answer.text, field=answer.field or None)
 
 
 def _too_large(max_bytes: int) -> web.Response:
@@ -133,14 +130,16 @@ def _summary(job: JobRecord) -> dict[str, object]:
 
 
 async def _journal(call: Awaitable[_T]) -> _T:
-    """Await a journal call under a timeout; failures other than the expected ones -> 503."""
+    """Await a journal read or change under the intake's timeout; trouble -> 503 (or 507)."""
     try:
-        async with asyncio.timeout(JOURNAL_TIMEOUT_S):
+        async with asyncio.timeout(intake.JOURNAL_TIMEOUT_S):
             return await call
-    except (DuplicateJob, JobNotFound, InvalidJobState):
+    except (JobNotFound, InvalidJobState):
         raise
     except Exception as err:
-        raise _JournalUnavailable(f"{type(err).__name__}: {err}") from err
+        if intake.is_disk_full(err):
+            raise DiskFull(intake.DISK_FULL_TEXT) from err
+        raise intake.JournalUnavailable(f"{type(err).__name__}: {err}") from err
 
 
 def _peer(request: web.Request) -> str | None:
@@ -181,15 +180,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         kept = (hdrs.ALLOW, hdrs.WWW_AUTHENTICATE)
         keep = {str(name): exc.headers[name] for name in kept if name in exc.headers}
         return _error(exc.status, exc.reason.lower(), headers=keep)
-    except _JournalUnavailable as err:
+    except (intake.JournalUnavailable, DiskFull) as err:
         _LOGGER.error(
-            "Journal unavailable on %s %s: %s",
-            request.method,
-            _logged_path(request),
-            err,
-            exc_info=err,
+            "Journal trouble on %s %s: %s", request.method, _logged_path(request), err, exc_info=err
         )
-        return _error(503, "the journal is unavailable; retry later (a POST with the same uuid)")
+        return _refusal(err)
     except Exception:
         _LOGGER.exception("Unexpected error on %s %s", request.method, _logged_path(request))
         return _error(500, "internal error; see the box log")
@@ -244,22 +239,21 @@ async def _post_request(request: web.Request) -> web.Response:
         _LOGGER.info("Request body from %s cut off: %s", _peer(request) or "?", err)
         return _error(400, "the request body was cut off or malformed")
     try:
-        parsed = parse_request(body, api.mapping, max_bytes=max_bytes)
-    except RequestTooLarge:
-        return _too_large(max_bytes)
+        parsed = api.intake.parse(body)
+        blocked = await _journal(api.journal.is_blocked())
+        submitted = await api.intake.submit(parsed, source="http")
     except ValidationError as err:
-        return _error(400, err.message, field=err.field or None)
-    blocked = await _journal(api.journal.is_blocked())
-    try:
-        job = await _journal(
-            api.journal.submit(parsed.uuid, parsed.tasks_json, len(parsed.tasks), source="http")
-        )
-    except DuplicateJob as dup:
-        stored = dup.record if isinstance(dup.record, JobRecord) else None
+        return _refusal(err)
+    except (DiskFull, intake.JournalUnavailable) as err:
+        _LOGGER.error("Request from %s not queued: %s", _peer(request) or "?", err)
+        return _refusal(err)
+    if submitted.outcome is Outcome.DUPLICATE:
         _LOGGER.info("Request %s is known already; nothing queued", parsed.uuid)
         error = {"code": 409, "description": DUPLICATE_TEXT}
-        number = stored.seq if stored is not None else None
+        number = submitted.job.seq if submitted.job is not None else None
         return _json({"error": error, "uuid": parsed.uuid, "number": number}, 409)
+    job = submitted.job
+    assert job is not None  # ACCEPTED always carries the committed job
     _LOGGER.info(
         "Queued request %s as number %d from %s: %s",
         job.uuid,
@@ -267,10 +261,6 @@ async def _post_request(request: web.Request) -> web.Response:
         _peer(request) or "?",
         "; ".join(describe(t) for t in parsed.tasks),
     )
-    try:
-        api.on_submitted(job.uuid)
-    except Exception:  # committed already: the worker also polls, so the 201 stands
-        _LOGGER.exception("Could not wake the worker for %s", job.uuid)
     return _json(
         {
             "uuid": job.uuid,
@@ -307,16 +297,26 @@ async def _delete_request(request: web.Request) -> web.Response:
     return _json({"uuid": job.uuid, "number": job.seq, "results": _results(job)})
 
 
+SEQ_MAX = 2**63 - 1
+
+
 async def _list_requests(request: web.Request) -> web.Response:
     """GET /api/v2/requests?limit=&before=: newest first (for technicians)."""
     api = request.app[API]
     try:
         limit = int(request.query.get("limit", LIST_LIMIT_DEFAULT))
-        before = int(request.query["before"]) if "before" in request.query else None
     except ValueError:
-        return _error(400, "limit and before must be whole numbers", field="limit")
+        return _error(400, "must be a whole number", field="limit")
     if not 1 <= limit <= LIST_LIMIT_MAX:
         return _error(400, f"must be 1 to {LIST_LIMIT_MAX}", field="limit")
+    before: int | None = None
+    if "before" in request.query:
+        try:
+            before = int(request.query["before"])
+        except ValueError:
+            return _error(400, "must be a whole number", field="before")
+        if not 1 <= before <= SEQ_MAX:  # a request number is a SQLite integer
+            return _error(400, f"must be 1 to {SEQ_MAX}", field="before")
     jobs = await _journal(api.journal.list_jobs(limit=limit, before_seq=before))
     return _json({"requests": [_summary(j) for j in jobs]})
 
@@ -366,7 +366,8 @@ def build_app(
         config.tokens, allow_loopback=config.allow_loopback_without_token
     )
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=(_errors, _authorize))
-    app[API] = _Api(config, journal, mapping, health, on_submitted, tokens)
+    submit = Intake(journal, wake=on_submitted, mapping=mapping, max_bytes=config.max_body_bytes)
+    app[API] = _Api(config, journal, mapping, health, tokens, submit)
     app.router.add_post("/api/v2/requests", _post_request)
     app.router.add_get("/api/v2/requests", _list_requests)
     app.router.add_get("/api/v2/requests/{uuid}", _get_request)

@@ -44,6 +44,7 @@ class Database:
         self._conn = conn
         self._lock = asyncio.Lock()
         self._closed = False
+        self.commits = 0  # write transactions committed since open (each one fsync)
 
     @classmethod
     async def open(cls, path: Path, *, recreate_if_corrupt: bool) -> Database:
@@ -131,6 +132,7 @@ class Database:
             except sqlite3.Error:
                 await self._rollback(conn)
                 raise
+            self.commits += 1
 
     @staticmethod
     async def _rollback(conn: aiosqlite.Connection) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
-from gateway.journal.records import HistoryEntry, JobRecord, JobState
+from gateway.journal.records import HistoryEntry, JobRecord, JobState, TaskResult, TaskStatus
 from gateway.journal.rows import (
     JOB_COLUMNS,
     history_from_row,
@@ -18,6 +19,7 @@ from gateway.journal.rows import (
     opt_text,
     results_json,
     to_text,
+    utc,
 )
 
 SOURCES = frozenset({"http", "mqtt", "web", "system"})
@@ -25,28 +27,33 @@ SOURCES = frozenset({"http", "mqtt", "web", "system"})
 ACTIVE = (JobState.QUEUED.value, JobState.IN_PROGRESS.value, JobState.BLOCKED.value)
 
 
+# Every statement is one trip to the connection's thread: execute_fetchall, not a cursor
+# (execute, fetch, close are three trips each).
+
+
 async def select_one(
     conn: aiosqlite.Connection, where: str, args: Iterable[Any] = ()
 ) -> JobRecord | None:
     """The first job matching `where` (which may end in ORDER BY / LIMIT)."""
-    async with conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}", tuple(args)) as cur:
-        row = await cur.fetchone()
-    return job_from_row(row) if row is not None else None
+    rows = await conn.execute_fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}", tuple(args))
+    for row in rows:
+        return job_from_row(row)
+    return None
 
 
 async def select_many(
     conn: aiosqlite.Connection, where: str, args: Iterable[Any] = ()
 ) -> list[JobRecord]:
     """Every job matching `where`."""
-    async with conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}", tuple(args)) as cur:
-        return [job_from_row(r) for r in await cur.fetchall()]
+    rows = await conn.execute_fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}", tuple(args))
+    return [job_from_row(r) for r in rows]
 
 
 async def scalar(conn: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> int:
     """One integer (a COUNT)."""
-    async with conn.execute(sql, tuple(args)) as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row is not None and row[0] is not None else 0
+    for row in await conn.execute_fetchall(sql, tuple(args)):
+        return int(row[0]) if row[0] is not None else 0
+    return 0
 
 
 def is_uuid_conflict(err: sqlite3.IntegrityError) -> bool:
@@ -127,11 +134,11 @@ async def add_history(
 
 async def history(conn: aiosqlite.Connection, seq: int) -> list[HistoryEntry]:
     """A job's history, oldest first."""
-    async with conn.execute(
+    rows = await conn.execute_fetchall(
         "SELECT job_seq, at, state, task_index, note FROM history WHERE job_seq = ? ORDER BY id",
         (seq,),
-    ) as cur:
-        return [history_from_row(r) for r in await cur.fetchall()]
+    )
+    return [history_from_row(r) for r in rows]
 
 
 def in_clause(values: Iterable[str]) -> tuple[str, list[str]]:
@@ -141,21 +148,119 @@ def in_clause(values: Iterable[str]) -> tuple[str, list[str]]:
 
 
 def check_new(
-    uuid: str, tasks_json: str, tasks_count: int, source: str, reply_to: str | None
+    uuid: str,
+    tasks_json: str,
+    tasks_count: int,
+    source: str,
+    reply_to: str | None,
+    *,
+    parsed: bool = False,
 ) -> None:
-    """Refuse arguments that would store a job the worker cannot run (a caller's bug)."""
+    """Refuse arguments that would store a job the worker cannot run (a caller's bug).
+
+    `parsed`: the caller parsed `tasks_json` itself; it is not parsed a second time here.
+    """
     if not uuid:
         raise ValueError("a job needs a uuid")
     if source not in SOURCES:
         raise ValueError(f"unknown job source {source!r}; one of {sorted(SOURCES)}")
+    if parsed:
+        if not tasks_json.startswith("["):
+            raise ValueError("tasks_json must be a JSON list")
+    else:
+        _check_tasks_json(tasks_json, tasks_count)
+    if reply_to is not None:
+        try:
+            json.loads(reply_to)
+        except ValueError as err:
+            raise ValueError(f"reply_to is not JSON: {err}") from err
+
+
+def _check_tasks_json(tasks_json: str, tasks_count: int) -> None:
     try:
         tasks = json.loads(tasks_json)
     except ValueError as err:
         raise ValueError(f"tasks_json is not JSON: {err}") from err
     if not isinstance(tasks, list) or len(tasks) != tasks_count:
         raise ValueError(f"tasks_json must be a JSON list of {tasks_count} tasks")
-    if reply_to is not None:
-        try:
-            json.loads(reply_to)
-        except ValueError as err:
-            raise ValueError(f"reply_to is not JSON: {err}") from err
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to insert: what a submission gives, and when it arrived."""
+
+    uuid: str
+    source: str
+    tasks_json: str
+    tasks_count: int
+    reply_to: str | None
+    now: dt.datetime
+
+    def record(self, seq: int) -> JobRecord:
+        """The job as `insert_new` stored it (no read back needed)."""
+        return JobRecord(
+            seq=seq,
+            uuid=self.uuid,
+            source=self.source,
+            tasks_json=self.tasks_json,
+            tasks_count=self.tasks_count,
+            state=JobState.QUEUED,
+            task_results=(TaskResult(TaskStatus.WAIT),) * self.tasks_count,
+            current_task=0,
+            attempts=0,
+            n0=None,
+            fiscal_step=None,
+            error_code=None,
+            error_text=None,
+            reply_to=self.reply_to,
+            created_at=utc(self.now),
+            updated_at=utc(self.now),
+            started_at=None,
+            finished_at=None,
+        )
+
+
+INSERT_CHUNK = 100  # rows per multi-row INSERT: 9 parameters each, far below SQLite's limit
+
+
+async def insert_new(conn: aiosqlite.Connection, new: Sequence[NewJob]) -> dict[str, int]:
+    """Insert queued jobs, one statement per chunk; uuid -> seq of each row inserted.
+
+    A uuid already stored, or given earlier in `new`, is skipped: the UNIQUE constraint
+    decides, not a look-up first, so this is race-safe by construction. Seqs follow `new`'s
+    order.
+    """
+    out: dict[str, int] = {}
+    for start in range(0, len(new), INSERT_CHUNK):
+        chunk = new[start : start + INSERT_CHUNK]
+        args: list[Any] = []
+        for job in chunk:
+            when = to_text(job.now)
+            waiting = results_json((TaskResult(TaskStatus.WAIT),) * job.tasks_count)
+            args += [job.uuid, job.source, job.tasks_json, job.tasks_count]
+            args += [JobState.QUEUED.value, waiting, job.reply_to, when, when]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        rows = await conn.execute_fetchall(
+            "INSERT INTO jobs (uuid, source, tasks_json, tasks_count, state, results_json, "
+            f"reply_to, created_at, updated_at) VALUES {values} "
+            "ON CONFLICT (uuid) DO NOTHING RETURNING seq, uuid",
+            args,
+        )
+        out.update((str(row[1]), int(row[0])) for row in rows)
+    return out
+
+
+async def add_history_many(
+    conn: aiosqlite.Connection,
+    lines: Sequence[tuple[int, JobState, int | None, str, dt.datetime]],
+) -> None:
+    """History lines (seq, state, task index, note, time) in one statement per chunk."""
+    for start in range(0, len(lines), INSERT_CHUNK):
+        chunk = lines[start : start + INSERT_CHUNK]
+        args: list[Any] = []
+        for seq, state, task_index, note, now in chunk:
+            args += [seq, to_text(now), state.value, task_index, note]
+        values = ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+        await conn.execute(
+            f"INSERT INTO history (job_seq, at, state, task_index, note) VALUES {values}", args
+        )

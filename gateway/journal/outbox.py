@@ -5,6 +5,11 @@ deletes both together, so a box whose office never collects results does not fil
 the office reads anything older from its own store). Events are capped at EVENTS_KEPT rows (delivered or not): a box
 offline for months keeps its newest events and drops the oldest, so the disk does not fill.
 At a few hundred bytes an event, the cap is a few megabytes.
+
+A row the broker refuses (an ACL that denies its topic) must not hold up the others: each
+refusal counts in `attempts`, and the row is left out of `pending` for `backoff_s(attempts)`
+after its last attempt (5 s doubling to an hour), while the rest flow. A broken link is not a
+refusal and counts nothing: everything simply waits for the next connection.
 """
 
 from __future__ import annotations
@@ -19,6 +24,23 @@ from gateway.journal.records import JobRecord, OutboxItem, OutboxKind
 from gateway.journal.rows import OUTBOX_COLUMNS, dumps, outbox_from_row, to_text
 
 EVENTS_KEPT = 10_000
+BACKOFF_FIRST_S = 5
+BACKOFF_MAX_S = 3600
+
+
+def backoff_s(attempts: int) -> int:
+    """How long a row refused `attempts` times waits before it is offered again."""
+    if attempts <= 0:
+        return 0
+    return int(min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(attempts - 1, 20)))
+
+
+# The same rule in SQL (julianday counts days); a row without a last attempt is due.
+_DUE = (
+    "(attempts = 0 OR last_attempt_at IS NULL OR julianday(last_attempt_at) + "
+    f"min({BACKOFF_MAX_S}, {BACKOFF_FIRST_S} * (1 << min(attempts - 1, 20))) / 86400.0 "
+    "<= julianday(?))"
+)
 
 
 async def add_result(conn: aiosqlite.Connection, job: JobRecord, now: dt.datetime) -> int:
@@ -97,11 +119,15 @@ async def add_event(
 
 
 async def pending(
-    conn: aiosqlite.Connection, limit: int, kinds: Iterable[str] | None
+    conn: aiosqlite.Connection,
+    limit: int,
+    kinds: Iterable[str] | None,
+    now: dt.datetime | None = None,
 ) -> list[OutboxItem]:
-    """Undelivered rows, oldest first."""
-    where = "delivered_at IS NULL"
-    args: list[Any] = []
+    """Undelivered rows due for delivery (refused ones after their backoff), oldest first."""
+    when = dt.datetime.now(dt.UTC) if now is None else now
+    where = f"delivered_at IS NULL AND {_DUE}"
+    args: list[Any] = [to_text(when)]
     if kinds is not None:
         names = [OutboxKind(k).value for k in kinds]
         if not names:
@@ -125,6 +151,7 @@ async def mark(conn: aiosqlite.Connection, sql: str, ids: Iterable[int], now: dt
 
 
 MARK_DONE = "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL"
+# A refused delivery: counted, and the row waits `backoff_s(attempts)` from now.
 MARK_ATTEMPTED = (
     "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ? "
     "WHERE id = ? AND delivered_at IS NULL"

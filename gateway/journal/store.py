@@ -4,6 +4,17 @@ Every write method commits before it returns, and a commit is fsynced (WAL, sync
 so what a method returned survives a power cut. A job's state change, its history row and the
 outbox rows it causes are one transaction: no reader ever sees a finished job without its
 result queued for delivery.
+
+A receipt over HTTP costs three commits, each one needed:
+  1. `submit`: the job is durable before the client hears 201, so nothing acknowledged is
+     lost. Concurrent submissions share this commit (group commit).
+  2. `begin_fiscal_step`: step and N0 are durable before the first byte of the document goes
+     out, so after a crash recovery knows a document may exist and compares the ФН's last
+     number with N0 instead of printing again. It also starts the queued job: a start alone
+     protects nothing, since until a fiscal step is written the job may simply run again.
+  3. `finish_task(complete=True)`: the fiscal result, the job done and its result queued for
+     delivery, together. Until it is durable, recovery finds the document by N0 and rebuilds
+     the result from the ФН; so this commit is needed for the answer, not for exactly-once.
 """
 
 from __future__ import annotations
@@ -12,16 +23,13 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
-from gateway.domain.errors import DuplicateJob, JobNotFound, StaleCommand
-from gateway.journal import jobs, outbox, shifts, transitions, upkeep
-from gateway.journal.database import Database
+from gateway.domain.errors import InvalidJobState, JobNotFound, JournalError
+from gateway.journal import jobs, outbox, shifts, submissions, transitions, upkeep
+from gateway.journal.database import OP_TIMEOUT_S, Database
 from gateway.journal.records import (
     REPORTED,
     HistoryEntry,
@@ -30,15 +38,19 @@ from gateway.journal.records import (
     OutboxItem,
     Resolution,
     ShiftTask,
-    TaskResult,
-    TaskStatus,
 )
-from gateway.journal.rows import results_json, utc
+from gateway.journal.rows import utc
 from gateway.journal.transitions import Transition
 
 _LOGGER = logging.getLogger(__name__)
 
 SHIFT_SCAN_PAGE = 200  # jobs read at a time while looking for where a shift began
+PARSED_KEPT = 1000  # parsed requests kept for the worker; an older one is parsed again
+
+
+def _retrieve(done: asyncio.Future[JobRecord]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 def _now() -> dt.datetime:
@@ -47,20 +59,6 @@ def _now() -> dt.datetime:
 
 def _when(now: dt.datetime | None) -> dt.datetime:
     return _now() if now is None else utc(now)
-
-
-async def _advance_sequence(conn: aiosqlite.Connection, key: str, value: int) -> None:
-    """Store `value` under `key` if above the stored one, else StaleCommand (rolls back)."""
-    async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-        row = await cur.fetchone()
-    last = int(row[0]) if row is not None else -1
-    if value <= last:
-        raise StaleCommand(value, last)
-    await conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, str(value)),
-    )
 
 
 class Journal:
@@ -74,6 +72,18 @@ class Journal:
         self.events_dropped = 0  # events dropped by the cap since open
         # Set whenever a committed write added outbox rows; the MQTT pump waits on it.
         self.outbox_added = asyncio.Event()
+        self._waiting: list[submissions.Submission] = []  # submissions not yet in a transaction
+        self._submit_lock = asyncio.Lock()  # one group commit at a time
+        self._parsed: dict[str, object] = {}  # uuid -> the submitter's parsed request
+        self._claimed: str | None = None  # the job the worker took last (next_job)
+        self._blocked: JobRecord | None = None
+        self._blocked_known = False
+        self._blocked_generation = 0
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed since open: each is one fsync."""
+        return self._db.commits
 
     @classmethod
     async def open(cls, path: Path, *, recreate_if_corrupt: bool = False) -> Journal:
@@ -122,12 +132,10 @@ class Journal:
     async def counts(self) -> dict[JobState, int]:
         """Jobs per state, every state present."""
         out = dict.fromkeys(JobState, 0)
-        async with (
-            self._db.use() as conn,
-            conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state") as cur,
-        ):
-            for state, n in await cur.fetchall():
-                out[JobState(state)] = int(n)
+        async with self._db.use() as conn:
+            rows = await conn.execute_fetchall("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+        for state, n in rows:
+            out[JobState(state)] = int(n)
         return out
 
     async def queue_depth(self) -> int:
@@ -142,19 +150,36 @@ class Journal:
             return await jobs.select_one(conn, "state = 'queued' ORDER BY seq LIMIT 1")
 
     async def is_blocked(self) -> JobRecord | None:
-        """The blocked job that stops the queue, if any."""
+        """The blocked job that stops the queue, if any.
+
+        Asked before every submission: kept in memory, read again after any change that
+        blocks or unblocks a job (only this object writes the file).
+        """
+        if self._blocked_known:
+            return self._blocked
+        generation = self._blocked_generation
         async with self._db.use() as conn:
-            return await jobs.select_one(conn, "state = 'blocked' ORDER BY seq LIMIT 1")
+            job = await jobs.select_one(conn, "state = 'blocked' ORDER BY seq LIMIT 1")
+        if generation == self._blocked_generation:  # no block or unblock meanwhile
+            self._blocked, self._blocked_known = job, True
+        return job
 
     async def next_job(self) -> JobRecord | None:
-        """A job left in progress (recovery) first, else the oldest queued; None while blocked."""
+        """A job left in progress (recovery) first, else the oldest queued; None while blocked.
+
+        For the worker only: the job returned is claimed until the next call, and a claimed
+        job cannot be canceled. Its first journalled step starts it, after register reads;
+        without the claim a cancel could slip in between.
+        """
         async with self._db.use() as conn:
-            return await jobs.select_one(
+            job = await jobs.select_one(
                 conn,
                 "state IN ('in_progress', 'queued') "
                 "AND NOT EXISTS (SELECT 1 FROM jobs WHERE state = 'blocked') "
                 "ORDER BY state = 'queued', seq LIMIT 1",
             )
+        self._claimed = None if job is None else job.uuid
+        return job
 
     async def shift_fiscal_tasks(self, shift_number: int) -> list[ShiftTask]:
         """Receipts and cash operations the journal ran to their end in register shift
@@ -181,15 +206,12 @@ class Journal:
 
     async def recent_events(self, kind: str, *, limit: int = 10) -> list[dict[str, Any]]:
         """The newest events of `kind` still in the outbox (delivered or not), newest first."""
-        async with (
-            self._db.use() as conn,
-            conn.execute(
+        async with self._db.use() as conn:
+            rows = await conn.execute_fetchall(
                 "SELECT payload FROM outbox WHERE kind = 'event' "
                 "AND json_extract(payload, '$.event') = ? ORDER BY id DESC LIMIT ?",
                 (kind, limit),
-            ) as cur,
-        ):
-            rows = await cur.fetchall()
+            )
         out: list[dict[str, Any]] = []
         for row in rows:
             body = json.loads(row[0])
@@ -218,73 +240,126 @@ class Journal:
         ack: bool = False,
         sequence: tuple[str, int] | None = None,
         now: dt.datetime | None = None,
+        parsed: object | None = None,
     ) -> JobRecord:
         """Queue a job; a known uuid raises DuplicateJob carrying the stored job.
+
+        Returns only once the job is committed. Submissions that arrive while a transaction
+        is being written wait and are then committed together (group commit: one fsync for
+        all of them); each caller still gets its own outcome.
 
         With `ack`, an ack row ("accepted", or "duplicate" with the stored state) is queued in
         the same transaction, and a repeated finished job's result is queued again to
         `reply_to`. With `sequence=(meta key, n)`, a new job is refused with StaleCommand
         unless n is above the stored number, which becomes n in the same transaction.
+        `parsed`: the caller's own parse of `tasks_json` (it produced that JSON), kept in
+        memory for the worker, so the task JSON is parsed once per job in this process.
         """
-        jobs.check_new(uuid, tasks_json, tasks_count, source, reply_to)
-        when = _when(now)
-        results = results_json([TaskResult(TaskStatus.WAIT)] * tasks_count)
-        job: JobRecord | None = None
-        known: JobRecord | None = None
-        async with self._db.write() as conn:
-            try:
-                # The UNIQUE constraint decides, not a look-up first: race-safe by construction.
-                seq = await jobs.insert(
-                    conn,
-                    uuid=uuid,
-                    source=source,
-                    tasks_json=tasks_json,
-                    tasks_count=tasks_count,
-                    results=results,
-                    reply_to=reply_to,
-                    now=when,
-                )
-            except sqlite3.IntegrityError as err:
-                if not jobs.is_uuid_conflict(err):
-                    raise
-                known = await jobs.select_one(conn, "uuid = ?", (uuid,))
-                if ack and known is not None:
-                    await outbox.add_ack(conn, known, "duplicate", reply_to, when)
-                    if known.state in REPORTED:
-                        await outbox.add_result_again(conn, known, reply_to, when)
+        jobs.check_new(uuid, tasks_json, tasks_count, source, reply_to, parsed=parsed is not None)
+        new = jobs.NewJob(uuid, source, tasks_json, tasks_count, reply_to, _when(now))
+        done = asyncio.get_running_loop().create_future()
+        sub = submissions.Submission(new, ack, sequence, parsed, done)
+        # A waiter that stops waiting never leaves an unread exception behind.
+        sub.done.add_done_callback(_retrieve)
+        self._waiting.append(sub)
+        try:
+            async with asyncio.timeout(OP_TIMEOUT_S):
+                async with self._submit_lock:
+                    if not sub.done.done():
+                        await self._commit_waiting()
+        except TimeoutError as err:
+            raise JournalError(
+                f"journal {self.path} did not commit {uuid} within {OP_TIMEOUT_S:g} s; "
+                "it may still be committed"
+            ) from err
+        finally:
+            if sub in self._waiting:  # never taken into a transaction: nothing was written
+                self._waiting.remove(sub)
+        return sub.done.result()
+
+    async def _commit_waiting(self) -> None:
+        """One transaction for every submission waiting now; outcomes set after COMMIT."""
+        batch = self._waiting[: submissions.MAX_BATCH]
+        del self._waiting[: len(batch)]
+        try:
+            async with self._db.write() as conn:
+                accepted, refused, acks = await submissions.write(conn, batch)
+        except BaseException as err:
+            failure = err if isinstance(err, Exception) else JournalError("submission interrupted")
+            for sub in batch:
+                if not sub.done.done():
+                    sub.done.set_exception(failure)
+            raise
+        for pos, sub in enumerate(batch):
+            if pos in accepted:
+                if sub.parsed is not None:  # before anyone can wake the worker
+                    self._remember_parsed(sub.new.uuid, sub.parsed)
+                sub.done.set_result(accepted[pos])
             else:
-                if sequence is not None:
-                    await _advance_sequence(conn, *sequence)
-                await jobs.add_history(conn, seq, JobState.QUEUED, None, f"via {source}", when)
-                job = await jobs.select_one(conn, "seq = ?", (seq,))
-                if ack and job is not None:
-                    await outbox.add_ack(conn, job, "accepted", reply_to, when)
-        if ack:
+                sub.done.set_exception(refused[pos])
+        if acks:
             self.outbox_added.set()
-        if known is not None:
-            raise DuplicateJob(uuid, known)
-        assert job is not None
-        return job
+        if _LOGGER.isEnabledFor(logging.DEBUG):
+            for record in accepted.values():
+                _LOGGER.debug(
+                    "Job %s queued (%d submissions in the commit)", record.uuid, len(batch)
+                )
+
+    def _remember_parsed(self, uuid: str, parsed: object) -> None:
+        self._parsed[uuid] = parsed
+        while len(self._parsed) > PARSED_KEPT:
+            del self._parsed[next(iter(self._parsed))]
+
+    def parsed(self, uuid: str) -> object | None:
+        """The parsed request `submit` was given for this job in this process, once; or None."""
+        return self._parsed.pop(uuid, None)
 
     async def start(self, uuid: str, now: dt.datetime | None = None) -> JobRecord:
-        """queued -> in_progress (attempts + 1); on a job left in progress, a resumption."""
-        return await self._apply(uuid, now, transitions.start)
+        """queued -> in_progress (attempts + 1); on a job left in progress, a resumption.
+
+        The worker does not call this: its first journalled step starts a queued job.
+        """
+        return await self._apply(uuid, now, lambda job, at: [transitions.start(job, at)])
 
     async def begin_fiscal_step(
         self, uuid: str, task_index: int, step: str, n0: int, now: dt.datetime | None = None
     ) -> JobRecord:
-        """Commit step and N0 before the first byte of a fiscal document goes out."""
+        """Commit step and N0 before the first byte of a fiscal document goes out.
+
+        A queued job is started in the same transaction.
+        """
         return await self._apply(
-            uuid, now, lambda job, at: transitions.begin_fiscal_step(job, task_index, step, n0, at)
+            uuid,
+            now,
+            lambda job, at: transitions.chain(
+                job,
+                at,
+                transitions.start_if_queued,
+                lambda j, t: transitions.begin_fiscal_step(j, task_index, step, n0, t),
+            ),
         )
 
     async def finish_task(
-        self, uuid: str, task_index: int, result: dict[str, Any], now: dt.datetime | None = None
+        self,
+        uuid: str,
+        task_index: int,
+        result: dict[str, Any],
+        now: dt.datetime | None = None,
+        *,
+        complete: bool = False,
     ) -> JobRecord:
-        """The task is ready; fiscal step and N0 are cleared; the next task becomes current."""
-        return await self._apply(
-            uuid, now, lambda job, at: transitions.finish_task(job, task_index, result, at)
-        )
+        """The task is ready; fiscal step and N0 are cleared; the next task becomes current.
+
+        With `complete`, a job whose tasks are then all ready is done in the same transaction
+        (its result queued). A queued job (a task that needs no fiscal step) is started in it.
+        """
+        finish: list[transitions.Step] = [
+            transitions.start_if_queued,
+            lambda j, t: transitions.finish_task(j, task_index, result, t),
+        ]
+        if complete:
+            finish.append(transitions.complete_if_all_ready)
+        return await self._apply(uuid, now, lambda job, at: transitions.chain(job, at, *finish))
 
     async def fail_task(
         self,
@@ -294,14 +369,24 @@ class Journal:
         description: str,
         now: dt.datetime | None = None,
     ) -> JobRecord:
-        """The task failed: the rest are interrupted, the job failed, its result queued."""
+        """The task failed: the rest are interrupted, the job failed, its result queued.
+
+        A queued job (refused before any fiscal step) is started in the same transaction.
+        """
         return await self._apply(
-            uuid, now, lambda job, at: transitions.fail_task(job, task_index, code, description, at)
+            uuid,
+            now,
+            lambda job, at: transitions.chain(
+                job,
+                at,
+                transitions.start_if_queued,
+                lambda j, t: transitions.fail_task(j, task_index, code, description, t),
+            ),
         )
 
     async def complete(self, uuid: str, now: dt.datetime | None = None) -> JobRecord:
         """All tasks ready: done, its result queued."""
-        return await self._apply(uuid, now, transitions.complete)
+        return await self._apply(uuid, now, lambda job, at: [transitions.complete(job, at)])
 
     async def block(
         self,
@@ -313,7 +398,14 @@ class Journal:
     ) -> JobRecord:
         """Outcome unknown: the job is blocked, the queue stops; result and event queued."""
         return await self._apply(
-            uuid, now, lambda job, at: transitions.block(job, task_index, code, description, at)
+            uuid,
+            now,
+            lambda job, at: transitions.chain(
+                job,
+                at,
+                transitions.start_if_queued,
+                lambda j, t: transitions.block(j, task_index, code, description, t),
+            ),
         )
 
     async def unblock(
@@ -328,47 +420,70 @@ class Journal:
         """Settle a blocked job: `retry` recovery, accept as `done` with `result`, or `failed`."""
         how = Resolution(resolution)
         return await self._apply(
-            uuid, now, lambda job, at: transitions.unblock(job, how, result, note, at)
+            uuid, now, lambda job, at: [transitions.unblock(job, how, result, note, at)]
         )
 
     async def cancel(self, uuid: str, now: dt.datetime | None = None) -> JobRecord:
-        """Cancel a queued job; InvalidJobState once it has started."""
-        return await self._apply(uuid, now, transitions.cancel)
+        """Cancel a queued job; InvalidJobState once it has started or the worker took it."""
+
+        def cancel(job: JobRecord, at: dt.datetime) -> list[Transition]:
+            # Checked inside the transaction: next_job cannot claim the job meanwhile.
+            if job.uuid == self._claimed and job.state is JobState.QUEUED:
+                raise InvalidJobState(f"job {uuid} is being started; it cannot be canceled")
+            return [transitions.cancel(job, at)]
+
+        return await self._apply(uuid, now, cancel)
 
     async def requeue_in_progress(
         self, uuid: str, note: str, now: dt.datetime | None = None
     ) -> JobRecord:
         """Put a started job back in the queue; refused while a fiscal step is pending."""
-        return await self._apply(uuid, now, lambda job, at: transitions.requeue(job, note, at))
+        return await self._apply(uuid, now, lambda job, at: [transitions.requeue(job, note, at)])
 
     async def _apply(
         self,
         uuid: str,
         now: dt.datetime | None,
-        step: Callable[[JobRecord, dt.datetime], Transition],
+        steps: Callable[[JobRecord, dt.datetime], list[Transition]],
     ) -> JobRecord:
-        """Read, change, and write a job with its history and outbox rows, in one transaction."""
+        """Read, change, and write a job with its history and outbox rows, in one transaction.
+
+        `steps` may make several changes (start and first step; last task and done): one
+        history line each, one write of the job, one commit.
+        """
         when = _when(now)
         dropped = 0
-        async with self._db.write() as conn:
-            old = await jobs.select_one(conn, "uuid = ?", (uuid,))
-            if old is None:
-                raise JobNotFound(uuid)
-            change = step(old, when)
-            new = change.job
-            await jobs.update(conn, new)
-            await jobs.add_history(conn, new.seq, new.state, change.task_index, change.note, when)
-            if new.state is not old.state and new.state in REPORTED:
-                await outbox.add_result(conn, new, when)
-            if change.event is not None:
-                _, dropped = await outbox.add_event(conn, *change.event, when)
-        if (new.state is not old.state and new.state in REPORTED) or change.event is not None:
+        blocking = False
+        try:
+            async with self._db.write() as conn:
+                old = await jobs.select_one(conn, "uuid = ?", (uuid,))
+                if old is None:
+                    raise JobNotFound(uuid)
+                changes = steps(old, when)
+                new = changes[-1].job
+                blocking = JobState.BLOCKED in (old.state, new.state)
+                await jobs.update(conn, new)
+                await jobs.add_history_many(
+                    conn, [(c.job.seq, c.job.state, c.task_index, c.note, when) for c in changes]
+                )
+                reported = new.state is not old.state and new.state in REPORTED
+                if reported:
+                    await outbox.add_result(conn, new, when)
+                events = [c.event for c in changes if c.event is not None]
+                for event in events:
+                    _, n = await outbox.add_event(conn, *event, when)
+                    dropped += n
+        finally:
+            # Even when the caller stopped waiting: a COMMIT on the wire still completes.
+            if blocking:
+                self._blocked_known = False
+                self._blocked_generation += 1
+        if reported or events:
             self.outbox_added.set()
         self._count_dropped(dropped)
         if new.state is not old.state:
-            _LOGGER.debug(
-                "Job %s: %s -> %s (%s)", uuid, old.state.value, new.state.value, change.note
-            )
+            notes = "; ".join(c.note for c in changes)
+            _LOGGER.debug("Job %s: %s -> %s (%s)", uuid, old.state.value, new.state.value, notes)
         return new
 
     # --- outbox ----------------------------------------------------------------------------
@@ -439,12 +554,9 @@ class Journal:
 
     async def meta_get(self, key: str) -> str | None:
         """A stored value, or None."""
-        async with (
-            self._db.use() as conn,
-            conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur,
-        ):
-            row = await cur.fetchone()
-        return str(row[0]) if row is not None else None
+        async with self._db.use() as conn:
+            rows = await conn.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+        return next((str(row[0]) for row in rows), None)
 
     async def meta_set(self, key: str, value: str) -> None:
         """Store a value (committed)."""

@@ -8,7 +8,7 @@ one transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -86,6 +86,30 @@ def start(job: JobRecord, now: dt.datetime) -> Transition:
     return Transition(started, "started")
 
 
+def start_if_queued(job: JobRecord, now: dt.datetime) -> Transition | None:
+    """A queued job is started by the first change the worker journals; else no change."""
+    return start(job, now) if job.state is JobState.QUEUED else None
+
+
+Step = Callable[[JobRecord, dt.datetime], Transition | None]
+
+
+def chain(job: JobRecord, now: dt.datetime, *steps: Step) -> list[Transition]:
+    """Apply `steps` in order, each to the job the one before made; the changes made.
+
+    They are committed together: one write of the job, one history line per change.
+    """
+    changes: list[Transition] = []
+    for step in steps:
+        change = step(job, now)
+        if change is not None:
+            changes.append(change)
+            job = change.job
+    if not changes:
+        raise ValueError(f"no change to job {job.uuid}")
+    return changes
+
+
 def begin_fiscal_step(
     job: JobRecord, index: int, step: str, n0: int, now: dt.datetime
 ) -> Transition:
@@ -151,6 +175,15 @@ def complete(job: JobRecord, now: dt.datetime) -> Transition:
         job, state=JobState.DONE, fiscal_step=None, n0=None, updated_at=now, finished_at=now
     )
     return Transition(new, "done")
+
+
+def complete_if_all_ready(job: JobRecord, now: dt.datetime) -> Transition | None:
+    """Done when every task is ready; else no change (more tasks to run)."""
+    if job.state is not JobState.IN_PROGRESS:
+        return None
+    if any(t.status is not TaskStatus.READY for t in job.task_results):
+        return None
+    return complete(job, now)
 
 
 def block(job: JobRecord, index: int, code: int, description: str, now: dt.datetime) -> Transition:

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gateway.atol.tasks import NameMapping, parse_request
-from gateway.config import ClockConfig, OpenShiftClockPolicy
+from gateway.atol.tasks import CloseShiftTask
+from gateway.config.choices import OpenShiftClockPolicy
+from gateway.config.schema import ClockConfig
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, DuplicateJob, GatewayError, LinkError
+from gateway.domain.errors import GatewayError, LinkError, Refusal, RegisterRefused
 from gateway.journal import FINISHED, Journal
+from gateway.journal.intake import Intake, Outcome
 from gateway.monitors.clock_policy import (
     ClockAction,
     ClockDecision,
@@ -76,16 +77,16 @@ ACTIONS: dict[ClockAction, str] = {
 }
 
 
-class ClockNotCorrected(DeviceError):
+class ClockNotCorrected(RegisterRefused):
     """No shift may open yet: the register's clock is off and could not be corrected.
 
-    A transient DeviceError, so the worker pauses its queue and retries by itself.
+    A transient refusal, so the worker pauses its queue and retries by itself.
     """
 
     code = "clock_not_corrected"
 
     def __init__(self, message: str, *, hint: str) -> None:
-        super().__init__(0, message, command=SET_TIME_COMMAND, hint=hint, transient=True)
+        super().__init__(Refusal.CLOCK, message, hint=hint, transient=True)
         self.message = message  # not dressed up as a register error code: none was returned
         self.args = (message,)
 
@@ -149,6 +150,7 @@ class ClockMonitor:
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._set_box_clock = set_box_clock
         self._wake_worker = wake_worker
+        self._intake = Intake(journal, wake=lambda _uuid: wake_worker())
         self._job_prefix = job_prefix
         self._kick = asyncio.Event()
         self._last_event: ClockAction | None = None
@@ -427,19 +429,15 @@ class ClockMonitor:
         """Queue a closeShift job (once per shift) so it runs in order, exactly once."""
         shift = await self._register.shift_info()
         uuid = f"{self._job_prefix}-close-shift-{shift.number}"
-        parsed = parse_request(
-            json.dumps({"uuid": uuid, "request": [{"type": "closeShift"}]}), NameMapping()
+        submitted = await self._intake.submit_tasks(
+            uuid, [CloseShiftTask()], source="system", now=self._now()
         )
-        already = False
-        try:
-            await self._journal.submit(
-                uuid, parsed.tasks_json, len(parsed.tasks), source="system", now=self._now()
-            )
-            _LOGGER.warning("Queued %s to close shift %d for the clock", uuid, shift.number)
-        except DuplicateJob:
-            already = True
+        already = submitted.outcome is Outcome.DUPLICATE
+        if already:
             _LOGGER.debug("%s was queued before", uuid)
-        self._wake_worker()
+            self._wake_worker()  # it may be waiting still
+        else:
+            _LOGGER.warning("Queued %s to close shift %d for the clock", uuid, shift.number)
         self._snapshot = _replace(self._snapshot, pending_close_job=uuid)
         return {"job": uuid, "shift": shift.number, "already_queued": already}
 

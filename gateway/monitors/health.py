@@ -13,12 +13,15 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway.config import HealthConfig
+from gateway.config.schema import HealthConfig
 from gateway.domain import fiscal
 from gateway.domain.errors import GatewayError
+from gateway.engine.journal_check import JournalGap, stored_gap
+from gateway.engine.journal_faults import JournalFault
+from gateway.engine.shift import ShiftMemo
 from gateway.journal import Journal
 from gateway.monitors.health_rules import (
     Condition,
@@ -27,6 +30,8 @@ from gateway.monitors.health_rules import (
     Severity,
     changes,
     conditions,
+    journal_fault_condition,
+    journal_gap_condition,
 )
 from gateway.runtime.aio import wait_set
 
@@ -34,9 +39,7 @@ _LOGGER = logging.getLogger(__name__)
 
 LOCK_WAIT_S = 10.0  # a poll is skipped when a job holds the register this long
 REGISTER_IO_TIMEOUT_S = 30.0  # all register calls of one poll together
-SHIFT_SCAN_LIMIT = 200  # documents read back to find when the open shift began
 META_ACTIVE = "health_conditions"
-META_SHIFT_OPENED = "shift_opened_at"  # written by the worker: {"shift": n, "opened_at": iso}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +71,6 @@ class HealthSnapshot:
         }
 
 
-@dataclass
-class _ShiftMemo:
-    number: int | None = None
-    opened_at: dt.datetime | None = None
-    scanned: set[int] = field(default_factory=set)
-
-
 class HealthMonitor:
     """Polls the register every `health.poll_interval_s`; one per register."""
 
@@ -88,6 +84,7 @@ class HealthMonitor:
         config: HealthConfig,
         device_info: Callable[[], fiscal.DeviceInfo | None] = lambda: None,
         now: Callable[[], dt.datetime] | None = None,
+        journal_fault: Callable[[], JournalFault | None] = lambda: None,
     ) -> None:
         self._journal = journal
         self._register = register
@@ -103,13 +100,30 @@ class HealthMonitor:
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._kick = asyncio.Event()
         self._active: dict[str, Condition] | None = None  # loaded from the journal on first poll
-        self._shift = _ShiftMemo()
+        self._shift = ShiftMemo(journal, register)
         self._snapshot = HealthSnapshot()
+        self._journal_fault = journal_fault  # the worker's: read live, not on a poll
+        self._journal_gap: JournalGap | None = None
         self.polls = 0
 
     def snapshot(self) -> HealthSnapshot:
-        """The latest state."""
-        return self._snapshot
+        """The latest state, with the box's own conditions as they are now.
+
+        Those (the journal cannot commit; the register holds documents the journal does not
+        know) are reported as events by the part that found them, not again here.
+        """
+        box: list[Condition] = []
+        fault = self._journal_fault()
+        if fault is not None:
+            box.append(
+                journal_fault_condition(fault.kind.value, fault.reason, fault.action, fault.error)
+            )
+        if self._journal_gap is not None:
+            box.append(journal_gap_condition(self._journal_gap.message, self._journal_gap.action))
+        if not box:
+            return self._snapshot
+        snap = self._snapshot
+        return replace(snap, conditions=(*box, *snap.conditions))
 
     def poll_now(self) -> None:
         """Poll without waiting for the interval (e.g. right after the register reconnects)."""
@@ -134,6 +148,7 @@ class HealthMonitor:
             self.polls += 1  # counted once finished, so a reader sees this poll's snapshot
 
     async def _poll(self) -> HealthSnapshot | None:
+        self._journal_gap = await stored_gap(self._journal)
         if not self._connected.is_set():
             self._snapshot = _stale(self._snapshot, "register not connected")
             return None
@@ -149,9 +164,11 @@ class HealthMonitor:
         finally:
             self._lock.release()
         found = conditions(reading, self._limits)
-        await self._report(found, reading)
+        # The reading counts even when its events cannot be written (a full journal): they
+        # are raised on a later poll, as the active set is only stored once they are.
         self._snapshot = HealthSnapshot(reading, found, self._now(), None, stale=False)
-        return self._snapshot
+        await self._report(found, reading)
+        return self.snapshot()
 
     async def _read(self) -> HealthReading:
         reg = self._register
@@ -190,26 +207,7 @@ class HealthMonitor:
         number = status.shift_number
         if status.shift is fiscal.ShiftState.CLOSED or number is None:
             return None
-        if self._shift.number == number and self._shift.opened_at is not None:
-            return self._shift.opened_at
-        stored = await self._journal.meta_get(META_SHIFT_OPENED)
-        if stored:
-            memo = json.loads(stored)
-            if memo.get("shift") == number:
-                self._shift = _ShiftMemo(number, dt.datetime.fromisoformat(memo["opened_at"]))
-                return self._shift.opened_at
-        if number in self._shift.scanned:
-            return None  # scanned once already without finding it; don't read the archive again
-        self._shift.scanned.add(number)
-        last = fn.last_document_number
-        for doc_no in range(last, max(0, last - SHIFT_SCAN_LIMIT), -1):
-            doc = await self._register.find_document(doc_no)
-            if doc.document_type == fiscal.DOC_TYPE_SHIFT_OPEN and doc.datetime is not None:
-                self._shift = _ShiftMemo(number, doc.datetime)
-                return doc.datetime
-            if doc.document_type == fiscal.DOC_TYPE_SHIFT_CLOSE:
-                break
-        return None
+        return await self._shift.opened_at(number, last_document=fn.last_document_number)
 
     async def _load_active(self) -> dict[str, Condition]:
         if self._active is None:

@@ -240,6 +240,16 @@ def conditions(reading: HealthReading, limits: HealthThresholds) -> tuple[Condit
     return tuple(found)
 
 
+def journal_fault_condition(kind: str, message: str, action: str, error: str) -> Condition:
+    """The journal cannot commit (disk full, damaged file): the queue waits, sales stop."""
+    return Condition(kind, Severity.CRITICAL, f"{message} ({error})", action)
+
+
+def journal_gap_condition(message: str, action: str) -> Condition:
+    """The register made documents the journal does not know: a person compares them."""
+    return Condition("journal_behind_register", Severity.WARNING, message, action)
+
+
 def changes(
     before: dict[str, Condition], now: tuple[Condition, ...]
 ) -> tuple[list[Condition], list[Condition]]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import pyudev
 
-from gateway.config import UsbConfig
+from gateway.config.schema import UsbConfig
 from gateway.engine.supervisor import RegisterSupervisor
 from gateway.journal import Journal
 

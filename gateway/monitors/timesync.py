@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.config import ClockTrust
+from gateway.config.choices import ClockTrust
 from gateway.domain.errors import GatewayError
 
 _LOGGER = logging.getLogger(__name__)

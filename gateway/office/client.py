@@ -108,7 +108,10 @@ class Office:
             where = split(message.topic, self.prefix)
             try:
                 body = json.loads(message.payload) if message.payload else None
-            except ValueError:
+            except (ValueError, RecursionError):
+                # A box's topic may carry anyone's junk (a retained message, a 1,000-deep
+                # document): skip it, never end the office's dispatcher.
+                _LOGGER.warning("Skipped an unreadable message on %s", message.topic)
                 continue
             if where is None or not isinstance(body, dict):
                 continue

@@ -12,7 +12,7 @@ import ssl
 
 from aiohttp import web
 
-from gateway.config import Listen
+from gateway.config.values import Listen
 from gateway.domain.errors import GatewayError
 
 _LOGGER = logging.getLogger(__name__)

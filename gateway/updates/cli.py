@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sign.add_argument("--version", required=True)
     sign.add_argument("--url", required=True)
     sign.add_argument("--key", type=Path, required=True, help="Ed25519 private key (PEM)")
+    sign.add_argument(
+        "--downgrade",
+        action="store_true",
+        help="allow installing it below the confirmed release (signed with the command)",
+    )
 
 
 def _keys(path: Path | None) -> tuple[bytes, ...]:
@@ -122,6 +127,8 @@ def _sign(args: argparse.Namespace) -> int:
     version = check_version(args.version)
     sha = file_sha256(args.artifact)
     size = args.artifact.stat().st_size
-    cmd = UpdateCommand(version, args.url, sha, size, sign_manifest(key, version, sha, size))
+    downgrade = bool(args.downgrade)
+    signature = sign_manifest(key, version, sha, size, downgrade=downgrade)
+    cmd = UpdateCommand(version, args.url, sha, size, signature, downgrade)
     print(json.dumps({"op": "update", **command_json(cmd)}, indent=2))
     return 0

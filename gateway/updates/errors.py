@@ -14,7 +14,8 @@ class UpdateError(GatewayError):
 class UpdateRejected(UpdateError):
     """The command or the artifact is not acceptable (bad signature, hash, size, content).
 
-    Codes: bad_command, bad_signature, bad_hash, too_large, bad_artifact, incompatible, busy.
+    Codes: bad_command, bad_signature, bad_hash, too_large, bad_artifact, incompatible, busy,
+    downgrade.
     """
 
     code = "update_rejected"

@@ -2,6 +2,11 @@
 
 The office signs `signed_bytes(version, sha256, size)` with its Ed25519 release key. The URL is
 deliberately not signed: the artifact may come from any mirror, its hash is what counts.
+
+A release signature never expires, so an old signed command could take a box back to an old
+release with old bugs. A release older than the confirmed one is therefore installed only when
+its command says `"downgrade": true` and the signature covers that flag too: a downgrade needs
+a signature made for it, never the one the release shipped with.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ RELEASE_INFO = "release.json"
 # A version names a directory: no separators, no leading dot, bounded.
 _VERSION = re.compile(r"[0-9][0-9A-Za-z.+_-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 ED25519_SIGNATURE_BYTES = 64
 
 
@@ -33,6 +39,7 @@ class UpdateCommand:
     sha256: str
     size: int
     signature: bytes
+    downgrade: bool = False  # signed permission to go below the confirmed release
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +57,30 @@ def check_version(value: object, field: str = "version") -> str:
     return value
 
 
-def signed_bytes(version: str, sha256: str, size: int) -> bytes:
-    """The canonical manifest: sorted keys, no spaces, UTF-8."""
-    manifest = {"purpose": PURPOSE, "sha256": sha256, "size": size, "version": version}
+def signed_bytes(version: str, sha256: str, size: int, *, downgrade: bool = False) -> bytes:
+    """The canonical manifest: sorted keys, no spaces, UTF-8 (`downgrade` only when set, so
+    every signature made before the flag existed still verifies)."""
+    manifest: dict[str, object] = {
+        "purpose": PURPOSE,
+        "sha256": sha256,
+        "size": size,
+        "version": version,
+    }
+    if downgrade:
+        manifest["downgrade"] = True
     return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def release_key(version: str) -> tuple[int, ...]:
+    """The release numbers a version starts with: "1.10.2+rpi" -> (1, 10, 2)."""
+    numbers = _RELEASE.match(version)
+    assert numbers is not None  # check_version: a version starts with a digit
+    return tuple(int(part) for part in numbers.group(0).split("."))
+
+
+def is_older(version: str, than: str) -> bool:
+    """`version` has lower release numbers than `than` (1.9 < 1.10; suffixes are not ranked)."""
+    return release_key(version) < release_key(than)
 
 
 def parse_command(obj: Mapping[str, Any]) -> UpdateCommand:
@@ -75,18 +102,24 @@ def parse_command(obj: Mapping[str, Any]) -> UpdateCommand:
         raise UpdateRejected("bad_command", "signature: not base64") from None
     if len(signature) != ED25519_SIGNATURE_BYTES:
         raise UpdateRejected("bad_command", "signature: not an Ed25519 signature (64 bytes)")
-    return UpdateCommand(version, url, sha.lower(), size, signature)
+    downgrade = obj.get("downgrade", False)
+    if not isinstance(downgrade, bool):
+        raise UpdateRejected("bad_command", f"downgrade: must be true or false: {downgrade!r}")
+    return UpdateCommand(version, url, sha.lower(), size, signature, downgrade)
 
 
 def command_json(cmd: UpdateCommand) -> dict[str, Any]:
     """The command as JSON fields (the inverse of `parse_command`)."""
-    return {
+    body: dict[str, Any] = {
         "version": cmd.version,
         "url": cmd.url,
         "sha256": cmd.sha256,
         "size": cmd.size,
         "signature": base64.b64encode(cmd.signature).decode(),
     }
+    if cmd.downgrade:
+        body["downgrade"] = True
+    return body
 
 
 def parse_release_info(text: str) -> ReleaseInfo:

@@ -36,7 +36,9 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PublicKeyTypes,
 )
 
-from gateway.config import MAX_SECRET_FILE_BYTES, Config, parse_config
+from gateway.config import Config
+from gateway.config.reader import parse_config
+from gateway.config.rules import MAX_SECRET_FILE_BYTES
 from gateway.domain.errors import ConfigError, ConfigIssue, GatewayError
 from gateway.runtime.durable import fsync_dir, write_atomic, write_new
 from gateway.updates.verify import parse_public_keys

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.journal.schema import SCHEMA_VERSION
-from gateway.updates.download import download
 from gateway.updates.errors import ReleaseStateError, UpdateError, UpdateRejected
-from gateway.updates.install import install_release
 from gateway.updates.layout import BootAction, Layout, State, Trial, boot_action
-from gateway.updates.manifest import UpdateCommand, parse_command
-from gateway.updates.verify import file_sha256, verify_command
+from gateway.updates.manifest import UpdateCommand, is_older, parse_command
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -90,6 +87,10 @@ async def apply_signed_update(
     stick); its hash and the signature are checked all the same. On SWITCHED the caller stops
     the service with RESTART_EXIT_CODE; the next start is the release's single trial start.
     """
+    # The download and install path (cryptography, the HTTP client) is loaded only when an
+    # update runs: a box that never updates never pays for it.
+    from gateway.updates.verify import verify_command
+
     version = command.get("version") if isinstance(command.get("version"), str) else None
     try:
         cmd = parse_command(command)
@@ -104,6 +105,10 @@ async def apply_signed_update(
 async def _apply(
     cmd: UpdateCommand, settings: UpdateSettings, artifact: Path | None
 ) -> UpdateOutcome:
+    from gateway.updates.download import download
+    from gateway.updates.install import install_release
+    from gateway.updates.verify import file_sha256
+
     layout = Layout(settings.root)
     current = layout.version_of(layout.current)
     confirmed = layout.version_of(layout.confirmed)
@@ -111,6 +116,14 @@ async def _apply(
         return UpdateOutcome(Result.ALREADY_CURRENT, cmd.version, f"{cmd.version} is running")
     if current is not None and current != confirmed:
         raise UpdateRejected("busy", f"release {current} is still on trial; try again later")
+    floor = confirmed or current
+    if floor is not None and is_older(cmd.version, floor) and not cmd.downgrade:
+        # A release signature never expires: without this an old command is a way back.
+        raise UpdateRejected(
+            "downgrade",
+            f"release {cmd.version} is older than the confirmed {floor}; "
+            "a downgrade needs a command signed with downgrade: true",
+        )
     if cmd.size > settings.max_artifact_bytes:
         raise UpdateRejected("too_large", f"{cmd.size} bytes, limit {settings.max_artifact_bytes}")
     layout.ensure()

@@ -37,7 +37,7 @@ def parse_public_keys(text: str) -> tuple[bytes, ...]:
 
 def verify_command(cmd: UpdateCommand, public_keys: Iterable[bytes]) -> None:
     """Accept the command only when one of the release keys signed its manifest."""
-    message = signed_bytes(cmd.version, cmd.sha256, cmd.size)
+    message = signed_bytes(cmd.version, cmd.sha256, cmd.size, downgrade=cmd.downgrade)
     keys = tuple(public_keys)
     if not keys:
         raise UpdateRejected("bad_signature", "no release keys configured; updates are off")
@@ -50,9 +50,17 @@ def verify_command(cmd: UpdateCommand, public_keys: Iterable[bytes]) -> None:
     raise UpdateRejected("bad_signature", f"release {cmd.version}: signature does not verify")
 
 
-def sign_manifest(private_key: Ed25519PrivateKey, version: str, sha256: str, size: int) -> bytes:
-    """The office side: sign a release manifest."""
-    return private_key.sign(signed_bytes(version, sha256, size))
+def sign_manifest(
+    private_key: Ed25519PrivateKey,
+    version: str,
+    sha256: str,
+    size: int,
+    *,
+    downgrade: bool = False,
+) -> bytes:
+    """The office side: sign a release manifest (with `downgrade`, permission to install it
+    below the confirmed release)."""
+    return private_key.sign(signed_bytes(version, sha256, size, downgrade=downgrade))
 
 
 def file_sha256(path: Path) -> str:

@@ -1,9 +1,13 @@
 """The technician's status page: server-rendered pages, login + CSRF, actions, /metrics.
 
-Modules: `server` (aiohttp routes and `StatusPage`), `pages` (what each page reads),
-`status_view` + `verdict` (pure: status -> plain-words findings), `charts` and `metrics`
-(pure renderers), `i18n` + `texts` (ru / uk / en), `passwords`, `password_store` and
-`sessions` (login), `diagnostics` (bundle, in-memory log), `controls` (`BoxControls`).
+Modules: `server` (`StatusPage`: listen, stop, the queue-depth sampling loop), `app` (the
+aiohttp application, middleware, security headers), `page_routes`, `auth_routes` and
+`action_routes` (the handlers), `guards` (session, form and CSRF checks), `render`,
+`client` (address and cookies) and `page_state` (what handlers share); `pages` (what each
+page reads), `status_view` + `verdict` (pure: status -> plain-words findings), `charts` and
+`metrics` (pure renderers), `i18n` + `texts` (ru / uk / en), `passwords`, `password_store`,
+`sessions` and `login_limit` (login), `redirects` and `list_params` (untrusted request
+values, pure), `diagnostics` (bundle, in-memory log), `controls` (`BoxControls`).
 
 The status callable returns a dict; these keys are read, every one optional (a missing
 section shows as "unknown", never as an error):

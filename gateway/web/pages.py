@@ -16,6 +16,7 @@ from gateway.engine.reconcile import EVENT_KIND as SHIFT_MISMATCH
 from gateway.journal import HistoryEntry, JobRecord, JobState, Journal
 from gateway.web import charts, metrics
 from gateway.web.diagnostics import LogLine, RecentLogs
+from gateway.web.errors import WebError
 from gateway.web.i18n import Translate
 from gateway.web.status_view import StatusView, read_status
 from gateway.web.verdict import Facts, Finding, Level, findings
@@ -38,8 +39,10 @@ LATENCY_QUANTILES: Final = (0.5, 0.9, 0.99)
 _T = TypeVar("_T")
 
 
-class JournalUnavailable(Exception):
+class JournalUnavailable(WebError):
     """The journal failed or did not answer in time; the page says so and asks to retry."""
+
+    code = "web_journal_unavailable"
 
 
 async def journal_call(call: Awaitable[_T]) -> _T:
@@ -251,16 +254,6 @@ async def job_detail(journal: Journal, uuid: str, logs: RecentLogs | None) -> Jo
     )
     log = [ln for ln in logs.lines() if uuid in ln.message][-JOB_LOG_LINES:] if logs else []
     return JobDetail(job, history, request_text, result_text, log, job_line(job))
-
-
-def parse_states(raw: str | None) -> list[JobState] | None:
-    """`?state=` -> states; None (all) for an empty or unknown value."""
-    if not raw:
-        return None
-    try:
-        return [JobState(raw)]
-    except ValueError:
-        return None
 
 
 def job_summary(job: JobRecord) -> dict[str, Any]:

@@ -14,6 +14,7 @@ _LOGGER = logging.getLogger(__name__)
 
 META_KEY: Final = "web.password_hash"
 HASH_TIMEOUT_S: Final = 30.0  # scrypt on a slow Pi under load
+META_TIMEOUT_S: Final = 15.0
 
 
 class MetaStore(Protocol):
@@ -45,7 +46,8 @@ class PasswordStore:
         if self._configured is not None:
             return self._configured
         if self._stored is None:
-            text = await self._meta.meta_get(META_KEY)
+            async with asyncio.timeout(META_TIMEOUT_S):
+                text = await self._meta.meta_get(META_KEY)
             if text:
                 try:
                     self._stored = ScryptHash.parse(text)
@@ -80,7 +82,8 @@ class PasswordStore:
                 return False
             async with asyncio.timeout(HASH_TIMEOUT_S), self._hashing:
                 text = await asyncio.to_thread(hash_password, password)
-            await self._meta.meta_set(META_KEY, text)
+            async with asyncio.timeout(META_TIMEOUT_S):
+                await self._meta.meta_set(META_KEY, text)
             self._stored = ScryptHash.parse(text)
         _LOGGER.info("The status page password was set")
         return True

@@ -24,7 +24,7 @@ DEFAULT_P: Final = 1
 SALT_BYTES: Final = 16
 KEY_BYTES: Final = 32
 MIN_LN: Final = 14
-MAX_MEMORY: Final = 256 * 1024 * 1024  # the same ceiling config.py enforces
+MAX_MEMORY: Final = 256 * 1024 * 1024  # the same ceiling the config enforces
 MIN_PASSWORD_CHARS: Final = 8
 MAX_PASSWORD_CHARS: Final = 256
 

@@ -1,4 +1,4 @@
-"""Login sessions, CSRF tokens and the login rate limit. Pure: the clock is passed in.
+"""Login sessions and CSRF tokens. Pure: the clock is passed in.
 
 Sessions live in memory: a restart logs everyone out, which is fine for a technician's
 page and means no session secret sits on the SD card.
@@ -6,7 +6,6 @@ page and means no session secret sits on the SD card.
 
 from __future__ import annotations
 
-import collections
 import hmac
 import secrets
 import time
@@ -16,9 +15,6 @@ from typing import Final
 
 SESSION_TTL_S: Final = 8 * 3600.0  # one working day in a shop
 MAX_SESSIONS: Final = 32  # oldest dropped beyond this: a loop of logins cannot fill memory
-LOGIN_WINDOW_S: Final = 300.0
-LOGIN_FAILURES_PER_PEER: Final = 5
-LOGIN_FAILURES_TOTAL: Final = 20  # all peers together: a LAN of guessers gets no more
 
 Clock = Callable[[], float]
 
@@ -110,54 +106,12 @@ def csrf_ok(session: Session | None, sent: str | None) -> bool:
     """True when the form's token is the session's (constant time)."""
     if session is None or not sent:
         return False
-    return hmac.compare_digest(session.csrf.encode(), sent.encode())
+    return tokens_match(session.csrf, sent)
 
 
-class LoginLimiter:
-    """Failed logins per peer and in total over a sliding window."""
-
-    def __init__(
-        self,
-        *,
-        window_s: float = LOGIN_WINDOW_S,
-        per_peer: int = LOGIN_FAILURES_PER_PEER,
-        total: int = LOGIN_FAILURES_TOTAL,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self._window_s = window_s
-        self._per_peer = per_peer
-        self._total = total
-        self._clock = clock
-        self._failures: collections.deque[tuple[float, str]] = collections.deque()
-        self.failures_total = 0  # since start, for /metrics
-        self.refused_total = 0
-
-    def retry_after(self, peer: str) -> float | None:
-        """Seconds until this peer may try again, or None when it may try now."""
-        now = self._clock()
-        self._forget(now)
-        mine = [at for at, who in self._failures if who == peer]
-        waits = []
-        if len(mine) >= self._per_peer:
-            waits.append(mine[-self._per_peer] + self._window_s - now)
-        if len(self._failures) >= self._total:
-            waits.append(self._failures[-self._total][0] + self._window_s - now)
-        if not waits:
-            return None
-        self.refused_total += 1
-        return max(1.0, max(waits))
-
-    def failed(self, peer: str) -> None:
-        """Count a wrong password."""
-        self.failures_total += 1
-        self._failures.append((self._clock(), peer))
-        while len(self._failures) > self._total * 4:
-            self._failures.popleft()
-
-    def succeeded(self, peer: str) -> None:
-        """A right password clears this peer's failures."""
-        self._failures = collections.deque((at, who) for at, who in self._failures if who != peer)
-
-    def _forget(self, now: float) -> None:
-        while self._failures and self._failures[0][0] <= now - self._window_s:
-            self._failures.popleft()
+def tokens_match(kept: str, sent: str) -> bool:
+    """Constant-time equality of two tokens; any text compares, even undecodable cookie bytes."""
+    # Header bytes that are not UTF-8 arrive as lone surrogates, which plain encode() refuses.
+    return hmac.compare_digest(
+        kept.encode("utf-8", "surrogatepass"), sent.encode("utf-8", "surrogatepass")
+    )

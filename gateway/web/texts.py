@@ -584,6 +584,11 @@ TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Нет такой страницы или задания.",
         "Немає такої сторінки або завдання.",
     ),
+    "err_bad_input": (
+        "The page cannot use the value of “{field}”: {reason}.",
+        "Страница не может использовать значение «{field}»: {reason}.",
+        "Сторінка не може використати значення «{field}»: {reason}.",
+    ),
     "err_unavailable": (
         "The box is busy or its journal does not answer; try again in a moment.",
         "Устройство занято или журнал не отвечает; повторите через минуту.",

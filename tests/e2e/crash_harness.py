@@ -384,6 +384,116 @@ class Harness:
         return self.outcome
 
 
+@dataclass
+class IntakeOutcome:
+    """What the intake kills saw: every 201 must name a job the journal kept."""
+
+    acknowledged: set[str] = field(default_factory=set)
+    unanswered: int = 0  # POSTs in flight when the daemon died (kept or not, both are fine)
+    kills: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+class IntakeKills:
+    """SIGKILL the daemon while many clients submit at once (group commit), then check that
+    every acknowledged job is in the journal. The register port points nowhere: the worker
+    only waits, every job stays queued, and only intake is exercised."""
+
+    def __init__(self, workdir: Path, *, rounds: int, clients: int, seed: int) -> None:
+        self.dir = workdir
+        self.rounds = rounds
+        self.clients = clients
+        self.rng = random.Random(seed)
+        self.port = free_port()
+        self.daemon: asyncio.subprocess.Process | None = None
+        self.outcome = IntakeOutcome()
+        self.logs = open(workdir / "intake-kills.log", "ab")  # noqa: SIM115 - kept for the run
+        (workdir / "gateway.yaml").write_text(
+            f"state_dir: {workdir / 'state'}\nlog_level: warning\n"
+            f"register:\n  port: tcp://127.0.0.1:{free_port()}\n"
+            f"http:\n  listen: 127.0.0.1:{self.port}\nweb:\n  enabled: false\n",
+            encoding="utf-8",
+        )
+
+    async def start_daemon(self) -> None:
+        """Start the daemon and wait until its HTTP API answers."""
+        self.daemon = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(self.dir / "gateway.yaml"),
+            stdout=self.logs,
+            stderr=self.logs,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.port}/health"):
+                        return
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+        raise RuntimeError("daemon did not start; see intake-kills.log")
+
+    async def client(self, session: aiohttp.ClientSession, name: str, stop: asyncio.Event) -> None:
+        """Post new receipts back to back until the daemon is gone."""
+        n = 0
+        body = receipt(name, self.rng)
+        while not stop.is_set():
+            uuid = f"{name}-{n:05d}"
+            n += 1
+            try:
+                async with asyncio.timeout(10):
+                    async with session.post(
+                        f"http://127.0.0.1:{self.port}/api/v2/requests",
+                        json={"uuid": uuid, "request": [body]},
+                    ) as resp:
+                        await resp.read()
+            except (aiohttp.ClientError, TimeoutError):
+                self.outcome.unanswered += 1
+                return
+            if resp.status != 201:
+                raise AssertionError(f"POST {uuid} answered {resp.status}, expected 201")
+            self.outcome.acknowledged.add(uuid)
+
+    async def round(self, number: int) -> None:
+        """One burst of concurrent clients, cut by a SIGKILL."""
+        await self.start_daemon()
+        stop = asyncio.Event()
+        async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as tg:
+            for c in range(self.clients):
+                tg.create_task(self.client(session, f"k{number}c{c}", stop), name=f"client-{c}")
+            await asyncio.sleep(self.rng.uniform(0.3, 1.0))
+            await Harness.kill(self.daemon)
+            self.outcome.kills += 1
+            stop.set()
+
+    async def run(self) -> IntakeOutcome:
+        """Every round, then one undisturbed daemon answers for every acknowledged job."""
+        try:
+            for number in range(self.rounds):
+                await self.round(number)
+            await self.start_daemon()
+            async with aiohttp.ClientSession() as session:
+                for uuid in sorted(self.outcome.acknowledged):
+                    url = f"http://127.0.0.1:{self.port}/api/v2/requests/{uuid}"
+                    async with session.get(url) as resp:
+                        if resp.status != 200:
+                            self.outcome.missing.append(uuid)
+        finally:
+            if self.daemon is not None and self.daemon.returncode is None:
+                self.daemon.send_signal(signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(20):
+                        await self.daemon.wait()
+                except TimeoutError:
+                    await Harness.kill(self.daemon)
+            self.logs.close()
+        return self.outcome
+
+
 def main() -> None:
     """Run the harness from the command line and print its figures."""
     parser = argparse.ArgumentParser()

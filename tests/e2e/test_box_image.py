@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.updates.manifest import UpdateCommand, command_json
 from gateway.updates.verify import file_sha256, sign_manifest
-from tests.mqtt_broker import free_port
+from tests.support.broker import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 1200

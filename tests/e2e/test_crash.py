@@ -1,4 +1,5 @@
-"""Exactly-once under SIGKILLs, emulator power cuts and lost answers (bounded CI run)."""
+"""Exactly-once under SIGKILLs, emulator power cuts and lost answers (bounded CI run); and
+no acknowledged job lost when the daemon is killed amid concurrent submissions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.crash_harness import Harness
+from tests.e2e.crash_harness import Harness, IntakeKills
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -38,3 +39,16 @@ async def test_every_accepted_receipt_sold_exactly_once_on_checkbox(tmp_path: Pa
     assert outcome.rejected, "the harness posts invalid receipts that must be refused"
     assert outcome.problems() == []
     assert outcome.final_states["ready"] == receipts
+
+
+async def test_no_acknowledged_job_lost_when_killed_amid_concurrent_submissions(
+    tmp_path: Path,
+) -> None:
+    rounds = int(os.environ.get("CRASH_INTAKE_ROUNDS", "4"))
+    seed = int(os.environ.get("CRASH_SEED", "20261122"))
+    outcome = await IntakeKills(tmp_path, rounds=rounds, clients=16, seed=seed).run()
+
+    assert outcome.kills == rounds
+    assert len(outcome.acknowledged) > 100  # bursts large enough to share commits
+    assert outcome.unanswered > 0, "the kills must land while submissions are in flight"
+    assert outcome.missing == []

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.mqtt_broker import free_port
+from tests.support.broker import free_port
 
 SPEC: dict[str, Any] = json.loads(
     resources.files("gateway.ingress").joinpath("openapi.json").read_text(encoding="utf-8")

@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,60 +20,24 @@ import pytest
 
 from gateway.office.client import Office
 from tests.integration.test_mqtt import PREFIX, office_for, sell, wait_until
-from tests.mqtt_broker import Broker, Pki, free_port
+from tests.support.broker import Broker, Pki
+from tests.support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.timeout(240)
 
 
-class Daemon:
+class Daemon(DaemonProcess):
     """`python -m gateway run` with MQTT on; its emulator's tape in state_dir."""
 
     def __init__(self, tmp_path: Path, broker: Broker, pki: Pki, box: str = "shop-1") -> None:
-        cert, key = pki.issue(box)
-        self.state_dir = tmp_path / box
-        self.config = tmp_path / f"{box}.yaml"
-        self.log = tmp_path / f"{box}.log"
-        self.config.write_text(
-            f"""box_id: {box}
-state_dir: {self.state_dir}
-http:
-  listen: 127.0.0.1:{free_port()}
-web:
-  enabled: false
-mqtt:
-  enabled: true
-  host: 127.0.0.1
-  port: {broker.port}
-  keepalive_s: 5
-  tls:
-    ca_file: {pki.ca_file}
-    cert_file: {cert}
-    key_file: {key}
-""",
-            encoding="utf-8",
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(tmp_path, box)
+        self.with_mqtt(broker, pki, keepalive_s=5)
 
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
-                stdout=log,
-                stderr=log,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            )
+    def start(self, *, wait: bool = False) -> None:
+        super().start(wait=wait)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(30)
-        self.proc = None
-
-    def tape(self) -> list[dict[str, Any]]:
-        path = self.state_dir / "emulator.state.journal.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        self.stop(sig)
 
     def printed(self) -> Counter[str]:
         return Counter(
@@ -217,3 +179,35 @@ async def test_office_cli_send_prints_the_fiscal_result(
         _, rerr = await asyncio.wait_for(refused.communicate(), 60)
         assert refused.returncode == 1
         assert "does not let this client publish" in rerr.decode()
+
+
+async def test_hostile_commands_neither_kill_the_daemon_nor_come_back_at_restart(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    deep = b'{"uuid": "x-deep", "request": [' + b"[" * 1000 + b"]" * 1000 + b"]}"
+    nameless = b"[" * 20_000  # nests past the parser's limit, names no uuid
+    surrogate = b'{"uuid": "x-sur", "request": [{"\\ud800": 1, "type": "reportX"}]}'
+    async with daemon(tmp_path, broker, pki) as d, office_for(broker, pki) as office:
+        d.start()
+        first_boot = await wait_online(office, "shop-1")
+        for payload in (deep, nameless, surrogate):
+            await office.link.publish(f"{PREFIX}/shop-1/cmd", payload)
+
+        def refused() -> list[dict[str, Any]]:
+            return [e for _, e in office.events if e.get("event") == "command_refused"]
+
+        await wait_until(lambda: len(refused()) == 3, 60)
+        assert [e["uuid"] for e in refused()] == ["x-deep", None, "x-sur"]
+        out = await office.send("shop-1", sell("x-after"), timeout_s=120)
+        assert out.result is not None
+        assert d.proc is not None
+        assert d.proc.poll() is None  # still the first process
+        # A restart is handed none of them again: no new refusals, and it keeps printing.
+        d.kill(signal.SIGTERM)
+        d.start()
+        await wait_online(office, "shop-1", not_boot=first_boot)
+        out = await office.send("shop-1", sell("x-restarted"), timeout_s=120)
+        assert out.result is not None
+        assert len(refused()) == 3
+        assert d.proc.poll() is None
+        assert d.printed()["x-after"] == d.printed()["x-restarted"] == 1

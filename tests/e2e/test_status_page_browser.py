@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.atol.tasks import NameMapping, parse_request
-from gateway.config import WebLanguage
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_request
+from gateway.config.choices import WebLanguage
 from gateway.engine import worker as worker_mod
 from gateway.journal import JobState
 from gateway.registers.shtrih import driver as driver_mod

@@ -17,19 +17,18 @@ from typing import Any
 
 import pytest
 
-from gateway.atol.tasks import NameMapping, parse_request
+from gateway.atol.names import NameMapping
 from gateway.domain import fiscal
 from gateway.domain.errors import OutcomeUnproven
 from gateway.engine import supervisor as supervisor_mod
 from gateway.engine import worker as worker_mod
-from gateway.engine.supervisor import RegisterSupervisor
-from gateway.engine.worker import ShiftPolicy, Worker
-from gateway.journal import JobRecord, JobState, Journal
+from gateway.journal import JobState
 from gateway.registers.checkbox import payload as payload_mod
 from gateway.registers.checkbox.driver import CheckboxRegister
 from gateway.registers.cloud.http import CredentialsRejected
 from tests.fakes import checkbox as fake_mod
 from tests.fakes.checkbox import FakeCheckbox, serve
+from tests.support.box import Box, running_box
 
 WAIT_S = 30.0
 
@@ -39,29 +38,11 @@ UA_MAPPING = NameMapping(
 )
 
 
-@dataclass
-class CloudBox:
+@dataclass(kw_only=True)
+class CloudBox(Box[CheckboxRegister]):
     fake: FakeCheckbox
     url: str
-    journal: Journal
-    register: CheckboxRegister
-    supervisor: RegisterSupervisor
-    worker: Worker
     events: list[tuple[str, dict[str, object]]] = field(default_factory=list)
-
-    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> JobRecord:
-        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), UA_MAPPING)
-        job = await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
-        self.worker.wake()
-        return job
-
-    async def wait_state(self, uuid: str, *states: JobState) -> JobRecord:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                job = await self.journal.get(uuid)
-                if job.state in states:
-                    return job
-                await asyncio.sleep(0.02)
 
     def sold(self, rid: str) -> int:
         return sum(1 for r in self.fake.tape() if r["id"] == rid)
@@ -126,24 +107,19 @@ async def cloud_box(
 ) -> AsyncIterator[CloudBox]:
     fake = fake or FakeCheckbox()
     async with serve(fake) as url:
-        journal = await Journal.open(tmp_path / "journal.sqlite3")
         events: list[tuple[str, dict[str, object]]] = []
-        register = make_register(url, events, **kw)
-        supervisor = RegisterSupervisor(register)
-        worker = Worker(
-            journal, register, supervisor.connected_event, mapping=UA_MAPPING, policy=ShiftPolicy()
-        )
-        box = CloudBox(fake, url, journal, register, supervisor, worker, events)
-        async with asyncio.TaskGroup() as tg:
-            sup_task = tg.create_task(supervisor.run())
-            work_task = tg.create_task(worker.run())
-            try:
-                yield box
-            finally:
-                work_task.cancel()
-                sup_task.cancel()
-        await register.close()
-        await journal.close()
+        async with running_box(
+            tmp_path,
+            box_type=CloudBox,
+            register=make_register(url, events, **kw),
+            mapping=UA_MAPPING,
+            supervisor_journal=False,
+            wait_connected=False,
+            fake=fake,
+            url=url,
+            events=events,
+        ) as box:
+            yield box
 
 
 async def test_full_shift_sell_return_and_z_report(tmp_path: Path) -> None:

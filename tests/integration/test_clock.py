@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,40 +19,29 @@ from typing import Any
 import pytest
 
 from gateway.app.gateway import Gateway
-from gateway.atol.tasks import NameMapping, parse_request
-from gateway.config import ClockConfig, ClockTrust, OpenShiftClockPolicy, parse_config
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_request
+from gateway.config.choices import ClockTrust, OpenShiftClockPolicy
+from gateway.config.schema import ClockConfig
 from gateway.engine import worker as worker_mod
-from gateway.engine.supervisor import RegisterSupervisor
-from gateway.engine.worker import ShiftPolicy, Worker
-from gateway.journal import JobState, Journal
+from gateway.journal import JobState
 from gateway.monitors.clock import UNCORRECTED_EVENT, ClockMonitor
 from gateway.monitors.clock_policy import ClockAction
 from gateway.monitors.timesync import BoxClockProbe
 from gateway.registers.emulator.server import EmulatorServer
-from gateway.registers.shtrih.driver import ShtrihRegister
-from tests.mqtt_broker import free_port
+from tests.support import box as support_box
+from tests.support import in_process as support_gateway
+from tests.support.box import ShtrihBox
+from tests.support.broker import free_port
 
 WAIT_S = 30.0
 
 
-@dataclass
-class Box:
-    tmp: Path
-    journal: Journal
-    register: ShtrihRegister
-    supervisor: RegisterSupervisor
-    worker: Worker
-    emulator: EmulatorServer
-
+@dataclass(kw_only=True)
+class Box(ShtrihBox):
     @property
     def flag(self) -> Path:
         return self.tmp / "timesync-synchronized"
-
-    def tape(self) -> list[dict[str, Any]]:
-        path = self.tmp / "emu.state.journal.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
     def rtc_offset_s(self) -> float:
         """How far the emulated register's clock is from the host's now."""
@@ -77,22 +66,8 @@ class Box:
             wake_worker=self.worker.wake,
         )
 
-    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> None:
-        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), NameMapping())
-        await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
-        self.worker.wake()
-
-    async def wait_state(self, uuid: str, *states: JobState) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while (await self.journal.get(uuid)).state not in states:
-                await asyncio.sleep(0.02)
-
     async def events(self) -> list[dict[str, Any]]:
-        rows = await self.journal.outbox_pending(limit=1000, kinds=["event"])
-        return [json.loads(r.payload_json) for r in rows]
-
-    async def kinds(self) -> list[str]:
-        return [e["event"] for e in await self.events()]
+        return await self.event_payloads()
 
 
 SELL = {
@@ -141,41 +116,29 @@ async def running_box(
         registered = EmulatorServer(tmp_path / "emu.state")
         await registered.start_pty(link=tmp_path / "emu.tty")
         await registered.close()
-    emulator = EmulatorServer(tmp_path / "emu.state", clock_offset_s=clock_offset_s)
-    await emulator.start_pty(link=tmp_path / "emu.tty")
-    journal = await Journal.open(tmp_path / "journal.sqlite3")
-    register = ShtrihRegister(str(tmp_path / "emu.tty"), answer_timeout_s=1.5, print_timeout_s=1.5)
-    supervisor = RegisterSupervisor(register, journal=journal)
-    monitors: list[ClockMonitor] = []  # built after the worker: it needs the worker's lock
+    monitors: list[ClockMonitor] = []  # built once the box is: it needs the worker's lock
 
     async def before_shift_open() -> None:
         for monitor in monitors:
             await monitor.before_shift_open()
 
-    worker = Worker(
-        journal,
-        register,
-        supervisor.connected_event,
-        mapping=NameMapping(),
-        policy=ShiftPolicy(),
+    def prepare(box: Box) -> dict[str, Coroutine[Any, Any, None]]:
+        if shift_open_check is not None:
+            monitors.append(box.monitor(**shift_open_check))
+        if synced:
+            box.flag.touch()
+        return {}
+
+    async with support_box.running_box(
+        tmp_path,
+        box_type=Box,
+        clock_offset_s=clock_offset_s,
+        answer_timeout_s=1.5,
+        print_timeout_s=1.5,
         before_shift_open=before_shift_open if shift_open_check is not None else None,
-    )
-    box = Box(tmp_path, journal, register, supervisor, worker, emulator)
-    if shift_open_check is not None:
-        monitors.append(box.monitor(**shift_open_check))
-    if synced:
-        box.flag.touch()
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(supervisor.run()), tg.create_task(worker.run())]
-        assert await supervisor.wait_connected(WAIT_S)
-        try:
-            yield box
-        finally:
-            for task in tasks:
-                task.cancel()
-    await register.close()
-    await emulator.close()
-    await journal.close()
+        also=prepare,
+    ) as box:
+        yield box
 
 
 async def test_drift_with_the_shift_closed_is_corrected(tmp_path: Path) -> None:
@@ -428,19 +391,8 @@ web:
   enabled: false
 {extra}
 """
-    gw = Gateway(parse_config(text))
-    task = asyncio.create_task(gw.run())
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while gw.supervisor is None or not gw.supervisor.connected_event.is_set():
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
+    async with support_gateway.running_gateway(text) as gw:
         yield gw
-    finally:
-        gw.request_stop()
-        async with asyncio.timeout(WAIT_S):
-            await task
 
 
 def _rtc_offset_s(gw: Gateway) -> float:

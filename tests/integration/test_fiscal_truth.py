@@ -13,10 +13,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.app.gateway import Gateway
+from gateway.app.parts import refresh_after_job
 from gateway.app.selftest_cli import BoxApi, SelftestError, run_selftest
-from gateway.atol.tasks import NameMapping, dumps, parse_request
-from gateway.config import HealthConfig, HttpConfig, Listen, default_config
+from gateway.atol.decimal_json import dumps
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_request
+from gateway.config.schema import HealthConfig, HttpConfig
+from gateway.config.values import Listen
 from gateway.domain import fiscal
 from gateway.engine import selftest
 from gateway.engine.worker import ShiftPolicy, Worker
@@ -182,14 +185,13 @@ async def test_the_selftest_command_through_the_http_api(tmp_path: Path) -> None
 
 async def test_the_status_is_read_again_after_every_job(tmp_path: Path) -> None:
     async with running_box(tmp_path, start_worker=False) as box:
-        gateway = Gateway(default_config())
         worker = Worker(
             box.journal,
             box.register,
             box.supervisor.connected_event,
             mapping=NameMapping(),
             policy=ShiftPolicy(),
-            after_job=gateway._after_job,  # the hook the app hands its worker
+            after_job=lambda: refresh_after_job(health),  # the hook the app hands its worker
         )
         # A poll interval far longer than the test: only the worker's after_job can refresh.
         health = HealthMonitor(
@@ -199,7 +201,6 @@ async def test_the_status_is_read_again_after_every_job(tmp_path: Path) -> None:
             worker.register_lock,
             config=HealthConfig(poll_interval_s=86400),
         )
-        gateway.health_monitor = health
         box.worker = worker
         async with asyncio.TaskGroup() as tg:
             polls = tg.create_task(health.run(), name="health")

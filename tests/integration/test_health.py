@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +18,16 @@ from typing import Any
 
 import pytest
 
-from gateway.atol.tasks import NameMapping, parse_request
-from gateway.config import HealthConfig
+from gateway.config.schema import HealthConfig
 from gateway.engine import worker as worker_mod
-from gateway.engine.supervisor import RegisterSupervisor
-from gateway.engine.worker import ShiftPolicy, Worker
-from gateway.journal import JobState, Journal
+from gateway.engine.shift import META_SHIFT_OPENED
+from gateway.engine.supervisor import Heartbeat, LinkState
+from gateway.journal import JobState
 from gateway.monitors.health import HealthMonitor
-from gateway.registers.emulator.server import EmulatorServer
+from gateway.monitors.health_rules import Severity
 from gateway.registers.shtrih import driver as driver_mod
-from gateway.registers.shtrih.driver import ShtrihRegister
+from tests.support import box as support_box
+from tests.support.box import ShtrihBox
 
 WAIT_S = 30.0
 SELL = {
@@ -45,14 +46,8 @@ SELL = {
 }
 
 
-@dataclass
-class Box:
-    journal: Journal
-    register: ShtrihRegister
-    supervisor: RegisterSupervisor
-    worker: Worker
-    emulator: EmulatorServer
-
+@dataclass(kw_only=True)
+class Box(ShtrihBox):
     def monitor(self, **cfg: Any) -> HealthMonitor:
         return HealthMonitor(
             self.journal,
@@ -63,19 +58,8 @@ class Box:
             device_info=lambda: self.supervisor.device,
         )
 
-    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> None:
-        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), NameMapping())
-        await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
-        self.worker.wake()
-
-    async def wait_state(self, uuid: str, *states: JobState) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while (await self.journal.get(uuid)).state not in states:
-                await asyncio.sleep(0.02)
-
     async def events(self) -> list[dict[str, Any]]:
-        rows = await self.journal.outbox_pending(limit=1000, kinds=["event"])
-        return [json.loads(r.payload_json) for r in rows]
+        return await self.event_payloads()
 
     async def count(self, kind: str, condition: str | None = None) -> int:
         return sum(
@@ -95,26 +79,10 @@ def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.asynccontextmanager
 async def running_box(tmp_path: Path, clock_offset_s: float | None = None) -> AsyncIterator[Box]:
-    emulator = EmulatorServer(tmp_path / "emu.state", clock_offset_s=clock_offset_s)
-    await emulator.start_pty(link=tmp_path / "emu.tty")
-    journal = await Journal.open(tmp_path / "journal.sqlite3")
-    register = ShtrihRegister(str(tmp_path / "emu.tty"))
-    supervisor = RegisterSupervisor(register, journal=journal)
-    worker = Worker(
-        journal, register, supervisor.connected_event, mapping=NameMapping(), policy=ShiftPolicy()
-    )
-    box = Box(journal, register, supervisor, worker, emulator)
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(supervisor.run()), tg.create_task(worker.run())]
-        assert await supervisor.wait_connected(WAIT_S)
-        try:
-            yield box
-        finally:
-            for task in tasks:
-                task.cancel()
-    await register.close()
-    await emulator.close()
-    await journal.close()
+    async with support_box.running_box(
+        tmp_path, box_type=Box, clock_offset_s=clock_offset_s
+    ) as box:
+        yield box
 
 
 async def test_healthy_register_reads_everything_and_raises_nothing(tmp_path: Path) -> None:
@@ -219,3 +187,103 @@ async def test_unreachable_register_marks_the_snapshot_stale(tmp_path: Path) -> 
         assert snap.stale
         assert snap.error == "register not connected"
         assert snap.reading is not None  # the last good reading stays visible
+
+
+# --- a silent register; a journal behind the register ----------------------------------------
+
+
+async def test_a_silent_register_with_its_port_open_is_not_reported_connected(
+    tmp_path: Path,
+) -> None:
+    """The emulator's `silent` fault: the port stays open, every byte goes in, nothing comes
+    back. The supervisor's heartbeat must see it, and the box must stop saying "connected"."""
+    beat = Heartbeat(interval_s=0.2, failures=3, timeout_s=1.0)
+    async with support_box.running_box(
+        tmp_path, box_type=Box, heartbeat=beat, share_lock=True, answer_timeout_s=0.3
+    ) as box:
+        monitor = box.monitor()
+        assert await monitor.poll_once() is not None
+        beats = box.supervisor.heartbeats
+        await support_box.wait_until(lambda: box.supervisor.heartbeats >= beats + 2)
+        device = box.emulator.device
+        await box.emulator.apply_fault("silent", True)
+        await box.wait_link(LinkState.DISCONNECTED, LinkState.CONNECTING)
+        assert box.emulator.device == device  # no unplug, no EOF: only silence
+        assert not box.supervisor.connected_event.is_set()
+        (event,) = [e for e in await box.events() if e["event"] == "register_unresponsive"]
+        assert "heartbeats" in event["message"]
+        assert await monitor.poll_once() is None
+        assert monitor.snapshot().stale
+        # It stays down while silent: reconnecting cannot get an answer either.
+        await asyncio.sleep(1.0)
+        assert box.supervisor.state is not LinkState.CONNECTED
+        await box.emulator.apply_fault("silent", False)
+        await box.wait_link(LinkState.CONNECTED)
+        assert await monitor.poll_once() is not None
+        assert not monitor.snapshot().stale
+
+
+async def test_documents_the_journal_lost_are_reported_with_their_numbers(tmp_path: Path) -> None:
+    """A journal that lost its last commits (as a damaged write-ahead log after a power cut
+    leaves it: an older state of the file) faces a register that printed more."""
+    journal_file = tmp_path / "journal.sqlite3"
+    older = tmp_path / "journal.older"
+    async with running_box(tmp_path) as box:
+        await box.submit("r1", SELL)
+        await box.wait_state("r1", JobState.DONE)
+        known = box.tape()[-1]["number"]
+    shutil.copyfile(journal_file, older)  # closed: everything is in the main file
+    async with running_box(tmp_path) as box:
+        for uuid in ("r2", "r3"):
+            await box.submit(uuid, SELL)
+            await box.wait_state(uuid, JobState.DONE)
+        printed = box.tape()[-1]["number"]
+        assert not [e for e in await box.events() if e["event"] == "journal_behind_register"]
+    assert printed == known + 2
+    shutil.copyfile(older, journal_file)  # the last commits are gone
+    async with running_box(tmp_path) as box:
+        (event,) = [e for e in await box.events() if e["event"] == "journal_behind_register"]
+        assert (event["journal_last"], event["register_last"]) == (known, printed)
+        assert event["fn_number"] == box.emulator.state.identity.fn_number
+        assert f"{known + 1}–{printed}" in event["message"]
+        assert event["action"]
+        gap = box.supervisor.journal_gap
+        assert gap is not None
+        assert gap.missing == 2
+        snap = await box.monitor().poll_once()
+        assert snap is not None
+        (condition,) = [c for c in snap.conditions if c.kind == "journal_behind_register"]
+        assert condition.severity is Severity.WARNING
+        assert f"{known + 1}–{printed}" in condition.message
+    # The next start compares again: the register is no longer ahead of what was noted.
+    async with running_box(tmp_path) as box:
+        assert box.supervisor.journal_gap is None
+        snap = await box.monitor().poll_once()
+        assert snap is not None
+        assert "journal_behind_register" not in {c.kind for c in snap.conditions}
+        events = [e for e in await box.events() if e["event"] == "journal_behind_register"]
+        assert len(events) == 1
+
+
+async def test_a_shift_opened_outside_the_box_is_found_once_and_noted_for_the_worker(
+    tmp_path: Path,
+) -> None:
+    async with running_box(tmp_path) as box:
+        async with box.worker.register_lock:  # as someone at the register's keyboard
+            await box.register.open_shift()
+        (opened,) = [d for d in box.tape() if d["type"] == "openShift"]
+        monitor = box.monitor()
+        snap = await monitor.poll_once()
+        assert snap is not None
+        assert snap.reading is not None
+        assert snap.reading.shift_opened_at == dt.datetime.fromisoformat(opened["datetime"])
+        # One memo: what the monitor found is what the worker reads (and the other way round).
+        memo = json.loads(await box.journal.meta_get(META_SHIFT_OPENED) or "{}")
+        assert memo == {"shift": snap.reading.shift_number, "opened_at": opened["datetime"]}
+        await box.submit("q1", {"type": "getShiftStatus"})
+        job = await box.wait_state("q1", JobState.DONE)
+        expires = job.task_results[0].result["shiftStatus"]["expiredTime"]
+        assert (
+            expires
+            == (dt.datetime.fromisoformat(opened["datetime"]) + dt.timedelta(hours=24)).isoformat()
+        )

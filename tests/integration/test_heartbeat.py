@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +16,11 @@ from typing import Any
 
 import pytest
 
-from gateway.atol.tasks import NameMapping, parse_request
 from gateway.engine import worker as worker_mod
-from gateway.engine.supervisor import Heartbeat, LinkState, RegisterSupervisor
-from gateway.engine.worker import ShiftPolicy, Worker
-from gateway.journal import JobState, Journal
-from gateway.registers.emulator.server import EmulatorServer
-from gateway.registers.shtrih.driver import ShtrihRegister
+from gateway.engine.supervisor import Heartbeat, LinkState
+from gateway.journal import JobState
+from tests.support import box as support_box
+from tests.support.box import ShtrihBox
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,24 +29,10 @@ SILENT_BYTE_S = 3.0  # per byte the register sends: longer than any wait of the 
 HEARTBEAT = Heartbeat(interval_s=0.2, failures=3, timeout_s=1.0)
 
 
-@dataclass
-class Box:
-    journal: Journal
-    register: ShtrihRegister
-    supervisor: RegisterSupervisor
-    worker: Worker
-    emulator: EmulatorServer
-    states: list[LinkState]
-
-    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> None:
-        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), NameMapping())
-        await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
-        self.worker.wake()
-
+@dataclass(kw_only=True)
+class Box(ShtrihBox):
     async def events(self, kind: str) -> list[dict[str, Any]]:
-        rows = await self.journal.outbox_pending(limit=1000, kinds=["event"])
-        payloads = [json.loads(r.payload_json) for r in rows]
-        return [p for p in payloads if p["event"] == kind]
+        return [p for p in await self.event_payloads() if p["event"] == kind]
 
     def bytes_out(self) -> int:
         link = self.register.link
@@ -64,32 +47,10 @@ def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.asynccontextmanager
 async def running_box(tmp_path: Path) -> AsyncIterator[Box]:
-    emulator = EmulatorServer(tmp_path / "emu.state")
-    await emulator.start_pty(link=tmp_path / "emu.tty")
-    journal = await Journal.open(tmp_path / "journal.sqlite3")
-    register = ShtrihRegister(str(tmp_path / "emu.tty"), answer_timeout_s=1.0)
-    supervisor = RegisterSupervisor(register, journal=journal, heartbeat=HEARTBEAT)
-    worker = Worker(
-        journal, register, supervisor.connected_event, mapping=NameMapping(), policy=ShiftPolicy()
-    )
-    supervisor.share_register_lock(worker.register_lock)
-    states: list[LinkState] = []
-    supervisor.add_listener(states.append)
-    box = Box(journal, register, supervisor, worker, emulator, states)
-    async with asyncio.TaskGroup() as tg:
-        tasks = [
-            tg.create_task(supervisor.run(), name="test-supervisor"),
-            tg.create_task(worker.run(), name="test-worker"),
-        ]
-        assert await supervisor.wait_connected(WAIT_S)
-        try:
-            yield box
-        finally:
-            for task in tasks:
-                task.cancel()
-    await register.close()
-    await emulator.close()
-    await journal.close()
+    async with support_box.running_box(
+        tmp_path, box_type=Box, answer_timeout_s=1.0, heartbeat=HEARTBEAT, share_lock=True
+    ) as box:
+        yield box
 
 
 async def until(predicate: Any, timeout_s: float = WAIT_S) -> None:

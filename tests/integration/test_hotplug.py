@@ -11,22 +11,19 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
-import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.atol.tasks import NameMapping, parse_request
-from gateway.config import UsbConfig
+from gateway.config.schema import UsbConfig
 from gateway.engine import supervisor as supervisor_mod
 from gateway.engine import worker as worker_mod
-from gateway.engine.supervisor import LinkState, RegisterSupervisor
-from gateway.engine.worker import ShiftPolicy, Worker
-from gateway.journal import JobState, Journal
+from gateway.engine.supervisor import LinkState
+from gateway.journal import JobState
 from gateway.monitors.hotplug import (
     DeviceEvent,
     DeviceMatcher,
@@ -39,7 +36,9 @@ from gateway.monitors.hotplug import (
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.emulator.state import fresh_state, save_state
 from gateway.registers.shtrih import driver as driver_mod
-from gateway.registers.shtrih.driver import ShtrihRegister
+from tests.support import box as support_box
+from tests.support import tape as tapes
+from tests.support.box import ShtrihBox
 
 WAIT_S = 30.0
 VENDOR, PRODUCT = "1fc9", "0083"
@@ -61,48 +60,12 @@ def sell(name: str, lines: int = 1) -> dict[str, Any]:
 
 
 def read_tape(state: Path) -> list[dict[str, Any]]:
-    path = state.with_name(state.name + ".journal.jsonl")
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return tapes.read_tape(tapes.tape_of(state))
 
 
-@dataclass
-class Box:
-    tmp: Path
-    journal: Journal
-    supervisor: RegisterSupervisor
-    worker: Worker
-    emulator: EmulatorServer
-    hotplug: HotplugMonitor
-
-    @property
-    def link(self) -> Path:
-        return self.tmp / "emu.tty"
-
-    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> None:
-        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), NameMapping())
-        await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
-        self.worker.wake()
-
-    async def wait_state(self, uuid: str, *states: JobState) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while (await self.journal.get(uuid)).state not in states:
-                await asyncio.sleep(0.02)
-
-    async def wait_link(self, *states: LinkState) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while self.supervisor.state not in states:
-                await asyncio.sleep(0.01)
-
-    async def kinds(self) -> list[str]:
-        rows = await self.journal.outbox_pending(limit=1000, kinds=["event"])
-        return [json.loads(r.payload_json)["event"] for r in rows]
-
-    async def receipt_open_on_register(self) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while self.emulator.state.receipt is None or not self.emulator.state.receipt.lines:
-                await asyncio.sleep(0.001)
+@dataclass(kw_only=True)
+class Box(ShtrihBox):
+    hotplug: HotplugMonitor = field(init=False)
 
 
 @pytest.fixture(autouse=True)
@@ -121,31 +84,12 @@ def timers(monkeypatch: pytest.MonkeyPatch) -> None:
 async def running_box(
     tmp_path: Path, source: EventSource, matcher: DeviceMatcher
 ) -> AsyncIterator[Box]:
-    emulator = EmulatorServer(tmp_path / "emu.state")
-    await emulator.start_pty(link=tmp_path / "emu.tty")
-    journal = await Journal.open(tmp_path / "journal.sqlite3")
-    register = ShtrihRegister(str(tmp_path / "emu.tty"))
-    supervisor = RegisterSupervisor(register, journal=journal)
-    worker = Worker(
-        journal, register, supervisor.connected_event, mapping=NameMapping(), policy=ShiftPolicy()
-    )
-    hotplug = HotplugMonitor(supervisor, matcher, journal=journal, source=source)
-    box = Box(tmp_path, journal, supervisor, worker, emulator, hotplug)
-    async with asyncio.TaskGroup() as tg:
-        tasks = [
-            tg.create_task(supervisor.run()),
-            tg.create_task(worker.run()),
-            tg.create_task(hotplug.run()),
-        ]
-        assert await supervisor.wait_connected(WAIT_S)
-        try:
-            yield box
-        finally:
-            for task in tasks:
-                task.cancel()
-    await register.close()
-    await box.emulator.close()
-    await journal.close()
+    def start_hotplug(box: Box) -> dict[str, Coroutine[Any, Any, None]]:
+        box.hotplug = HotplugMonitor(box.supervisor, matcher, journal=box.journal, source=source)
+        return {"hotplug": box.hotplug.run()}
+
+    async with support_box.running_box(tmp_path, box_type=Box, also=start_hotplug) as box:
+        yield box
 
 
 # --- a udev monitor that is not the kernel's ---------------------------------------------

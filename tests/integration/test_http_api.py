@@ -29,12 +29,14 @@ from openapi_schema_validator import OAS31Validator
 from openapi_schema_validator import validate as validate_schema
 from openapi_spec_validator import validate as validate_spec
 
-from gateway.atol.tasks import NameMapping
-from gateway.config import HttpConfig, Listen, Secret, TlsFiles, TokenConfig
+from gateway.atol.names import NameMapping
+from gateway.config.schema import HttpConfig, TlsFiles, TokenConfig
+from gateway.config.values import Listen, Secret
 from gateway.domain.errors import GatewayError
 from gateway.ingress.auth import sha256_hex
 from gateway.ingress.http_api import HttpApi, build_app
 from gateway.journal import JobState, Journal
+from tests.integration.test_intake import cap_journal
 
 SPEC: dict[str, Any] = json.loads(
     resources.files("gateway.ingress").joinpath("openapi.json").read_text(encoding="utf-8")
@@ -255,6 +257,56 @@ async def test_body_over_the_limit_is_413(box: Box) -> None:
     )
     assert (status, body["error"]["code"]) == (413, 413)
     assert await box.journal.list_jobs() == []
+
+
+# Bodies that once could end a request in a 500 (or worse); each must be a 400.
+HOSTILE_BODIES: dict[str, bytes] = {
+    "nested-1000": b'{"uuid": "d-1", "request": [' + b"[" * 1000 + b"]" * 1000 + b"]}",
+    "nested-15000": b'{"uuid": "d-2", "request": [' + b"[" * 15000 + b"]" * 15000 + b"]}",
+    "surrogate-key": b'{"uuid": "s-1", "request": [{"type": "reportX", "\\ud800": 1}]}',
+    "surrogate-value": b'{"uuid": "s-2", "request": [{"type": "\\udfff"}]}',
+    "not-utf8": b'{"uuid": "u-1", "request": [{"type": "\xff\xfe"}]}',
+    "huge-integer": b'{"uuid": "n-1", "request": [{"type": "cashIn", "cashSum": '
+    + b"9" * 5000
+    + b"}]}",
+    "huge-exponent": b'{"uuid": "n-2", "request": [{"type": "cashIn", "cashSum": 1e999999}]}',
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+async def test_hostile_bodies_are_400_and_the_next_receipt_is_queued(box: Box, body: bytes) -> None:
+    status, answer, _ = await box.call(
+        "POST", "/api/v2/requests", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert status == 400, answer
+    check_schema("Error", answer)
+    assert answer["error"]["code"] == 400
+    assert answer["error"]["description"]
+    assert await box.journal.list_jobs() == []
+    status, _ = await box.post(sell("after-hostile"))
+    assert status == 201
+
+
+async def test_disk_full_is_507_and_nothing_is_queued(box: Box) -> None:
+    await cap_journal(box.journal, full=True)
+    full: str | None = None
+    for n in range(200):
+        status, body = await box.post(sell(f"fill-{n}"))
+        if status == 507:
+            check_schema("Error", body)
+            assert body["error"] == {
+                "code": 507,
+                "description": "disk full: free space or replace the card",
+            }
+            full = f"fill-{n}"
+            break
+        assert status == 201, body
+    assert full is not None, "the journal never filled up"
+    assert await box.journal.find(full) is None
+    assert full not in box.woken
+    await cap_journal(box.journal, full=False)
+    status, _ = await box.post(sell(full))
+    assert status == 201
 
 
 @pytest.mark.parametrize(
@@ -486,6 +538,40 @@ async def test_token_required_when_loopback_is_not_trusted(
     assert len(refusals) == 4
     assert all("127.0.0.1" in r.getMessage() for r in refusals)
     assert not any("wrong-tok" in r.getMessage() or TOKEN in r.getMessage() for r in refusals)
+
+
+async def raw_get(port: int, authorization: bytes) -> tuple[int, bytes]:
+    """GET /api/v2/requests with an Authorization header of arbitrary bytes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"GET /api/v2/requests HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: " + authorization + b"\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        async with asyncio.timeout(10):
+            answer = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"Bearer \xff\xfe\xfd", b"Bearer " + "токен".encode("cp1251"), b"\xc3\x28 abc"],
+    ids=["invalid-utf8", "cp1251", "broken-scheme"],
+)
+async def test_a_non_utf8_authorization_header_is_refused_not_an_error(
+    journal: Journal, header: bytes
+) -> None:
+    async with serving(journal, token_config(allow_loopback_without_token=False)) as b:
+        assert b.api.port is not None
+        status, body = await raw_get(b.api.port, header)
+        assert status in (400, 401), body
+        assert json.loads(body)["error"]["code"] == status
+        status, _, _ = await b.call("GET", "/api/v2/requests", headers=bearer(TOKEN))
+        assert status == 200
 
 
 def _lan_address() -> str | None:

@@ -136,8 +136,8 @@ async def test_outbox_pending_attempted_done(journal: Journal) -> None:
     assert [p.kind for p in await journal.outbox_pending(kinds=["event"])] == ["event", "event"]
     assert await journal.outbox_pending(kinds=[]) == []
 
-    assert await journal.outbox_attempted([first, second]) == 2
-    assert await journal.outbox_attempted([first]) == 1
+    assert await journal.outbox_attempted([first, second], now=at(4)) == 2
+    assert await journal.outbox_attempted([first], now=at(5)) == 1
     attempts = {p.id: p.attempts for p in await journal.outbox_pending()}
     assert (attempts[first], attempts[second]) == (2, 1)
 
@@ -148,6 +148,25 @@ async def test_outbox_pending_attempted_done(journal: Journal) -> None:
     assert await journal.outbox_depth(kinds=["result"]) == 0
     with pytest.raises(ValueError, match="set by the journal"):
         await journal.add_event("x", {"at": "now"})
+
+
+async def test_a_refused_row_waits_out_its_backoff_while_the_rest_flow(journal: Journal) -> None:
+    assert [outbox.backoff_s(n) for n in (0, 1, 2, 3, 10, 40)] == [0, 5, 10, 20, 2560, 3600]
+    refused = await journal.add_event("one", {"n": 1})
+    other = await journal.add_event("two", {"n": 2})
+    now = dt.datetime.now(dt.UTC)
+    assert await journal.outbox_attempted([refused], now=now) == 1
+    # Within its 5 s the refused row is not offered; the next one is.
+    assert [p.id for p in await journal.outbox_pending()] == [other]
+    assert await journal.outbox_depth() == 2  # still waiting, not dropped
+    # Refused 3 times, the last 19 s ago: 20 s to wait, so still not due; at 21 s it is.
+    await journal.outbox_attempted([refused], now=now)
+    await journal.outbox_attempted([refused], now=now - dt.timedelta(seconds=19))
+    assert [p.id for p in await journal.outbox_pending()] == [other]
+    await journal.outbox_done([other])
+    await journal.outbox_attempted([refused], now=now - dt.timedelta(seconds=81))
+    [row] = await journal.outbox_pending()
+    assert (row.id, row.attempts) == (refused, 4)  # 40 s for 4 refusals, 81 s ago: due
 
 
 async def test_events_are_capped_results_never(

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import json
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,11 +24,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.app.gateway import Gateway
-from gateway.config import parse_config
 from gateway.ingress.mqtt import LinkSettings, MqttError, MqttLink, MqttState
 from gateway.ingress.signing import sign_command
-from gateway.office.client import Office, Signer
-from tests.mqtt_broker import Broker, Pki, free_port
+from gateway.ingress.topics import Topics
+from gateway.office.client import Office, Outcome, Signer
+from tests.integration.test_intake import cap_journal
+from tests.support.box import wait_until
+from tests.support.broker import Broker, Pki, free_port
+from tests.support.in_process import gateway_tape, mqtt_connected, running_gateway
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -82,10 +87,7 @@ class Box:
     state_dir: Path
 
     def tape(self) -> list[dict[str, Any]]:
-        path = self.state_dir / "emulator.state.journal.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return gateway_tape(self.state_dir)
 
     def printed(self, uuid: str) -> int:
         return sum(
@@ -117,19 +119,8 @@ mqtt:
 
 @contextlib.asynccontextmanager
 async def running_box(text: str, state_dir: Path) -> AsyncIterator[Box]:
-    gw = Gateway(parse_config(text))
-    task = asyncio.create_task(gw.run())
-    try:
-        async with asyncio.timeout(30):
-            while gw.mqtt is None or not gw.mqtt.link.connected.is_set():
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.05)
+    async with running_gateway(text, ready=mqtt_connected) as gw:
         yield Box(gw, state_dir)
-    finally:
-        gw.request_stop()
-        async with asyncio.timeout(30):
-            await task
 
 
 @contextlib.asynccontextmanager
@@ -144,12 +135,6 @@ async def office_for(broker: Broker, pki: Pki, name: str = "office") -> AsyncIte
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def wait_until(predicate: Any, timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 async def test_command_is_printed_once_and_its_result_comes_back(
@@ -407,8 +392,8 @@ async def test_certificates_from_the_pki_script_work_under_the_acl(tmp_path: Pat
     broker.start()
     try:
         async with running_box(
-            box_config(tmp_path, broker, pki, "shop-1"),
-            tmp_path / "shop-1",  # type: ignore[arg-type]
+            box_config(tmp_path, broker, pki, "shop-1"),  # type: ignore[arg-type]
+            tmp_path / "shop-1",
         ) as box:
             cert, key = pki.issue("office")
             office = Office(
@@ -571,3 +556,309 @@ async def test_an_update_command_with_a_forged_release_signature_changes_nothing
         # The daemon carries on printing.
         out = await office.send("shop-1", sell("after-update"), timeout_s=60)
         assert out.result is not None
+
+
+# --- hostile input, retained junk, a refused outbox row, disk full, replayed updates --------
+
+HOSTILE_COMMANDS: dict[str, tuple[bytes, str]] = {
+    # uuid: (payload, refusal code). Each once crashed the daemon or came back at every start.
+    "h-deep": (
+        b'{"uuid": "h-deep", "request": [' + b"[" * 1000 + b"]" * 1000 + b"]}",
+        "not_json",
+    ),
+    "h-surrogate": (
+        b'{"uuid": "h-surrogate", "request": [{"type": "reportX", "\\ud800": 1}]}',
+        "invalid_request",
+    ),
+    "h-number": (
+        b'{"uuid": "h-number", "request": [{"type": "cashIn", "cashSum": ' + b"9" * 5000 + b"}]}",
+        "not_json",
+    ),
+    "h-binary": (b'{"uuid": "h-binary", "request": [{"type": "\xff\xfe"}]}', "not_json"),
+    "h-big": (b'{"uuid": "h-big", "request": [], "pad": "' + b"x" * 40_000 + b'"}', "too_large"),
+}
+NAMELESS = b"[" * 1000 + b"]" * 1000  # names no uuid: an event only
+# A uuid that would make the ack topic a wildcard: not a uuid, so no ack, and nothing breaks.
+WILDCARD = json.dumps({"uuid": "a/#", "request": [{"type": "reportX"}]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("topic", "problem"),
+    [
+        (f"{PREFIX}/shop-1/reply/crm-7", None),
+        (f"{PREFIX}/shop-1/replies/x", None),  # the box's own subtree; the ACL may still say no
+        ("crm/replies", "must lie under fiscal/v1/shop-1/"),
+        (f"{PREFIX}/shop-2/reply/x", "must lie under fiscal/v1/shop-1/"),
+        (f"{PREFIX}/shop-1", "must lie under fiscal/v1/shop-1/"),
+        (f"{PREFIX}/shop-1/cmd", "own cmd topic"),
+        (f"{PREFIX}/shop-1/status", "own status topic"),
+        (f"{PREFIX}/shop-1/result/x", "own result topic"),
+        (f"{PREFIX}/shop-1//x", "own empty topic"),
+        (f"{PREFIX}/shop-1/reply/#", "wildcards"),
+        (f"{PREFIX}/shop-1/reply/+/x", "wildcards"),
+        (f"{PREFIX}/shop-1/reply/\x00", "control characters"),
+        (f"{PREFIX}/shop-1/reply/\ud800", "control characters"),
+        (f"{PREFIX}/shop-1/reply/" + "x" * 300, "longer than 256 bytes"),
+    ],
+)
+def test_the_response_topic_rule(topic: str, problem: str | None) -> None:
+    found = Topics(PREFIX, "shop-1").reply_problem(topic)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
+def refusals(office: Office) -> list[dict[str, Any]]:
+    return [e for _, e in office.events if e.get("event") == "command_refused"]
+
+
+async def test_hostile_commands_are_refused_acknowledged_and_never_come_back(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    cfg = box_config(tmp_path, broker, pki, "shop-1")
+    async with running_box(cfg, tmp_path / "shop-1") as box, office_for(broker, pki) as office:
+        outs = {uuid: office.outcomes.setdefault(("shop-1", uuid), Outcome(uuid))
+                for uuid in HOSTILE_COMMANDS}  # fmt: skip
+        for payload, _ in HOSTILE_COMMANDS.values():
+            await office.link.publish(f"{PREFIX}/shop-1/cmd", payload)
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", NAMELESS)
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", WILDCARD)
+        await wait_until(lambda: len(refusals(office)) == len(HOSTILE_COMMANDS) + 2)
+        for uuid, (_, code) in HOSTILE_COMMANDS.items():
+            await wait_until(lambda u=uuid: outs[u].ack is not None)
+            ack = outs[uuid].ack
+            assert ack is not None
+            assert (ack["status"], ack["error"]["code"]) == ("rejected", code), ack
+        codes = [(e["uuid"], e["code"]) for e in refusals(office)]
+        expected = [(u, c) for u, (_, c) in HOSTILE_COMMANDS.items()]
+        assert codes == [*expected, (None, "not_json"), (None, "invalid_request")]
+        assert refusals(office)[-1]["field"] == "uuid"
+        out = await office.send("shop-1", sell("after-hostile"), timeout_s=60)
+        assert out.result is not None
+        assert box.printed("after-hostile") == 1
+        assert all(box.printed(uuid) == 0 for uuid in HOSTILE_COMMANDS)
+    # Every one was acknowledged: a new start of the daemon is not sent any of them again.
+    async with running_box(cfg, tmp_path / "shop-1") as box, office_for(broker, pki) as office:
+        out = await office.send("shop-1", sell("after-restart"), timeout_s=60)
+        assert out.result is not None
+        assert box.gateway.mqtt is not None
+        assert box.gateway.mqtt.commands_refused == 0
+        assert box.printed("after-restart") == 1
+
+
+@contextlib.asynccontextmanager
+async def raw_link(broker: Broker, pki: Pki, name: str, *subs: str) -> AsyncIterator[MqttLink]:
+    """A bare office client named `name` (the office client would read the junk too)."""
+    settings = settings_for(broker, pki, "office", subscriptions=tuple((s, 1) for s in subs))
+    link = MqttLink(dataclasses.replace(settings, client_id=name))
+    task = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(20):
+            await link.connected.wait()
+        yield link
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def last_status(link: MqttLink, boot: str) -> dict[str, Any]:
+    """Read status messages until one of boot `boot` comes."""
+    async with asyncio.timeout(30):
+        while True:
+            msg = await link.messages.get()
+            link.ack(msg)
+            try:
+                body = json.loads(msg.payload)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(body, dict) and body.get("boot_id") == boot:
+                return body
+
+
+async def test_retained_junk_is_ignored_and_the_status_topic_put_right(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    cfg = box_config(tmp_path, broker, pki, "shop-1")
+    async with raw_link(broker, pki, "office") as office:
+        # Left on the broker before the box starts: delivered at every subscription.
+        await office.publish(f"{PREFIX}/shop-1/status", NAMELESS, retain=True)
+        junk_cmd = HOSTILE_COMMANDS["h-deep"][0]
+        await office.publish(f"{PREFIX}/shop-1/cmd", junk_cmd, retain=True)
+    for run in range(2):  # and again on the next start
+        async with running_box(cfg, tmp_path / "shop-1") as box:
+            assert box.gateway.mqtt is not None
+            boot = box.gateway.mqtt.boot_id
+            # A new subscriber is handed the box's own retained status, not the junk.
+            async with raw_link(broker, pki, f"watcher-{run}", f"{PREFIX}/shop-1/status") as w:
+                assert (await last_status(w, boot))["state"] == "online"
+            async with office_for(broker, pki) as office_client:
+                out = await office_client.send("shop-1", sell(f"r-{run}"), timeout_s=60)
+                assert out.result is not None
+                assert refusals(office_client) == []
+            assert box.gateway.mqtt.commands_refused == 0  # a retained command is not one
+            assert box.printed("h-deep") == 0
+
+
+def outbox_row(path: Path, uuid: str) -> tuple[int, str | None]:
+    """(attempts, delivered_at) of a job's result row, read as another process would."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = con.execute(
+            "SELECT attempts, delivered_at FROM outbox WHERE kind = 'result' AND key = ?", (uuid,)
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+async def test_a_reply_topic_the_broker_refuses_does_not_jam_the_outbox(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    cfg = box_config(tmp_path, broker, pki, "shop-1")
+    async with running_box(cfg, tmp_path / "shop-1") as box, office_for(broker, pki) as office:
+        assert box.gateway.mqtt is not None
+        journal_file = box.gateway.mqtt.journal.path
+        # Outside the box's subtree: refused at intake, naming the field.
+        outside = office.outcomes.setdefault(("shop-1", "t-out"), Outcome("t-out"))
+        await office.link.publish(
+            f"{PREFIX}/shop-1/cmd", json.dumps(sell("t-out")).encode(), response_topic="crm/replies"
+        )
+        await wait_until(lambda: outside.ack is not None)
+        assert outside.ack is not None
+        assert outside.ack["error"]["code"] == "bad_response_topic"
+        assert outside.ack["error"]["field"] == "response_topic"
+        assert box.printed("t-out") == 0
+        # Inside the subtree, but the ACL lets a box write only below reply/: the broker says no.
+        denied = office.outcomes.setdefault(("shop-1", "t-acl"), Outcome("t-acl"))
+        await office.link.publish(
+            f"{PREFIX}/shop-1/cmd",
+            json.dumps(sell("t-acl")).encode(),
+            response_topic=f"{PREFIX}/shop-1/replies/crm",
+        )
+        await wait_until(lambda: denied.result is not None)  # its own result topic got it
+        await wait_until(lambda: any(e.get("event") == "outbox_refused" for _, e in office.events))
+        event = next(e for _, e in office.events if e.get("event") == "outbox_refused")
+        assert (event["uuid"], event["kind"], event["retry_in_s"]) == ("t-acl", "result", 5)
+        assert "Not authorized" in event["reason"]
+        assert f"{PREFIX}/shop-1/replies/crm" in event["topics"]
+        # The rest flow while it waits; it is not sent again every second.
+        started = asyncio.get_running_loop().time()
+        for n in range(3):
+            out = await office.send("shop-1", sell(f"t-next-{n}"), timeout_s=30)
+            assert out.result is not None
+        if asyncio.get_running_loop().time() - started < 4:
+            assert outbox_row(journal_file, "t-acl") == (1, None)
+        await wait_until(lambda: outbox_row(journal_file, "t-acl")[0] == 2, 20)  # after 5 s
+        assert outbox_row(journal_file, "t-acl")[1] is None
+        assert box.printed("t-acl") == 1
+
+
+async def test_disk_full_rejects_a_command_with_disk_full_and_queues_nothing(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    # No register answers, so accepted jobs stay queued: only intake writes to the journal.
+    absent = f"register:\n  port: tcp://127.0.0.1:{free_port()}\n"
+    cfg = box_config(tmp_path, broker, pki, "shop-1", absent)
+    async with running_box(cfg, tmp_path / "shop-1") as box, office_for(broker, pki) as office:
+        assert box.gateway.mqtt is not None
+        journal = box.gateway.mqtt.journal
+        out = await office.send("shop-1", sell("d-0"), wait=False, timeout_s=60)
+        assert out.ack is not None
+        assert out.ack["status"] == "accepted"
+        await cap_journal(journal, full=True)
+        full: str | None = None
+        for n in range(1, 60):
+            out = await office.send("shop-1", sell(f"d-{n}"), wait=False, timeout_s=30)
+            assert out.ack is not None
+            if out.ack["status"] == "rejected":
+                assert out.ack["error"] == {
+                    "code": "disk_full",
+                    "field": "",
+                    "description": "disk full: free space or replace the card",
+                }
+                full = f"d-{n}"
+                break
+            assert out.ack["status"] == "accepted"
+        assert full is not None, "the journal never filled up"
+        await wait_until(lambda: any(e.get("code") == "disk_full" for e in refusals(office)))
+        await cap_journal(journal, full=False)
+        assert await journal.find(full) is None
+        office.outcomes.pop(("shop-1", full))
+        out = await office.send("shop-1", sell(full), wait=False, timeout_s=60)
+        assert out.ack is not None
+        assert out.ack["status"] == "accepted"
+        stored = await journal.find(full)
+        assert stored is not None
+        assert stored.state.value == "queued"
+
+
+async def test_a_signed_update_command_cannot_be_replayed(
+    tmp_path: Path, broker: Broker, pki: Pki
+) -> None:
+    key, _pem, public = _keypair(tmp_path)
+    release_key = Ed25519PrivateKey.generate()
+    release_public = base64.b64encode(
+        release_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+    ).decode()
+    extra = f"""  command_signing:
+    mode: required
+    public_keys: ["{public}"]
+clock:
+  trust: always
+updates:
+  root: {tmp_path / "releases"}
+  public_keys: ["{release_public}"]
+"""
+    cfg = box_config(tmp_path, broker, pki, "shop-1", extra)
+    async with running_box(cfg, tmp_path / "shop-1") as box, office_for(broker, pki) as office:
+        update = {
+            "op": "update",
+            "uuid": "upd-1",
+            "version": "9.9.9",
+            "url": "http://127.0.0.1:9/never-fetched.tar.gz",
+            "sha256": "ab" * 32,
+            "size": 1000,
+            "signature": base64.b64encode(release_key.sign(b"not the manifest")).decode(),
+        }
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        command = json.dumps(sign_command(update, key, box="shop-1", seq=100, expires=later))
+
+        def outcomes() -> int:
+            return sum(e.get("event") == "update_outcome" for _, e in office.events)
+
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", command.encode())
+        await wait_until(lambda: outcomes() == 1)
+        # The same signed message again (captured and replayed): refused, the updater not run.
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", command.encode())
+        await wait_until(lambda: len(refusals(office)) == 1)
+        assert (refusals(office)[0]["code"], refusals(office)[0]["field"]) == ("replay", "seq")
+        # Nor an older sequence number, even for a receipt.
+        stale = sign_command(sell("u-2"), key, box="shop-1", seq=99, expires=later)
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", json.dumps(stale).encode())
+        await wait_until(lambda: len(refusals(office)) == 2)
+        assert refusals(office)[1]["code"] == "replay"
+        await asyncio.sleep(0.5)
+        assert outcomes() == 1
+        assert box.printed("u-2") == 0
+        # Expired: refused like any command.
+        gone = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        expired = sign_command(update, key, box="shop-1", seq=101, expires=gone)
+        await office.link.publish(f"{PREFIX}/shop-1/cmd", json.dumps(expired).encode())
+        await wait_until(lambda: len(refusals(office)) == 3)
+        assert refusals(office)[2]["code"] == "expired"
+        assert outcomes() == 1
+
+
+async def test_the_office_client_skips_junk_on_a_box_topic(broker: Broker, pki: Pki) -> None:
+    deep = b"[" * 1000 + b"]" * 1000
+    async with office_for(broker, pki) as office, raw_link(broker, pki, "prankster") as link:
+        await link.publish(f"{PREFIX}/shop-9/event", deep)
+        await link.publish(f"{PREFIX}/shop-9/event", b"\xff\xfe not utf-8")
+        await link.publish(f"{PREFIX}/shop-9/event", b'{"kind": "after-the-junk"}')
+        await wait_until(lambda: office.events == [("shop-9", {"kind": "after-the-junk"})])

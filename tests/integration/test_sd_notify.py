@@ -8,6 +8,7 @@ owns the socket and reads the datagrams.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -20,10 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from gateway.app.gateway import Gateway
+from gateway.config.reader import parse_config
+from gateway.monitors.health import HealthMonitor
 from gateway.runtime.systemd import Notifier, Progress, keep_alive
-from tests.mqtt_broker import free_port
+from tests.support.broker import free_port
 
 START_TIMEOUT_S = 40.0
 WATCHDOG_USEC = 1_000_000  # pings expected every 0.5 s
@@ -217,3 +222,96 @@ async def test_keep_alive_withholds_pings_when_the_worker_stands_still(
     assert "withholding the watchdog ping" in caplog.text
     assert "watchdog pings resumed" in caplog.text
     assert back.count("WATCHDOG=1") >= 8
+
+
+RECEIPT = {
+    "uuid": "after-crash-1",
+    "request": [
+        {
+            "type": "sell",
+            "items": [
+                {
+                    "type": "position",
+                    "name": "Хлеб",
+                    "price": 45.0,
+                    "quantity": 1,
+                    "amount": 45.0,
+                    "tax": {"type": "vat10"},
+                }
+            ],
+            "payments": [{"type": "cash", "sum": 45.0}],
+        }
+    ],
+}
+
+
+async def test_a_crashed_task_is_restarted_the_watchdog_fed_and_receipts_printed(
+    tmp_path: Path,
+    abstract_socket: tuple[str, Datagrams],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A side task raising (here the health monitor, once) is restarted; the watchdog keeps
+    being fed, the restart is counted in /health and queued as an event, and printing goes on."""
+    address, dgrams = abstract_socket
+    crashed = asyncio.Event()
+    original = HealthMonitor.run
+
+    async def crash_once(self: HealthMonitor) -> None:
+        if not crashed.is_set():
+            crashed.set()
+            raise RuntimeError("injected fault")
+        await original(self)
+
+    monkeypatch.setattr(HealthMonitor, "run", crash_once)
+    port = free_port()
+    cfg = parse_config(
+        f"state_dir: {tmp_path / 'state'}\n"
+        f"http:\n  listen: 127.0.0.1:{port}\n"
+        "web:\n  enabled: false\n"
+    )
+    notifier = Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}, pid=os.getpid())
+    gw = Gateway(cfg, notifier=notifier)
+    pump = asyncio.create_task(asyncio.to_thread(dgrams.pump, time.monotonic() + 8.0))
+    run = asyncio.create_task(gw.run())
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while gw.supervisor is None or not gw.supervisor.connected_event.is_set():
+                assert not run.done(), run
+                await asyncio.sleep(0.05)
+            await crashed.wait()
+        crashed_at = time.monotonic()
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
+            async with http.post("/api/v2/requests", json=RECEIPT) as resp:
+                assert resp.status == 201, await resp.text()
+            async with asyncio.timeout(START_TIMEOUT_S):
+                while True:
+                    async with http.get("/api/v2/requests/after-crash-1") as resp:
+                        body = await resp.json()
+                    if body["results"][0]["status"] not in ("wait", "inProgress"):
+                        break
+                    await asyncio.sleep(0.1)
+            assert body["results"][0]["status"] == "ready", body
+            async with http.get("/health") as resp:
+                health = await resp.json()
+        assert health["tasks"]["restarts"] == {"health-monitor": 1}
+        journal = gw.journal
+        assert journal is not None
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while not (events := await journal.outbox_pending(kinds=["event"])):
+                await asyncio.sleep(0.05)
+        restarts = [json.loads(e.payload_json) for e in events]
+        assert any(
+            e["event"] == "task_restarted" and e["task"] == "health-monitor" for e in restarts
+        ), restarts
+        await pump
+    finally:
+        gw.request_stop()
+        async with asyncio.timeout(START_TIMEOUT_S):
+            await run
+        pump.cancel()
+    assert run.result() is None
+    assert "Task health-monitor crashed (RuntimeError: injected fault); restart 1" in caplog.text
+    # Fed at its 0.2 s beat before and after the crash: a side task's restart is not a hang.
+    after = [t for t in dgrams.times("WATCHDOG=1") if t > crashed_at]
+    assert len(after) >= 5, dgrams.got

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister
+from gateway.registers.shtrih.errors_table import ShtrihError
 
 P = fiscal.PaymentType
 R = fiscal.ReceiptType
@@ -99,7 +99,7 @@ async def test_cash_out_above_the_drawer_is_refused(register: ShtrihRegister) ->
     drawer = (await register.shift_totals()).cash_drawer
     assert drawer is not None
     # [PROTO] error 46h «Не хватает наличности в кассе» (p.68).
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         await register.cash_operation(fiscal.CashDirection.OUT, drawer + 1)
     assert err.value.error_code == 0x46
     totals = await register.shift_totals()
@@ -199,7 +199,7 @@ async def test_document_tags_of_a_shift_report(register: ShtrihRegister) -> None
 
 async def test_document_tags_of_a_missing_document(register: ShtrihRegister) -> None:
     last = (await register.fn_status()).last_document_number
-    with pytest.raises(DeviceError):
+    with pytest.raises(ShtrihError):
         await register.document_tags(last + 100)
 
 

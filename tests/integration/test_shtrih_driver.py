@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, LinkError, NoAnswer
+from gateway.domain.errors import LinkError, NoAnswer
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister
+from gateway.registers.shtrih.errors_table import ShtrihError
 
 
 @pytest.fixture
@@ -161,7 +162,7 @@ async def test_clock_read_set_and_refused_in_open_shift(register: ShtrihRegister
     await register.set_clock(target)
     assert abs((await register.read_clock() - target).total_seconds()) < 5
     await register.open_shift()
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         await register.set_clock(target)
     assert err.value.command in (0x21, 0x22)
     # The link is fine after a refusal.
@@ -171,7 +172,7 @@ async def test_clock_read_set_and_refused_in_open_shift(register: ShtrihRegister
 async def test_date_before_last_document_refused(register: ShtrihRegister) -> None:
     await register.open_shift()
     await register.close_shift()
-    with pytest.raises(DeviceError):
+    with pytest.raises(ShtrihError):
         await register.set_clock(dt.datetime.now() - dt.timedelta(days=3))
 
 
@@ -182,7 +183,7 @@ async def test_paper_out_is_transient_and_recovers(
     await emulator.apply_fault("paper_out", True)
     status = await register.status()
     assert not status.paper_present
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         await register.print_receipt(receipt(fiscal.ReceiptType.SELL, item("Хлеб", 4550)))
     assert err.value.error_code == 0x6B
     assert err.value.transient
@@ -196,7 +197,7 @@ async def test_cover_open_refused(register: ShtrihRegister, emulator: EmulatorSe
     await register.open_shift()
     await emulator.apply_fault("cover_open", True)
     assert (await register.status()).cover_open
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         await register.x_report()
     assert err.value.transient
     await emulator.apply_fault("cover_open", False)
@@ -208,7 +209,7 @@ async def test_payments_below_total_refused_and_cancelled(
 ) -> None:
     await register.open_shift()
     bad = receipt(fiscal.ReceiptType.SELL, item("Хлеб", 4550), cash=100)
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         await register.print_receipt(bad)
     assert err.value.error_code == 0x45
     assert not (await register.status()).receipt_open

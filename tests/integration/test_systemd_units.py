@@ -125,12 +125,12 @@ def _gateway_command_lines() -> list[tuple[str, list[str]]]:
 
 def test_units_call_the_gateway_with_arguments_it_takes() -> None:
     """A wrong argument order in ExecStartPre= shows only at boot; the parser catches it here."""
-    from gateway.cli import _build_parser
+    from gateway.cli import parser_for
 
     lines = _gateway_command_lines()
     assert len(lines) >= 3  # revert-unconfirmed, run, provision
     for where, argv in lines:
         try:
-            _build_parser().parse_args(argv)
+            parser_for(argv).parse_args(argv)
         except SystemExit as err:
             pytest.fail(f"{where}: the gateway refuses these arguments ({err})")

@@ -33,6 +33,7 @@ from gateway.updates import (
     Result,
     UpdateSettings,
     apply_signed_update,
+    confirm,
     confirm_when_healthy,
     revert_unconfirmed,
     status,
@@ -41,7 +42,7 @@ from gateway.updates import cli as update_cli
 from gateway.updates.errors import UpdateRejected
 from gateway.updates.install import install_release, unpack
 from gateway.updates.layout import BootAction, Layout, State, Trial
-from gateway.updates.manifest import UpdateCommand, command_json
+from gateway.updates.manifest import UpdateCommand, command_json, is_older
 from gateway.updates.verify import sign_manifest
 
 GOOD = "import sys, time\nprint('READY', flush=True)\ntime.sleep(float(sys.argv[1]))\n"
@@ -64,9 +65,12 @@ def make_artifact(version: str, program: str, *, journal_schema: int | None = No
     return buf.getvalue()
 
 
-def signed(key: Ed25519PrivateKey, version: str, body: bytes, url: str) -> dict[str, Any]:
+def signed(
+    key: Ed25519PrivateKey, version: str, body: bytes, url: str, *, downgrade: bool = False
+) -> dict[str, Any]:
     sha = hashlib.sha256(body).hexdigest()
-    cmd = UpdateCommand(version, url, sha, len(body), sign_manifest(key, version, sha, len(body)))
+    signature = sign_manifest(key, version, sha, len(body), downgrade=downgrade)
+    cmd = UpdateCommand(version, url, sha, len(body), signature, downgrade)
     return {"op": "update", **command_json(cmd)}
 
 
@@ -316,6 +320,47 @@ async def test_release_writing_a_newer_journal_schema_is_refused(
     assert sorted(p.name for p in (settings.root / "releases").iterdir()) == ["1.0.0"]
 
 
+async def test_an_older_release_needs_a_signature_made_for_a_downgrade(
+    settings: UpdateSettings, office: Office, key: Ed25519PrivateKey
+) -> None:
+    # 1.10.0 is confirmed; 1.9.0 is older (numbers compare as numbers, not as text).
+    newer = make_artifact("1.10.0", GOOD)
+    office.files["1.10.0.tar.gz"] = newer
+    out = await apply_signed_update(
+        signed(key, "1.10.0", newer, office.url("1.10.0.tar.gz")), settings
+    )
+    assert out.result is Result.SWITCHED, out
+    assert revert_unconfirmed(settings) is BootAction.START_TRIAL
+    assert confirm(settings) == "1.10.0"
+    older = make_artifact("1.9.0", GOOD)
+    office.files["1.9.0.tar.gz"] = older
+    # The command 1.9.0 shipped with, replayed: refused before anything is fetched.
+    shipped = signed(key, "1.9.0", older, office.url("1.9.0.tar.gz"))
+    out = await apply_signed_update(shipped, settings)
+    assert (out.result, out.code) == (Result.REJECTED, "downgrade")
+    assert "1.10.0" in out.message
+    # Adding the flag to that command breaks its signature: the flag is signed.
+    out = await apply_signed_update(dict(shipped, downgrade=True), settings)
+    assert (out.result, out.code) == (Result.REJECTED, "bad_signature")
+    out = await apply_signed_update(dict(shipped, downgrade="yes"), settings)
+    assert (out.result, out.code) == (Result.REJECTED, "bad_command")
+    assert office.hits == ["1.10.0.tar.gz"]
+    assert _links(settings) == ("1.10.0", "1.10.0")
+    # Signed for a downgrade: installed like any release, on trial.
+    allowed = signed(key, "1.9.0", older, office.url("1.9.0.tar.gz"), downgrade=True)
+    out = await apply_signed_update(allowed, settings)
+    assert out.result is Result.SWITCHED, out
+    assert _links(settings) == ("1.9.0", "1.10.0")
+
+
+def test_release_order_compares_numbers() -> None:
+    assert is_older("1.9.0", "1.10.0")
+    assert is_older("0.9", "1.0.0+rpi")
+    assert not is_older("2.0.0", "1.10.0")
+    assert not is_older("1.2.0rc1", "1.2.0")  # suffixes are not ranked: not a downgrade
+    assert not is_older("1.2.0", "1.2.0")
+
+
 def test_cli_sign_then_apply_a_local_artifact(
     settings: UpdateSettings,
     key: Ed25519PrivateKey,
@@ -370,6 +415,20 @@ def test_cli_sign_then_apply_a_local_artifact(
     code, out = cli("apply", str(command), "--artifact", str(artifact), "--keys", os.devnull)
     assert code == 1
     assert json.loads(out)["code"] == "bad_signature"
+    # Back to 1.0.0 only with a command signed for a downgrade.
+    old = tmp_path / "fiscal-gateway-1.0.0.tar.gz"
+    old.write_bytes(make_artifact("1.0.0", GOOD))
+    sign_old = ["sign", str(old), "--version", "1.0.0", "--url", "https://o.invalid/1", "--key"]
+    code, out = cli(*sign_old, str(pem))
+    assert "downgrade" not in json.loads(out)
+    command.write_text(out)
+    code, out = cli("apply", str(command), "--artifact", str(old), "--keys", str(keys))
+    assert (code, json.loads(out)["code"]) == (1, "downgrade")
+    code, out = cli(*sign_old, str(pem), "--downgrade")
+    assert json.loads(out)["downgrade"] is True
+    command.write_text(out)
+    code, out = cli("apply", str(command), "--artifact", str(old), "--keys", str(keys))
+    assert (code, json.loads(out)["result"]) == (0, "switched")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the guard is about root")

@@ -16,18 +16,17 @@ from typing import Any
 
 import pytest
 
-from gateway.atol.tasks import NameMapping, parse_request
+from gateway.atol.names import NameMapping
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, OutcomeUnproven
+from gateway.domain.errors import OutcomeUnproven, RegisterRefused
 from gateway.engine import supervisor as supervisor_mod
 from gateway.engine import worker as worker_mod
-from gateway.engine.supervisor import RegisterSupervisor
-from gateway.engine.worker import ShiftPolicy, Worker
-from gateway.journal import JobRecord, JobState, Journal
+from gateway.journal import JobState
 from gateway.registers.cloud.http import CredentialsRejected
 from gateway.registers.vchasno.driver import VchasnoRegister
 from tests.fakes import vchasno as fake_mod
 from tests.fakes.vchasno import FakeVchasno, serve
+from tests.support import box as support_box
 
 WAIT_S = 30.0
 MAPPING = NameMapping(
@@ -36,28 +35,10 @@ MAPPING = NameMapping(
 )
 
 
-@dataclass
-class Box:
+@dataclass(kw_only=True)
+class Box(support_box.Box[VchasnoRegister]):
     fake: FakeVchasno
-    journal: Journal
-    register: VchasnoRegister
-    supervisor: RegisterSupervisor
-    worker: Worker
     events: list[tuple[str, dict[str, object]]] = field(default_factory=list)
-
-    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> JobRecord:
-        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), MAPPING)
-        job = await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
-        self.worker.wake()
-        return job
-
-    async def wait_state(self, uuid: str, *states: JobState) -> JobRecord:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                job = await self.journal.get(uuid)
-                if job.state in states:
-                    return job
-                await asyncio.sleep(0.02)
 
     def sold(self, name: str) -> int:
         return sum(1 for d in self.fake.receipts() for r in d["rows"] if r["name"] == name)
@@ -96,7 +77,6 @@ def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
 async def vchasno_box(tmp_path: Path, fake: FakeVchasno | None = None) -> AsyncIterator[Box]:
     fake = fake or FakeVchasno()
     async with serve(fake) as url:
-        journal = await Journal.open(tmp_path / "journal.sqlite3")
         events: list[tuple[str, dict[str, object]]] = []
         register = VchasnoRegister(
             url,
@@ -104,21 +84,17 @@ async def vchasno_box(tmp_path: Path, fake: FakeVchasno | None = None) -> AsyncI
             request_timeout_s=0.5,
             on_event=lambda name, data: events.append((name, data)),
         )
-        supervisor = RegisterSupervisor(register)
-        worker = Worker(
-            journal, register, supervisor.connected_event, mapping=MAPPING, policy=ShiftPolicy()
-        )
-        box = Box(fake, journal, register, supervisor, worker, events)
-        async with asyncio.TaskGroup() as tg:
-            sup_task = tg.create_task(supervisor.run())
-            work_task = tg.create_task(worker.run())
-            try:
-                yield box
-            finally:
-                work_task.cancel()
-                sup_task.cancel()
-        await register.close()
-        await journal.close()
+        async with support_box.running_box(
+            tmp_path,
+            box_type=Box,
+            register=register,
+            mapping=MAPPING,
+            supervisor_journal=False,
+            wait_connected=False,
+            fake=fake,
+            events=events,
+        ) as box:
+            yield box
 
 
 async def test_full_shift_sale_return_and_z_report(tmp_path: Path) -> None:
@@ -261,12 +237,12 @@ async def test_last_document_refusals_are_transient_and_a_fresh_device_has_none(
         assert (await reg.fn_status()).last_document_number == 0
         await reg.open_shift()
         fake.faults.busy_last_doc = 1
-        with pytest.raises(DeviceError) as err:
+        with pytest.raises(RegisterRefused) as err:
             await reg.fn_status()
         assert err.value.transient
         assert (await reg.fn_status()).last_document_number == 1
         fake.docs.clear()  # the device forgot its documents but the shift is open: not "none"
-        with pytest.raises(DeviceError) as err:
+        with pytest.raises(RegisterRefused) as err:
             await reg.fn_status()
         assert err.value.transient
         await reg.close()

@@ -13,8 +13,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.atol.tasks import NameMapping, parse_request
-from gateway.config import WebLanguage, parse_config
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_request
+from gateway.config.choices import WebLanguage
+from gateway.config.reader import parse_config
 from gateway.engine import worker as worker_mod
 from gateway.journal import JobState
 from gateway.registers.shtrih import driver as driver_mod

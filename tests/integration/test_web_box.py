@@ -6,29 +6,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from gateway.atol.tasks import NameMapping
-from gateway.config import Listen, Secret, WebConfig, WebLanguage
+from gateway.config.choices import WebLanguage
+from gateway.config.schema import WebConfig
+from gateway.config.values import Listen, Secret
 from gateway.domain import fiscal
 from gateway.domain.errors import GatewayError
 from gateway.engine.supervisor import LinkState, RegisterSupervisor
-from gateway.engine.worker import ShiftPolicy, Worker
-from gateway.journal import JobRecord, JobState, Journal
-from gateway.registers.emulator.server import EmulatorServer
+from gateway.engine.worker import ShiftPolicy
+from gateway.journal import JobRecord
 from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.web.controls import Outcome
 from gateway.web.diagnostics import RecentLogs
+from gateway.web.login_limit import LoginLimiter
 from gateway.web.passwords import hash_password
 from gateway.web.server import StatusPage
+from tests.support.box import ShtrihBox, running_box
 
 WAIT_S = 30.0
 PASSWORD = "korova-42-moloko"
@@ -99,36 +100,16 @@ class Controls:
         return Outcome(True, f"{device.model} serial {device.serial} is now this box's register")
 
 
-@dataclass
-class WebBox:
-    tmp: Path
-    journal: Journal
-    emulator: EmulatorServer
-    register: ShtrihRegister
-    supervisor: RegisterSupervisor
-    worker: Worker
+@dataclass(kw_only=True)
+class WebBox(ShtrihBox):
     controls: Controls
-    page: StatusPage
     logs: RecentLogs
     clock: ManualClock
+    page: StatusPage = field(init=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.page.port}"
-
-    def tape(self) -> list[dict[str, Any]]:
-        path = self.tmp / "emu.state.journal.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-    async def wait_state(self, uuid: str, *states: JobState) -> JobRecord:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                job = await self.journal.get(uuid)
-                if job.state in states:
-                    return job
-                await asyncio.sleep(0.05)
 
     async def web_jobs(self) -> list[JobRecord]:
         return [j for j in await self.journal.list_jobs(limit=500) if j.source == "web"]
@@ -196,65 +177,58 @@ async def web_box(
     start_worker: bool = True,
     policy: ShiftPolicy | None = None,
     config_dump: dict[str, Any] | None = None,
+    listen_host: str = "127.0.0.1",
+    login_limits: tuple[int, int] | None = None,
 ) -> AsyncIterator[WebBox]:
-    emulator = EmulatorServer(tmp_path / "emu.state")
-    await emulator.start_pty(link=tmp_path / "emu.tty")
-    journal = await Journal.open(tmp_path / "journal.sqlite3")
-    register = ShtrihRegister(str(tmp_path / "emu.tty"))
-    supervisor = RegisterSupervisor(register)
-    worker = Worker(
-        journal,
-        register,
-        supervisor.connected_event,
-        mapping=NameMapping(),
-        policy=policy or ShiftPolicy(auto_open=False),
-    )
+    """A box with its status page; `login_limits` (per address, in total) replace the
+    documented ones where a test needs the shared limit reached from one LAN address."""
     logs = RecentLogs()
     logging.getLogger().addHandler(logs)
-    clock = ManualClock()
     config = WebConfig(
-        listen=Listen("127.0.0.1", 0),
+        listen=Listen(listen_host, 0),
         password_hash=Secret(password_hash) if password_hash else None,
         language=language,
         public_overview=public_overview,
     )
-    controls = Controls(supervisor, register)
-    box: WebBox | None = None
-    page = StatusPage(
-        config=config,
-        journal=journal,
-        status=lambda: box.status() if box else _never(),
-        controls=controls,
-        on_submitted=worker.wake,
-        config_dump=config_dump or {"web": {"password_hash": "***"}},
-        logs=logs,
-        monotonic=clock,
-    )
-    box = WebBox(
-        tmp_path, journal, emulator, register, supervisor, worker, controls, page, logs, clock
-    )
+
+    def with_page(box: WebBox) -> dict[str, Coroutine[Any, Any, None]]:
+        limiter = None
+        if login_limits is not None:
+            per_peer, total = login_limits
+            limiter = LoginLimiter(per_peer=per_peer, total=total, clock=box.clock)
+        box.page = StatusPage(
+            config=config,
+            journal=box.journal,
+            status=box.status,
+            controls=box.controls,
+            on_submitted=box.worker.wake,
+            config_dump=config_dump or {"web": {"password_hash": "***"}},
+            logs=logs,
+            monotonic=box.clock,
+            limiter=limiter,
+        )
+        return {}
+
+    def make_box(**parts: Any) -> WebBox:
+        controls = Controls(parts["supervisor"], parts["register"])
+        return WebBox(controls=controls, logs=logs, clock=ManualClock(), **parts)
+
     try:
-        async with asyncio.TaskGroup() as tg:
-            sup_task = tg.create_task(supervisor.run(), name="supervisor")
-            assert await supervisor.wait_connected(WAIT_S)
-            work_task = tg.create_task(worker.run(), name="worker") if start_worker else None
-            await page.start()
+        async with running_box(
+            tmp_path,
+            box_type=make_box,
+            policy=policy or ShiftPolicy(auto_open=False),
+            supervisor_journal=False,
+            start_worker=start_worker,
+            also=with_page,
+        ) as box:
+            await box.page.start()
             try:
                 yield box
             finally:
-                await page.stop()
-                for task in (work_task, sup_task):
-                    if task is not None:
-                        task.cancel()
+                await box.page.stop()
     finally:
         logging.getLogger().removeHandler(logs)
-        await register.close()
-        await emulator.close()
-        await journal.close()
-
-
-async def _never() -> dict[str, object]:
-    raise RuntimeError("the box is not assembled yet")
 
 
 _HIDDEN = re.compile(r'<input type="hidden" name="(?P<name>[a-z_]+)" value="(?P<value>[^"]*)">')

@@ -11,18 +11,23 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.atol import tasks as tasks_mod
-from gateway.config import _SCRYPT_PHC as CONFIG_SCRYPT  # the format config accepts
-from gateway.config import Config, Listen, Secret, WebConfig
+from gateway.atol.decimal_json import dumps
+from gateway.config import Config
+from gateway.config.rules import SCRYPT_PHC as CONFIG_SCRYPT  # the format config accepts
+from gateway.config.schema import WebConfig
+from gateway.config.values import Listen, Secret
 from gateway.engine import selftest
 from gateway.journal import JobRecord, JobState, TaskResult, TaskStatus
 from gateway.web import charts, metrics
 from gateway.web.diagnostics import MASK, masked
-from gateway.web.errors import PasswordHashInvalid, PasswordTooWeak
+from gateway.web.errors import BadInput, LoginRateLimited, PasswordHashInvalid, PasswordTooWeak
 from gateway.web.i18n import LANGUAGES, choose, from_accept_language, translator
+from gateway.web.list_params import SEQ_MAX, parse_before, parse_states
+from gateway.web.login_limit import LoginLimiter, is_loopback
 from gateway.web.pages import job_line
 from gateway.web.passwords import ScryptHash, check_new_password, hash_password, verify_password
-from gateway.web.sessions import LoginLimiter, Sessions, csrf_ok
+from gateway.web.redirects import safe_next
+from gateway.web.sessions import Sessions, csrf_ok, tokens_match
 from gateway.web.status_view import StatusView, read_status
 from gateway.web.texts import TEXTS
 from gateway.web.verdict import ALL_GOOD, Facts, Level, findings
@@ -375,7 +380,10 @@ def test_a_hash_made_as_the_example_config_says_verifies() -> None:
 
     salt = b"0123456789abcdef"
     digest = hashlib.scrypt(b"pw-from-docs", salt=salt, n=2**14, r=8, p=1, maxmem=2**26)
-    b = lambda raw: base64.b64encode(raw).decode().rstrip("=")  # noqa: E731
+
+    def b(raw: bytes) -> str:
+        return base64.b64encode(raw).decode().rstrip("=")
+
     parsed = ScryptHash.parse(f"$scrypt$ln=14,r=8,p=1${b(salt)}${b(digest)}")
     assert verify_password("pw-from-docs", parsed)
 
@@ -445,22 +453,185 @@ def test_session_count_is_bounded() -> None:
     assert sessions.get(first.token) is None
 
 
+def refused_for(limiter: LoginLimiter, peer: str) -> float | None:
+    """The wait the limiter names for `peer`, or None when it reserved an attempt (kept)."""
+    try:
+        limiter.reserve(peer)
+    except LoginRateLimited as err:
+        return err.retry_after_s
+    return None
+
+
 def test_login_limit_per_peer_and_in_total() -> None:
     clock = Clock()
     limiter = LoginLimiter(window_s=300, per_peer=3, total=5, clock=clock)
     for _ in range(3):
-        assert limiter.retry_after("10.0.0.2") is None
-        limiter.failed("10.0.0.2")
-    assert limiter.retry_after("10.0.0.2") == pytest.approx(300)
-    assert limiter.retry_after("10.0.0.3") is None  # another phone is not punished…
-    limiter.failed("10.0.0.3")
-    limiter.failed("10.0.0.4")
-    assert limiter.retry_after("10.0.0.5") is not None  # …until the whole LAN guessed 5 times
+        limiter.failed(limiter.reserve("10.0.0.2"))
+    assert refused_for(limiter, "10.0.0.2") == pytest.approx(300)
+    limiter.failed(limiter.reserve("10.0.0.3"))  # another phone is not punished…
+    limiter.failed(limiter.reserve("10.0.0.4"))
+    assert refused_for(limiter, "10.0.0.5") is not None  # …until the LAN guessed 5 times
     clock.now = 301
-    assert limiter.retry_after("10.0.0.2") is None
-    limiter.failed("10.0.0.6")
-    limiter.succeeded("10.0.0.6")
-    assert limiter.failures_total == 6
+    attempt = limiter.reserve("10.0.0.2")
+    limiter.succeeded(attempt)
+    assert limiter.failures_total == 5
+    assert limiter.refused_total == 2
+
+
+def test_login_limit_counts_attempts_in_flight() -> None:
+    clock = Clock()
+    limiter = LoginLimiter(window_s=300, per_peer=5, total=20, clock=clock)
+    # Reserved and not yet settled, as while scrypt runs: the sixth is refused at once.
+    held = [limiter.reserve("10.0.0.2") for _ in range(5)]
+    assert refused_for(limiter, "10.0.0.2") == pytest.approx(300)
+    limiter.release(held.pop())  # a check that never finished counts for nothing
+    limiter.failed(held.pop())
+    limiter.failed(held[0])
+    limiter.failed(held[0])  # settling twice counts once
+    assert limiter.failures_total == 2
+    extra = limiter.reserve("10.0.0.2")
+    assert refused_for(limiter, "10.0.0.2") is not None
+    with limiter.attempt("10.0.0.9") as leaving:  # released when the check is abandoned
+        assert leaving.shared
+    limiter.release(extra)
+    for attempt in held[1:]:
+        limiter.succeeded(attempt)
+    assert refused_for(limiter, "10.0.0.2") is None  # a right password forgave the address
+
+
+def test_login_limit_loopback_is_outside_the_shared_limit() -> None:
+    clock = Clock()
+    limiter = LoginLimiter(window_s=300, per_peer=5, total=6, clock=clock)
+    for _ in range(5):
+        limiter.failed(limiter.reserve("127.0.0.1"))
+    assert refused_for(limiter, "127.0.0.1") is not None  # its own address limit holds
+    for peer in ("192.168.1.10", "192.168.1.11", "fd00::7"):
+        limiter.failed(limiter.reserve(peer))
+        limiter.failed(limiter.reserve(peer))
+    assert refused_for(limiter, "192.168.1.12") is not None  # six from the LAN: all refused
+    assert refused_for(limiter, "::1") is None  # the box itself still gets in
+    limiter.failed(limiter.reserve("127.0.0.2"))
+    assert refused_for(limiter, "127.0.0.2") is None
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", False),  # a mapped address is not the loopback interface
+        ("192.168.1.5", False),
+        ("fe80::1%eth0", False),
+        ("?", False),
+        ("", False),
+    ],
+)
+def test_is_loopback(address: str, loopback: bool) -> None:
+    assert is_loopback(address) is loopback
+
+
+def test_tokens_match_any_text() -> None:
+    assert tokens_match("abc", "abc")
+    assert not tokens_match("abc", "abd")
+    assert not tokens_match("\udcff\udcfe", "abc")  # undecodable cookie bytes: no crash
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+HOSTILE_NEXT = [
+    "//evil.example/",
+    "/\\evil.example/",
+    "\\evil.example",
+    "/%09/evil.example/",
+    "/\t/evil.example/",
+    "/\n/evil.example",
+    "/%0a/evil.example",
+    "/%0D%0ALocation:%20https://evil.example",
+    "/%2F/evil.example",
+    "/%2f%2fevil.example",
+    "/%5Cevil.example",
+    "/%5cevil.example",
+    "/%252F/evil.example",  # encoded twice
+    "/%25252F%25252Fevil.example",  # three times
+    "https://evil.example",
+    "http:evil.example",
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    "evil.example",
+    " /jobs",
+    "/ /evil.example",
+    "/%20/evil.example",
+    "/\u3000/evil.example",  # ideographic space
+    "/%E3%80%80/evil.example",
+    "/%E2%80%8B/evil.example",  # zero-width space
+    "/\x00/jobs",
+    "/%00/jobs",
+    "/\x7f/jobs",
+    "/%C2%85/jobs",  # next line (a C1 control)
+    "/jobs\u2028",
+    "",
+    "%2F%2Fevil.example",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_NEXT)
+def test_safe_next_refuses_other_sites(raw: str) -> None:
+    assert safe_next(raw) == "/"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/",
+        "/jobs",
+        "/jobs?state=done&before=51",
+        "/jobs/web-x-report-0123",
+        "/jobs/%D0%B7%D0%B0%D0%BA%D0%B0%D0%B7-7",  # a Cyrillic job uuid, percent-encoded
+        "/jobs/a%25b",
+    ],
+)
+def test_safe_next_keeps_paths_of_this_site(raw: str) -> None:
+    assert safe_next(raw) == raw
+
+
+def test_safe_next_refuses_a_missing_value() -> None:
+    assert safe_next(None) == "/"
+
+
+def read_list_query(query: dict[str, str]) -> None:
+    parse_states(query)
+    parse_before(query)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"before": "9" * 20}, "before"),
+        ({"before": str(SEQ_MAX + 1)}, "before"),
+        ({"before": "abc"}, "before"),
+        ({"before": "-1"}, "before"),
+        ({"before": "0"}, "before"),
+        ({"before": "1e3"}, "before"),
+        ({"before": " 5"}, "before"),
+        ({"before": "٣"}, "before"),  # an Arabic-Indic digit int() would take
+        ({"state": "zzz"}, "state"),
+        ({"state": "DONE"}, "state"),
+    ],
+)
+def test_list_params_refuse_bad_values_by_name(query: dict[str, str], field: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        read_list_query(query)
+    assert caught.value.field == field
+    assert caught.value.code == "web_bad_input"
+
+
+def test_list_params_read_good_values() -> None:
+    assert parse_before({}) is None
+    assert parse_before({"before": ""}) is None
+    assert parse_before({"before": str(SEQ_MAX)}) == SEQ_MAX
+    assert parse_states({"state": ""}) is None
+    assert parse_states({"state": "blocked"}) == [JobState.BLOCKED]
 
 
 # --- metrics and charts ----------------------------------------------------------------------
@@ -520,10 +691,8 @@ def test_chart_scales_samples_into_the_box_and_escapes_text() -> None:
         "none",
     )
     coords = charts.scale(chart, 5.0)
-    assert coords[0] == (
-        charts.PAD_LEFT,
-        charts.HEIGHT - charts.PAD_BOTTOM,
-    )  # outside sample dropped
+    bottom_left = (float(charts.PAD_LEFT), float(charts.HEIGHT - charts.PAD_BOTTOM))
+    assert coords[0] == bottom_left  # the sample outside the window is dropped
     assert coords[-1][0] == charts.WIDTH - charts.PAD_RIGHT
     svg = charts.render_svg(chart)
     assert "<title>&lt;depth&gt;</title>" in svg
@@ -574,7 +743,7 @@ def _job(uuid: str, tasks: list[dict[str, object]], results: list[TaskResult]) -
         seq=1,
         uuid=uuid,
         source="http",
-        tasks_json=tasks_mod.dumps(tasks),
+        tasks_json=dumps(tasks),
         tasks_count=len(tasks),
         state=JobState.DONE,
         task_results=tuple(results),

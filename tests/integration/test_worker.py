@@ -18,61 +18,32 @@ from typing import Any
 
 import pytest
 
-from gateway.atol.tasks import NameMapping, ReceiptTask, parse_request
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_request
+from gateway.atol.tasks import ReceiptTask
+from gateway.config.schema import HealthConfig
 from gateway.domain import fiscal
+from gateway.domain.errors import JournalError
 from gateway.engine import worker as worker_mod
-from gateway.engine.supervisor import RegisterSupervisor
-from gateway.engine.worker import ShiftPolicy, Worker
-from gateway.journal import JobRecord, JobState, Journal, Resolution
+from gateway.engine.journal_faults import JournalFaultKind
+from gateway.engine.worker import ShiftPolicy
+from gateway.journal import JobState, Resolution
+from gateway.monitors.health import HealthMonitor
+from gateway.monitors.health_rules import Severity
 from gateway.registers.emulator.server import EmulatorServer
 from gateway.registers.shtrih import driver as driver_mod
-from gateway.registers.shtrih.driver import ShtrihRegister
+from tests.support import box as support_box
+from tests.support.box import ShtrihBox
 
 WAIT_S = 30.0  # generous: these are correctness tests, not speed tests
 
 
-@dataclass
-class Box:
+@dataclass(kw_only=True)
+class Box(ShtrihBox):
     """A worker, its register (emulator on a pty, via the supervisor) and its journal."""
 
-    tmp: Path
-    journal: Journal
-    register: ShtrihRegister
-    supervisor: RegisterSupervisor
-    worker: Worker
-    emulator: EmulatorServer
-
-    @property
-    def link(self) -> Path:
-        return self.tmp / "emu.tty"
-
-    def tape(self) -> list[dict[str, Any]]:
-        path = self.tmp / "emu.state.journal.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-    def printed(self, name: str) -> int:
-        """How many times an item with this name is on the tape."""
-        return sum(1 for doc in self.tape() for i in doc["items"] if i["name"] == name)
-
-    async def submit(self, uuid: str, *tasks: dict[str, Any]) -> JobRecord:
-        parsed = parse_request(json.dumps({"uuid": uuid, "request": list(tasks)}), NameMapping())
-        job = await self.journal.submit(uuid, parsed.tasks_json, len(parsed.tasks), source="http")
-        self.worker.wake()
-        return job
-
-    async def wait_state(self, uuid: str, *states: JobState) -> JobRecord:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                job = await self.journal.get(uuid)
-                if job.state in states:
-                    return job
-                await asyncio.sleep(0.02)
-
     async def events(self) -> list[str]:
-        rows = await self.journal.outbox_pending(limit=1000, kinds=["event"])
-        return [json.loads(r.payload_json)["event"] for r in rows]
+        return await self.kinds()
 
 
 def sell(name: str, kopecks: int = 10000, lines: int = 1) -> dict[str, Any]:
@@ -117,32 +88,15 @@ async def running_box(
     start_worker: bool = True,
     tax_systems: int | None = None,
 ) -> AsyncIterator[Box]:
-    emulator = EmulatorServer(tmp_path / "emu.state", tax_systems=tax_systems)
-    await emulator.start_pty(link=tmp_path / "emu.tty")
-    journal = await Journal.open(tmp_path / "journal.sqlite3")
-    register = ShtrihRegister(str(tmp_path / "emu.tty"))
-    supervisor = RegisterSupervisor(register)
-    worker = Worker(
-        journal,
-        register,
-        supervisor.connected_event,
-        mapping=NameMapping(),
-        policy=policy or ShiftPolicy(),
-    )
-    box = Box(tmp_path, journal, register, supervisor, worker, emulator)
-    async with asyncio.TaskGroup() as tg:
-        sup_task = tg.create_task(supervisor.run(), name="supervisor")
-        assert await supervisor.wait_connected(WAIT_S)
-        work_task = tg.create_task(worker.run(), name="worker") if start_worker else None
-        try:
-            yield box
-        finally:
-            for task in (work_task, sup_task):
-                if task is not None:
-                    task.cancel()
-    await register.close()
-    await box.emulator.close()
-    await journal.close()
+    async with support_box.running_box(
+        tmp_path,
+        box_type=Box,
+        policy=policy,
+        start_worker=start_worker,
+        tax_systems=tax_systems,
+        supervisor_journal=False,
+    ) as box:
+        yield box
 
 
 async def test_receipt_printed_once_with_its_fiscal_result(tmp_path: Path) -> None:
@@ -409,3 +363,138 @@ async def test_cash_in_and_out_run_once_and_move_the_registers_counters(tmp_path
         assert totals["receipts"]["sell"]["count"] == 1
         assert totals["receipts"]["sell"]["payments"]["cash"] == 45.5
         assert totals["cashDrawer"]["sum"] == 45.5 + 1500.5 - 100
+
+
+# --- a journal that cannot write (disk full) ---------------------------------------------------
+
+
+async def on_journal_connection(box: Box, sql: str) -> Any:
+    """Run `sql` on the journal's own connection (test-only access to its internals)."""
+    async with box.journal._db.use() as conn:
+        return await conn.execute_fetchall(sql)
+
+
+async def fill_journal(box: Box) -> None:
+    """A full disk as SQLite meets it: the file may not grow (`max_page_count` at its size
+    now) and its free pages are used up, so the next write that needs a page fails with
+    SQLITE_FULL. Writes that fit in a page's free bytes still succeed, as on a real card."""
+    ((pages,),) = await on_journal_connection(box, "PRAGMA page_count")
+    await on_journal_connection(box, f"PRAGMA max_page_count = {int(pages)}")
+    for i in range(10_000):
+        try:
+            await box.journal.meta_set(f"filler-{i}", "x" * 3000)
+        except JournalError:
+            return
+    raise AssertionError("the journal never filled up")
+
+
+async def free_journal(box: Box) -> None:
+    """Space comes back."""
+    await on_journal_connection(box, "PRAGMA max_page_count = 1000000")
+
+
+def health_of(box: Box) -> HealthMonitor:
+    return HealthMonitor(
+        box.journal,
+        box.register,
+        box.supervisor.connected_event,
+        box.worker.register_lock,
+        config=HealthConfig(),
+        journal_fault=lambda: box.worker.journal_fault,
+    )
+
+
+@pytest.fixture
+def quick_journal_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_mod, "JOURNAL_RETRY_INTERVAL_S", 0.1)
+
+
+@pytest.mark.usefixtures("quick_journal_retry")
+async def test_a_full_disk_pauses_the_queue_and_every_receipt_prints_once_after(
+    tmp_path: Path,
+) -> None:
+    # Enough receipts that their results need new pages: the disk fills while they flow.
+    names = [f"Товар {i}" for i in range(30)]
+    async with running_box(tmp_path, start_worker=False) as box:
+        for i, name in enumerate(names):  # committed and acknowledged before the disk fills
+            await box.submit(f"r{i}", sell(name, 1000 + i))
+        await fill_journal(box)
+        health = health_of(box)
+        async with asyncio.TaskGroup() as tg:
+            worker = tg.create_task(box.worker.run(), name="test-worker")
+            await support_box.wait_until(lambda: box.worker.journal_fault is not None)
+            printed = len(box.tape())
+            await asyncio.sleep(0.5)  # several retries: the worker waits, never dies
+            assert not worker.done()
+            # Nothing more is printed while the journal cannot write the step down first.
+            assert len(box.tape()) == printed
+            fault = box.worker.journal_fault
+            assert fault is not None
+            assert fault.kind is JournalFaultKind.DISK_FULL
+            assert box.worker.paused_reason == "disk full: free space or replace the card"
+            journal_health = box.worker.journal_health()
+            assert journal_health["state"] == "down"
+            assert journal_health["kind"] == "disk_full"
+            (condition,) = [c for c in health.snapshot().conditions if c.kind == "disk_full"]
+            assert condition.severity is Severity.CRITICAL
+            assert "free space or replace the card" in condition.message
+            assert health.snapshot().worst is Severity.CRITICAL
+            waiting = [j for j in await box.journal.list_jobs() if j.state is not JobState.DONE]
+            assert waiting  # the fault came while receipts were flowing
+            assert not [
+                j
+                for j in waiting
+                if j.state is not JobState.IN_PROGRESS and j.state is not JobState.QUEUED
+            ]  # none failed, none blocked
+            await free_journal(box)
+            for i in range(len(names)):
+                await box.wait_state(f"r{i}", JobState.DONE)
+            worker.cancel()
+        assert box.worker.journal_fault is None
+        assert box.worker.paused_reason is None
+        assert [c.kind for c in health.snapshot().conditions] == []
+        assert box.worker.journal_health() == {"state": "ok"}
+        assert [box.printed(name) for name in names] == [1] * len(names)
+        (event,) = [e for e in await box.event_payloads() if e["event"] == "journal_write_failed"]
+        assert event["kind"] == "disk_full"
+        assert event["since"] <= event["until"]
+
+
+@pytest.mark.usefixtures("quick_journal_retry")
+async def test_a_receipt_printed_when_the_journal_stops_writing_keeps_its_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal fails between the print and its commit: the result the register gave is
+    committed once it writes again, never printed a second time, never marked lost."""
+    async with running_box(tmp_path) as box:
+        await box.submit("warm", sell("Первый"))  # the shift is open before the fault
+        await box.wait_state("warm", JobState.DONE)
+        real_print = box.register.print_receipt
+        broke = asyncio.Event()
+
+        async def print_then_break(receipt: fiscal.Receipt) -> fiscal.FiscalResult:
+            result = await real_print(receipt)
+            if not broke.is_set():
+                broke.set()
+                # SQLite refuses every write on this connection from now on.
+                await on_journal_connection(box, "PRAGMA query_only = ON")
+            return result
+
+        monkeypatch.setattr(box.register, "print_receipt", print_then_break)
+        await box.submit("r1", sell("Второй", 4200))
+        await asyncio.wait_for(broke.wait(), WAIT_S)
+        await support_box.wait_until(lambda: box.worker.journal_fault is not None)
+        assert box.printed("Второй") == 1
+        job = await box.journal.get("r1")
+        assert job.state is JobState.IN_PROGRESS  # not failed, not lost: waiting to commit
+        await asyncio.sleep(0.5)
+        assert box.printed("Второй") == 1
+        await on_journal_connection(box, "PRAGMA query_only = OFF")
+        job = await box.wait_state("r1", JobState.DONE)
+        params = job.task_results[0].result["fiscalParams"]
+        assert params["fiscalDocumentNumber"] == box.tape()[-1]["number"]
+        assert params["fiscalDocumentSign"] == str(box.tape()[-1]["fiscal_sign"])
+        # The result the register gave, kept in memory: not rebuilt from the ФН archive.
+        assert job.task_results[0].result["warnings"] is None
+        assert box.printed("Второй") == 1
+        assert box.worker.journal_fault is None

@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from gateway.config import Secret, TokenConfig
+from gateway.config.schema import TokenConfig
+from gateway.config.values import Secret
 from gateway.ingress.auth import LOOPBACK_CLIENT, Refusal, TokenCheck, is_loopback, sha256_hex
 
 CRM_TOKEN = "crm-token-3f9a"

@@ -14,22 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.atol.tasks import NameMapping
-from gateway.config import (
-    ClockTrust,
-    Config,
-    Listen,
-    LogLevel,
-    MqttProtocol,
-    RegisterDriver,
-    Secret,
-    SigningMode,
-    check_config,
-    default_config,
-    load_config,
-    parse_config,
-    redacted,
-)
+from gateway.atol import names
+from gateway.atol.names import NameMapping
+from gateway.config import Config, load_config
+from gateway.config.choices import ClockTrust, LogLevel, MqttProtocol, RegisterDriver, SigningMode
+from gateway.config.mapping_section import MAPPING_TARGETS
+from gateway.config.reader import check_config, default_config, parse_config
+from gateway.config.redact import redacted
+from gateway.config.schema import TaxGroupsConfig
+from gateway.config.values import Listen, Secret
 from gateway.domain.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -599,3 +592,22 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert "line 2: register.baudrat" in lines[0]
     assert "line 4: http.listen" in lines[1]
+
+
+def test_mapping_targets_are_the_task_parsers_own_names() -> None:
+    # One table of ATOL names: whatever a CRM name may map to, a task may carry, and back.
+    for section, table in (
+        ("payment_types", names.PAYMENT_TYPES),
+        ("vat", names.VATS),
+        ("units", names.UNITS),
+    ):
+        for target in table:
+            cfg = parse_config(f"mapping:\n  {section}:\n    CRM name: {target}\n")
+            assert getattr(cfg.mapping, section) == {"CRM name": target}
+    assert MAPPING_TARGETS["vat"] == tuple(names.VATS)
+    # The Вчасно.Каса tax groups are keyed by the same VAT names.
+    assert [f.name for f in dataclasses.fields(TaxGroupsConfig)] == list(names.VATS)
+    # A bare rate ("20") is a task's shorthand, not a name a CRM name maps to.
+    assert "20" in names.VATS_AND_BARE_RATES
+    with pytest.raises(ConfigError):
+        parse_config("mapping:\n  vat:\n    НДС 20%: '20'\n")

@@ -1,8 +1,8 @@
-"""Every key config.example.yaml documents must have an effect: something outside config.py
-reads its field.
+"""Every key config.example.yaml documents must have an effect: something outside the config
+package reads its field.
 
 The example documents every key, commented-out examples too. Each documented leaf key is
-resolved to its schema field (a dataclass of gateway.config); then the gateway's source is
+resolved to its schema field (a dataclass of the gateway.config package); then the gateway's source is
 scanned for reads of that field *on a value of that section's type*. Types are followed
 through annotations (`config: ClockConfig`), assignments (`reg = self.cfg.register`,
 `self._config = config`), attribute chains (`cfg.register.emulator.clock_offset_s`) and
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
+import pkgutil
 import re
 import types
 import typing
@@ -21,26 +23,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gateway import config as config_mod
-from gateway.config import VAT_NAMES, Config
+import gateway.config
+from gateway.atol.names import VATS
+from gateway.config import Config
+from gateway.config.values import Listen
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
 SOURCE = ROOT / "gateway"
-CONFIG_MODULE = SOURCE / "config.py"
+CONFIG_PACKAGE = SOURCE / "config"
+CONFIG_MODULES = [
+    importlib.import_module(f"gateway.config.{m.name}")
+    for m in pkgutil.iter_modules(gateway.config.__path__)
+]
 
 # Documented keys read through generic code, which no attribute scan can see. Keep it short:
 # every entry here is a key this test cannot vouch for.
 READ_GENERICALLY: frozenset[str] = frozenset(
     {
-        # The `mapping:` section becomes a NameMapping (gateway.atol.tasks); its sections are
+        # The `mapping:` section becomes a NameMapping (gateway.atol.names); its sections are
         # looked up by name when a CRM's name is translated.
         "mapping.payment_types",
         "mapping.vat",
         "mapping.units",
         "mapping.text",
         # `register.tax_groups` is read whole by TaxGroupsConfig.table(), one rate per field.
-        *(f"register.tax_groups.{rate}" for rate in VAT_NAMES),
+        *(f"register.tax_groups.{rate}" for rate in VATS),
     }
 )
 
@@ -110,8 +118,8 @@ def _is_section(hint: Any) -> bool:
     return (
         isinstance(hint, type)
         and dataclasses.is_dataclass(hint)
-        and hint.__module__ == config_mod.__name__
-        and hint is not config_mod.Listen
+        and hint.__module__.startswith("gateway.config.")
+        and hint is not Listen
     )
 
 
@@ -149,10 +157,12 @@ def resolve(path: str, sections: dict[Section, dict[str, FieldType]]) -> tuple[S
 
 
 def _returns_section() -> dict[str, Section]:
-    """gateway.config's functions that return a section (`load_config`, `default_config`)."""
+    """The config package's functions that return a section (`load_config`, `default_config`)."""
     out: dict[str, Section] = {}
-    for name, value in vars(config_mod).items():
-        if isinstance(value, types.FunctionType) and value.__module__ == config_mod.__name__:
+    for module in CONFIG_MODULES:
+        for name, value in vars(module).items():
+            if not isinstance(value, types.FunctionType) or value.__module__ != module.__name__:
+                continue
             returned = typing.get_type_hints(value).get("return")
             if isinstance(returned, type) and _is_section(returned):
                 out[name] = returned
@@ -168,10 +178,17 @@ RETURNS_SECTION = _returns_section()
 class _Types:
     """What section type each name and `self.attr` of one module holds (flow-insensitive)."""
 
-    def __init__(self, sections: dict[Section, dict[str, FieldType]]) -> None:
+    def __init__(
+        self,
+        sections: dict[Section, dict[str, FieldType]],
+        stored: dict[str, set[tuple[str, Section]]] | None = None,
+    ) -> None:
         self.sections = sections
         self.by_name = {cls.__name__: cls for cls in sections}
         self.env: dict[str, set[tuple[str, Section]]] = {}
+        # `self.attr` bindings learnt in the other modules (a page's state object is built in
+        # one module and read as `page.config` in another).
+        self.stored = stored or {}
 
     @staticmethod
     def key(node: ast.expr) -> str | None:
@@ -212,6 +229,7 @@ class _Types:
             # `page.config`, where this module stores a section as `self.config`: the
             # receiver's own type is unknown (an aiohttp app key), the attribute's is not.
             out: set[tuple[str, Section]] = set(self.env.get(f"self.{node.attr}", set()))
+            out |= self.stored.get(f"self.{node.attr}", set())
             for kind, cls in self.of(node.value):
                 target = self.sections[cls].get(node.attr) if kind == "one" else None
                 if target is not None:
@@ -268,16 +286,25 @@ class _Types:
 
 
 def fields_read(sections: dict[Section, dict[str, FieldType]]) -> set[tuple[Section, str]]:
-    """Config fields read anywhere in the gateway's source except config.py itself."""
-    found: set[tuple[Section, str]] = set()
-    for path in sorted(SOURCE.rglob("*.py")):
-        if path == CONFIG_MODULE:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    """Config fields read anywhere in the gateway's source outside the config package."""
+    trees = [
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for path in sorted(SOURCE.rglob("*.py"))
+        if not path.is_relative_to(CONFIG_PACKAGE)
+    ]
+    stored: dict[str, set[tuple[str, Section]]] = {}
+    for tree in trees:
         scan = _Types(sections)
         scan.learn(tree)
-        found.update(scan.reads(tree))
-    return found
+        for key, found in scan.env.items():
+            if key.startswith("self."):
+                stored.setdefault(key, set()).update(found)
+    found_reads: set[tuple[Section, str]] = set()
+    for tree in trees:
+        scan = _Types(sections, stored)
+        scan.learn(tree)
+        found_reads.update(scan.reads(tree))
+    return found_reads
 
 
 # --- the tests -------------------------------------------------------------------------------
@@ -306,7 +333,7 @@ def test_allow_lists_name_documented_keys_only() -> None:
 def test_the_scan_sees_reads_through_aliases_and_not_lookalikes() -> None:
     sections = schema()
     source = """
-from gateway.config import ClockConfig, Config
+from gateway.config.schema import ClockConfig, Config
 
 class Monitor:
     def __init__(self, config: ClockConfig, cfg: Config, other: object) -> None:

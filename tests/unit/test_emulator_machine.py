@@ -138,7 +138,7 @@ def _confirm_today(reg: Register) -> codec.Request:
 
 MODES = (4, 2, 3, 8, 6)
 OK = 0
-# command -> expected result in modes 4, 2, 3, 8, 6 ([GUIDE] pp.74–76; reference §1).
+# command -> expected result in modes 4, 2, 3, 8, 6 ([GUIDE] pp.74–76).
 TABLE: list[tuple[str, Callable[[Register], codec.Request], tuple[int, int, int, int, int]]] = [
     ("10h status", lambda r: codec.ShortStatusRequest(), (OK, OK, OK, OK, OK)),
     ("11h status", lambda r: codec.LongStatusRequest(), (OK, OK, OK, OK, OK)),

@@ -11,7 +11,6 @@ from typing import TypeVar
 
 import pytest
 
-from gateway.domain.errors import DeviceError
 from gateway.domain.fiscal import Vat
 from gateway.registers.emulator import fn
 from gateway.registers.emulator.faults import FaultError
@@ -19,6 +18,7 @@ from gateway.registers.emulator.register import Emulator
 from gateway.registers.emulator.state import fresh_state, load_state, save_state
 from gateway.registers.emulator.tape import read_tape, tape_path
 from gateway.registers.shtrih import codec
+from gateway.registers.shtrih.errors_table import ShtrihError
 
 H0 = dt.datetime(2026, 3, 2, 10, 0, 0)
 A = TypeVar("A", bound=codec.Answer)
@@ -195,7 +195,7 @@ async def test_unknown_command_answers_37(emulator: Emulator) -> None:
 async def test_device_faults_persist(emulator: Emulator) -> None:
     await emulator.apply_fault("paper_out", True)
     assert not load_state(emulator.state_path).printer.paper
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         await call(emulator, codec.OpenShiftRequest(), codec.OpenShiftAnswer)
     assert err.value.error_code == 0x6B
     await emulator.apply_fault("paper_out", False)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from gateway.config import parse_config
+from gateway.config.reader import parse_config
 from gateway.domain.errors import ConfigError
 from gateway.updates.provision import (
     CREDENTIAL_NAMES,
@@ -29,7 +29,7 @@ from gateway.updates.provision import (
     Report,
     provision,
 )
-from tests.mqtt_broker import Pki
+from tests.support.broker import Pki
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "fiscal-gateway.service"

@@ -7,7 +7,10 @@ from typing import Any
 import pytest
 
 from gateway.atol import results
-from gateway.atol.tasks import NameMapping, ReceiptTask, dumps, parse_request
+from gateway.atol.decimal_json import dumps
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_request
+from gateway.atol.tasks import ReceiptTask
 from gateway.domain import fiscal
 from gateway.engine import selftest
 

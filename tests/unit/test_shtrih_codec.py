@@ -9,8 +9,9 @@ from typing import TypeVar
 import pytest
 
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, ProtocolError
+from gateway.domain.errors import ProtocolError
 from gateway.registers.shtrih import codec as c
+from gateway.registers.shtrih.errors_table import ShtrihError
 from gateway.registers.shtrih.framing import Frame, FrameDecoder, encode_frame
 
 AnswerT = TypeVar("AnswerT", bound=c.Answer)
@@ -551,7 +552,7 @@ def test_error_answer_of_every_command(answer: c.Answer) -> None:
     body = c.encode_error(command, 0x6B)
     assert body == c.command_bytes(command) + b"\x6b"
     assert c.answer_error_code(body) == 0x6B
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         c.decode_answer(body, type(answer))
     assert err.value.error_code == 0x6B
     assert err.value.command == command
@@ -560,7 +561,7 @@ def test_error_answer_of_every_command(answer: c.Answer) -> None:
 def test_error_answer_raises_typed_device_error() -> None:
     body = c.encode_error(0xFF46, 0x6B)
     assert body == bytes.fromhex("ff466b")
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         c.decode_answer(body, c.FnOperationV2Answer)
     assert err.value.error_code == 0x6B
     assert err.value.command == 0xFF46
@@ -574,7 +575,7 @@ def test_error_answer_raises_typed_device_error() -> None:
     ("code", "transient"), [(0x45, False), (0x4E, False), (0x16, False), (0x58, True), (0x50, True)]
 )
 def test_device_error_transient_flag(code: int, transient: bool) -> None:
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(ShtrihError) as err:
         c.decode_answer(c.encode_error(0xFF45, code), c.FnCloseReceiptV2Answer)
     assert err.value.error_code == code
     assert err.value.transient is transient

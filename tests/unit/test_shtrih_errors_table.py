@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from gateway.domain.errors import DeviceError, RegisterError
+from gateway.atol import results
+from gateway.domain.errors import TRANSIENT_REFUSALS, Refusal, RegisterError, RegisterRefused
 from gateway.registers.shtrih import errors_table
 from gateway.registers.shtrih.errors_table import ERRORS, ErrorInfo, device_error, lookup
 
@@ -141,7 +142,7 @@ def test_table_is_read_only() -> None:
 
 def test_device_error_carries_everything() -> None:
     err = device_error(0x4E, 0xFF46)
-    assert isinstance(err, DeviceError)
+    assert isinstance(err, RegisterRefused)
     assert isinstance(err, RegisterError)
     assert err.error_code == 0x4E
     assert err.command == 0xFF46
@@ -151,12 +152,47 @@ def test_device_error_carries_everything() -> None:
     assert "0xff46" in err.message
     assert err.hint == ERRORS[0x4E].action
     assert not err.transient
+    # What the rest of the gateway sees: a neutral reason, the register's words as detail.
+    assert err.reason is Refusal.SHIFT_EXPIRED
+    assert err.detail is not None
+    assert (err.detail.source, err.detail.code, err.detail.number) == ("shtrih", "0x4e", 0x4E)
+    assert (err.detail.text, err.detail.command) == (err.text, "0xff46")
 
 
 def test_device_error_transient_for_paper_out() -> None:
     err = device_error(0x6B, 0x80)
     assert err.transient
+    assert err.reason is Refusal.PAPER_OUT
     assert err.hint == ERRORS[0x6B].action
+
+
+def test_reasons_name_only_codes_the_table_knows() -> None:
+    assert set(errors_table.REASONS) <= set(ERRORS)
+
+
+def test_a_code_is_transient_exactly_when_its_reason_is() -> None:
+    """The worker pauses on `transient`; a client's code follows `reason`: they must agree."""
+    for code, info in ERRORS.items():
+        reason = errors_table.REASONS.get(code, Refusal.OTHER)
+        assert info.transient == (reason in TRANSIENT_REFUSALS), f"{code:#04x} {reason}"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (0x73, Refusal.WRONG_MODE),
+        (0x16, Refusal.SHIFT_EXPIRED),
+        (0x06, Refusal.FN_EXHAUSTED),
+        (0x15, Refusal.OFD_BACKLOG),
+        (0x07, Refusal.CLOCK),
+        (0x4A, Refusal.RECEIPT_OPEN),
+        (0x77, Refusal.COVER_OPEN),
+        (0x35, Refusal.OTHER),  # "not valid with the current settings": the driver knows more
+    ],
+    ids=lambda v: f"{v:02X}" if isinstance(v, int) else v.value,
+)
+def test_codes_map_to_neutral_reasons(code: int, reason: Refusal) -> None:
+    assert device_error(code, 0x10).reason is reason
 
 
 def test_device_error_for_an_unknown_code() -> None:
@@ -164,3 +200,31 @@ def test_device_error_for_an_unknown_code() -> None:
     assert err.error_code == 0xFE
     assert "0xfe" in err.text
     assert not err.transient
+
+
+@pytest.mark.parametrize(
+    ("code", "atol"),
+    [
+        (0x6B, 44),  # no paper
+        (0x77, 45),  # no sensor signal: the cover is open
+        (0xC8, 46),  # printer fault
+        (0x4E, 68),  # shift over 24 h
+        (0x4A, 82),  # a receipt is open
+        (0x07, 36),  # date earlier than the last document
+        (0x06, 120),  # ФН archive full
+        (0x15, 139),  # OFD wait exhausted
+        (0x33, 160),  # bad parameter
+        (0x73, 1000 + 0x73),  # no ATOL twin: 1000 + the register's own code, as before
+        (0xEE, 1000 + 0xEE),  # a code no table knows
+    ],
+    ids=lambda v: f"{v:02X}",
+)
+def test_a_client_sees_atol_codes_from_the_neutral_reason(code: int, atol: int) -> None:
+    assert results.error_code(device_error(code, 0xFF45)) == atol
+
+
+def test_the_boxs_own_refusals_have_no_register_code() -> None:
+    err = RegisterRefused(Refusal.WRONG_MODE, "shift is already open")
+    assert not err.transient
+    assert results.error_code(err) == results.ATOL_OTHER
+    assert results.error_code(RegisterRefused(Refusal.PAPER_OUT, "no paper")) == 44

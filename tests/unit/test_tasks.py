@@ -10,22 +10,19 @@ from typing import Any
 
 import pytest
 
-from gateway.atol import tasks
+from gateway.atol import decimal_json, tasks
+from gateway.atol.decimal_json import dumps
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import RequestTooLarge, parse_request, parse_task, parse_tasks_json
 from gateway.atol.tasks import (
     CloseShiftTask,
     ContinuePrintTask,
-    NameMapping,
     OpenShiftTask,
     QueryKind,
     QueryTask,
     ReceiptTask,
     ReportXTask,
-    RequestTooLarge,
     describe,
-    dumps,
-    parse_request,
-    parse_task,
-    parse_tasks_json,
 )
 from gateway.domain import fiscal
 from gateway.domain.errors import ValidationError
@@ -81,7 +78,7 @@ def body(*request: Json, uuid: str = "job-1") -> str:
     return dumps({"uuid": uuid, "request": list(request)})
 
 
-def parse(*request: Json, mapping: NameMapping = UA) -> tuple[tasks.Task, ...]:
+def parse(*request: Json, mapping: NameMapping = UA) -> tuple[tasks.FiscalTask, ...]:
     """Parse a body made of `request`."""
     return parse_request(body(*request), mapping).tasks
 
@@ -151,10 +148,20 @@ def test_fractional_weight_rounds_half_up_to_the_kopeck() -> None:
     assert fiscal.print_lines(parsed) == (fiscal.PrintLine(parsed, 8990, 357_000, 3209),)
 
 
-@pytest.mark.parametrize("amount", ["32.08", "32.09", "32.10"])
+@pytest.mark.parametrize("amount", ["32.09", "32.10"])
 def test_amount_within_one_kopeck_of_price_times_quantity(amount: str) -> None:
+    # 89.90 × 0.357 = 32.0943: both sums are within 1 kopeck of the exact product.
     item = position("Сыр", "89.90", "0.357", amount)
     assert receipt_of(sell(item)).items[0].amount == round(Decimal(amount) * 100)
+
+
+def test_amount_one_kopeck_below_the_rounded_product_is_refused() -> None:
+    # 32.08 is 1 kopeck below 32.09 but 1.43 kopecks below the exact 32.0943: a register
+    # compares with the exact product and would refuse the line.
+    with pytest.raises(ValidationError) as err:
+        parse(sell(position("Сыр", "89.90", "0.357", "32.08")))
+    assert err.value.field == "request[0].items[0].amount"
+    assert "32.0943" in err.value.reason
 
 
 def test_discounted_line_is_split_so_the_printed_sums_add_up() -> None:
@@ -647,7 +654,7 @@ def test_vat_sums_per_rate() -> None:
         ),
     ],
 )
-def test_other_tasks(task: Json, expected: tasks.Task, fiscal_doc: bool) -> None:
+def test_other_tasks(task: Json, expected: tasks.FiscalTask, fiscal_doc: bool) -> None:
     (parsed,) = parse(task)
     assert parsed == expected
     assert parsed.is_fiscal is fiscal_doc
@@ -773,7 +780,7 @@ REJECTIONS: list[tuple[str, Callable[[Json], None], str, str]] = [
         "amount over price×qty+1",
         _item(price=D("89.90"), quantity=D("0.357"), amount=D("32.11")),
         f"{I0}.amount",
-        "more than price × quantity (32.09)",
+        "more than price × quantity (32.0943) by more than 1 kopeck",
     ),
     ("tax missing", _item(tax=...), f"{I0}.tax", "required"),
     ("tax not object", _item(tax="vat10"), f"{I0}.tax", "must be an object"),
@@ -1166,7 +1173,9 @@ def test_envelope_rejections(raw: str | bytes, field: str, reason: str) -> None:
 
 def test_deep_nesting_is_not_a_crash() -> None:
     raw = '{"uuid": "a", "request": ' + "[" * 16_000 + "]" * 16_000 + "}"
-    assert error_of(raw) == ("", "not valid JSON: nested too deeply")
+    field, reason = error_of(raw)
+    assert field.startswith("request[0][0][0]")  # where the nesting went too deep
+    assert reason == "nested more than 64 levels deep"
 
 
 def test_negative_zero_is_zero() -> None:
@@ -1179,7 +1188,7 @@ def test_negative_zero_is_zero() -> None:
 def test_dumps_round_trips_exact_numbers() -> None:
     value = {"a": [D("0.10"), D("1E+400"), D("-0"), 7, True, None, 'я\n"q"'], "b": {}}
     text = dumps(value)
-    assert tasks.loads(text) == {
+    assert decimal_json.loads(text) == {
         "a": [D("0.10"), D("1E+400"), D("-0"), D(7), True, None, 'я\n"q"'],
         "b": {},
     }

@@ -9,11 +9,16 @@ from typing import Any
 
 import pytest
 
-from gateway.atol.tasks import NameMapping, ReceiptTask, parse_request
+from gateway.atol import results
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_request
+from gateway.atol.tasks import ReceiptTask
 from gateway.domain import fiscal
-from gateway.domain.errors import ConfigError, ValidationError
+from gateway.domain.errors import ConfigError, Refusal, ValidationError
 from gateway.registers.checkbox import payload as cb
 from gateway.registers.cloud import offline
+from gateway.registers.cloud.errors import CloudApiError, UnmappedName
+from gateway.registers.cloud.events import CloudEvents
 from gateway.registers.vchasno import payload as vc
 
 UA = NameMapping(
@@ -109,14 +114,24 @@ def test_a_name_the_backend_has_no_code_for_is_an_error_naming_it(
     pay: str, vat: str, named: str
 ) -> None:
     r = receipt(pay, vat)
-    with pytest.raises(cb.UnmappedName) as err:
+    with pytest.raises(UnmappedName) as err:
         cb.sell_body(
             r, receipt_uuid=str(uuid.uuid4()), tax_codes=cb.tax_codes_from_list(CHECKBOX_TAXES)
         )
     assert named in err.value.message
-    with pytest.raises(vc.UnmappedName) as verr:
+    assert "Checkbox" in err.value.message
+    with pytest.raises(UnmappedName) as verr:
         vc.receipt_body(r, tax_groups=vc.DEFAULT_TAX_GROUPS)
     assert named in verr.value.message
+    assert "Вчасно.Каса" in verr.value.message
+    # Driver-neutral for the worker: a clean refusal of the value, nothing sent.
+    for refused in (err.value, verr.value):
+        assert refused.reason is Refusal.UNMAPPED
+        assert not refused.transient
+        assert results.error_code(refused) == results.ATOL_INVALID_PARAM
+    assert err.value.detail is not None
+    assert verr.value.detail is not None
+    assert (err.value.detail.source, verr.value.detail.source) == ("checkbox", "vchasno")
 
 
 def test_checkbox_tax_list_skips_excise_and_leaves_unknown_rates_unmapped() -> None:
@@ -151,14 +166,14 @@ def test_vchasno_default_tax_groups_are_the_documented_table() -> None:
         fiscal.Vat.VAT0: 5,
     }
     r = receipt("Готівка", "ПДВ 10 %")
-    with pytest.raises(vc.UnmappedName) as err:
+    with pytest.raises(UnmappedName) as err:
         vc.receipt_body(r, tax_groups=vc.DEFAULT_TAX_GROUPS)
     assert "'vat10'" in err.value.message
     assert "register.tax_groups" in (err.value.hint or "")
 
 
 def test_vchasno_tax_groups_config_key() -> None:
-    from gateway.config import parse_config
+    from gateway.config.reader import parse_config
 
     head = "register:\n  driver: vchasno\n  url: https://kasa.vchasno.ua/api/v3\n  token: t0k3n\n"
     cfg = parse_config(head + "  tax_groups: {vat20: 3, none: 7, vat120: 3}\n")
@@ -206,9 +221,9 @@ def test_returns_and_unsupported_kinds() -> None:
     assert body["goods"][0]["is_return"] is True
     assert vc.receipt_body(r, tax_groups=vc.DEFAULT_TAX_GROUPS)[0] == vc.TASK_RETURN
     buy = receipt("Готівка", "ПДВ 20 %", kind="buy")
-    with pytest.raises(cb.UnmappedName):
+    with pytest.raises(UnmappedName):
         cb.sell_body(buy, receipt_uuid=str(uuid.uuid4()), tax_codes={fiscal.Vat.VAT20: 1})
-    with pytest.raises(vc.UnmappedName):
+    with pytest.raises(UnmappedName):
         vc.receipt_body(buy, tax_groups=vc.DEFAULT_TAX_GROUPS)
 
 
@@ -248,9 +263,9 @@ def test_more_than_three_decimals_is_refused() -> None:
         (item(1000, 1_234_500, 1235),),
         (fiscal.Payment(fiscal.PaymentType.CASH, 1235),),
     )
-    with pytest.raises(cb.UnmappedName):
+    with pytest.raises(UnmappedName):
         cb.sell_body(r, receipt_uuid="x", tax_codes={fiscal.Vat.VAT20: 1})
-    with pytest.raises(vc.UnmappedName):
+    with pytest.raises(UnmappedName):
         vc.receipt_body(r, tax_groups=vc.DEFAULT_TAX_GROUPS)
 
 
@@ -369,3 +384,56 @@ def test_offline_ledger_transitions() -> None:
     assert ledger.offline_since is None
     assert ledger.periods == ((T0, T0 + 2 * H),)
     assert ledger.forget_before(T0 + 3 * H).periods == ()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "reason", "transient", "atol"),
+    [
+        (400, "shift.already_opened", Refusal.WRONG_MODE, False, 1400),
+        (422, "", Refusal.INVALID_DATA, False, 160),
+        (404, "", Refusal.NOT_FOUND, False, 1404),
+        (429, "rate_limited", Refusal.BUSY, True, 1429),
+        (400, "receipt.error", Refusal.OTHER, False, 1400),
+    ],
+)
+def test_checkbox_refusals_map_to_neutral_reasons(
+    status: int, code: str, reason: Refusal, transient: bool, atol: int
+) -> None:
+    err = CloudApiError(
+        status, code, "text", path="p", source="checkbox", reason=cb.refusal_reason(status, code)
+    )
+    assert err.reason is reason
+    assert err.transient is transient
+    assert err.detail is not None
+    assert err.detail.number == status  # the backend's own number, for the technician
+    assert err.detail.code == f"HTTP {status} {code}".strip()
+    # What a client sees: an ATOL twin where there is one, else 1000 + the HTTP status.
+    assert results.error_code(err) == atol
+
+
+def test_offline_watch_reports_each_change_and_limit_once() -> None:
+    seen: list[tuple[str, dict[str, object]]] = []
+    events = CloudEvents(lambda name, data: seen.append((name, data)))
+    events.register = "4000123456"
+    now = [T0]
+    watch = offline.OfflineWatch(events, label="Test register", now=lambda: now[0])
+    watch.observe(offline=False)
+    assert seen == []
+    watch.made_offline()
+    watch.observe(offline=True)
+    assert [name for name, _ in seen] == ["register_offline"]
+    assert seen[0][1]["register"] == "4000123456"
+    assert watch.unsent == 1
+    assert fiscal.FnWarning.OFD_TIMEOUT in watch.warnings()
+    now[0] = T0 + 31 * H  # less than 6 h of the 36 h run left
+    watch.observe(offline=True)
+    watch.observe(offline=True)
+    assert [name for name, _ in seen] == ["register_offline", "offline_limit_warn"]
+    assert fiscal.FnWarning.RESOURCE_EXHAUSTED in watch.warnings()
+    watch.observe(offline=False)
+    name, data = seen[-1]
+    assert name == "register_online"
+    assert data["backlog"] == 1
+    assert data["offline_seconds"] == 31 * 3600
+    assert watch.unsent == 0
+    assert watch.warnings() == set()

@@ -36,14 +36,14 @@ from typing import Any, ClassVar
 
 from gateway import __version__
 from gateway.domain import fiscal
-from gateway.domain.errors import LinkError, NoAnswer, OutcomeUnproven
+from gateway.domain.errors import LinkError, NoAnswer, OutcomeUnproven, Refusal
 from gateway.registers.checkbox import payload
 from gateway.registers.cloud import offline
-from gateway.registers.cloud.http import CloudApiError, CloudHttp, CredentialsRejected
+from gateway.registers.cloud.errors import CloudApiError, CredentialsRejected
+from gateway.registers.cloud.events import CloudEvents, EventSink
+from gateway.registers.cloud.http import CloudHttp
 
 _LOGGER = logging.getLogger(__name__)
-
-EventSink = Callable[[str, dict[str, object]], None]
 
 POLL_INTERVAL_S = 0.75  # checkbox-sdk's default between status polls
 POLL_TIMEOUT_S = 60.0
@@ -93,12 +93,13 @@ class CheckboxRegister:
             },
             timeout_s=request_timeout_s,
             name="checkbox",
+            reason_of=payload.refusal_reason,
         )
         self._login, self._password, self._pin = login, password, pin_code
         self._given_tax_codes = dict(tax_codes) if tax_codes is not None else None
         self._tax_codes: dict[fiscal.Vat, int | None] = {}
         self._tz = tz
-        self._on_event = on_event
+        self._events = CloudEvents(on_event)
         self._poll_interval_s = poll_interval_s
         self._poll_timeout_s = poll_timeout_s
         self._tax_wait_s = tax_wait_s
@@ -110,9 +111,7 @@ class CheckboxRegister:
         self._register_id = ""
         self._namespace: uuid.UUID | None = None
         self._key_end: dt.datetime | None = None
-        self._ledger = offline.Ledger()
-        self._offline_level = offline.Level.OK
-        self._offline_receipts = 0
+        self._offline = offline.OfflineWatch(self._events, label="Checkbox register", now=self._now)
         self._last_offline_check: dt.datetime | None = None
         self._last_shift_serial = 0
 
@@ -129,11 +128,11 @@ class CheckboxRegister:
     @property
     def offline_since(self) -> dt.datetime | None:
         """When the register went offline (UTC), or None while online."""
-        return self._ledger.offline_since
+        return self._offline.offline_since
 
     def offline_budget(self) -> offline.Budget:
         """The legal offline limits, used and left."""
-        return self._ledger.budget(self._now())
+        return self._offline.budget()
 
     async def connect(self) -> None:
         """Sign in, read the register and the cashier's key, load tax codes, check offline."""
@@ -142,6 +141,7 @@ class CheckboxRegister:
             await self._sign_in()
             info = await self._get("cash-registers/info")
             self._fiscal_number = str(info.get("fiscal_number") or "")
+            self._events.register = self._fiscal_number
             self._register_id = str(info.get("id") or "")
             if not self._fiscal_number:
                 # Receipt ids are made in this register's namespace: never guess one.
@@ -155,9 +155,9 @@ class CheckboxRegister:
                 if not isinstance(taxes, list):
                     raise NoAnswer("GET tax did not answer a list", command_sent=True)
                 self._tax_codes = payload.tax_codes_from_list(taxes)
-            self._observe_offline(bool(info.get("offline_mode")))
+            self._offline.observe(offline=bool(info.get("offline_mode")))
         except CredentialsRejected as err:
-            self._credentials_event(err)
+            self._events.credentials_rejected(err)
             raise
         self._connected = True
         await self._offline_upkeep(force=True)
@@ -205,11 +205,7 @@ class CheckboxRegister:
             )
         if left <= dt.timedelta(days=KEY_WARN_DAYS):
             _LOGGER.warning("Checkbox: the cashier's key (ЕЦП) expires on %s", self._key_end.date())
-            self._emit("cashier_key_expiring", {"expires": self._key_end.date().isoformat()})
-
-    def _credentials_event(self, err: CredentialsRejected) -> None:
-        _LOGGER.error("%s", err.message)
-        self._emit("register_credentials_rejected", {"which": err.which, "message": err.message})
+            self._events.emit("cashier_key_expiring", {"expires": self._key_end.date().isoformat()})
 
     # --- calls -----------------------------------------------------------------------------
 
@@ -240,7 +236,7 @@ class CheckboxRegister:
                     continue
                 err.which = "license_key" if _about_license(err) else "cashier"
                 self._connected = False
-                self._credentials_event(err)
+                self._events.credentials_rejected(err)
                 raise
             except LinkError:
                 self._connected = False  # the supervisor reconnects (and signs in again)
@@ -298,14 +294,7 @@ class CheckboxRegister:
         """
         shift = await self._current_shift()
         await self._offline_upkeep()
-        warnings: set[fiscal.FnWarning] = set()
-        if self._ledger.offline_since is not None:
-            warnings.add(fiscal.FnWarning.OFD_TIMEOUT)
-        level = self.offline_budget().level
-        if level is offline.Level.WARN:
-            warnings.add(fiscal.FnWarning.RESOURCE_EXHAUSTED)
-        elif level is offline.Level.EXCEEDED:
-            warnings.add(fiscal.FnWarning.REPLACE_URGENTLY)
+        warnings = self._offline.warnings()
         if self._key_end is not None and self._key_end - self._now() <= dt.timedelta(
             days=KEY_WARN_DAYS
         ):
@@ -328,9 +317,9 @@ class CheckboxRegister:
     async def ofd_status(self) -> fiscal.OfdStatus:
         """Receipts made offline and not yet delivered to the tax service."""
         await self._offline_upkeep()
-        since = self._ledger.offline_since
+        since = self._offline.offline_since
         return fiscal.OfdStatus(
-            unsent_count=self._offline_receipts if since is not None else 0,
+            unsent_count=self._offline.unsent,
             first_unsent_number=None,
             first_unsent_datetime=self._wall(since) if since is not None else None,
         )
@@ -374,12 +363,14 @@ class CheckboxRegister:
             state = shift.get("status")
             problem = payload.transaction_error(shift, closing)
             if problem is not None:
-                raise CloudApiError(400, "transaction.error", problem, path=f"shifts/{shift_id}")
+                raise self._http.refused(
+                    400, "transaction.error", problem, path=f"shifts/{shift_id}"
+                )
             if state == goal:
                 self._last_shift_serial = int(shift.get("serial") or 0)
                 return dict(shift)
             if state not in pending:
-                raise CloudApiError(
+                raise self._http.refused(
                     400, f"shift.{state}", f"shift went to {state}", path=f"shifts/{shift_id}"
                 )
             if self._now() >= deadline:
@@ -424,7 +415,7 @@ class CheckboxRegister:
         try:
             found = await self._get(f"receipts/{rid}")
         except CloudApiError as err:
-            if err.error_code == 404:
+            if err.status == 404:
                 return None
             raise
         if legacy and payload.made_by(found, self._register_id) is False:
@@ -467,7 +458,7 @@ class CheckboxRegister:
             try:
                 body = await self._get(f"receipts/{rid}")
             except CloudApiError as err:
-                if err.error_code != 404:
+                if err.status != 404:
                     raise
                 # Refused as a known id, yet not readable here: someone else's receipt.
                 raise OutcomeUnproven(
@@ -489,12 +480,11 @@ class CheckboxRegister:
             state = body.get("status")
             if state == payload.RECEIPT_DONE:
                 if body.get("is_created_offline"):
-                    self._offline_receipts += 1
-                    self._observe_offline(True)
+                    self._offline.made_offline()
                 return dict(body)
             if state == payload.RECEIPT_ERROR:
                 text = str(body.get("error_message") or "the tax service refused the receipt")
-                raise CloudApiError(400, "receipt.error", text, path=f"receipts/{rid}")
+                raise self._http.refused(400, "receipt.error", text, path=f"receipts/{rid}")
             if state not in payload.RECEIPT_PENDING:
                 raise NoAnswer(
                     f"Checkbox receipt {rid} in unknown state {state!r}", command_sent=True
@@ -524,7 +514,7 @@ class CheckboxRegister:
     ) -> fiscal.CashResult:
         """A service receipt [CHECKBOX] with the job's id: a retry never makes a second one."""
         if not request_id:
-            raise CloudApiError(
+            raise self._http.refused(
                 0,
                 "no_request_id",
                 "a Checkbox cash operation needs the job's id to be made exactly once",
@@ -555,7 +545,12 @@ class CheckboxRegister:
     async def find_document(self, number: int) -> fiscal.FoundDocument:
         """Checkbox keeps no archive by document number; recovery goes by receipt id."""
         raise CloudApiError(
-            501, "not_supported", f"no document archive by number ({number})", path="-"
+            0,
+            "not_supported",
+            f"no document archive by number ({number})",
+            path="-",
+            source="checkbox",
+            reason=Refusal.NOT_SUPPORTED,
         )
 
     async def continue_print(self) -> None:
@@ -582,16 +577,16 @@ class CheckboxRegister:
         return isinstance(body, dict) and body.get("status") == "DONE"
 
     async def _go_offline_if_tax_down(self) -> None:
-        if self._ledger.offline_since is not None or await self._tax_reachable():
+        if self._offline.offline_since is not None or await self._tax_reachable():
             return
         codes = await self._offline_codes_available()
         if codes == 0:
             _LOGGER.error("Checkbox: the tax service is down and no offline codes are reserved")
-            self._emit("offline_codes_missing", {})
+            self._events.emit("offline_codes_missing", {})
             return
         _LOGGER.warning("Checkbox: the tax service does not answer; going offline")
         await self._call("POST", "cash-registers/go-offline", body={})
-        self._observe_offline(True)
+        self._offline.observe(offline=True)
 
     async def _offline_codes_available(self) -> int:
         try:
@@ -609,12 +604,12 @@ class CheckboxRegister:
             return
         self._last_offline_check = now
         info = await self._get("cash-registers/info")
-        self._observe_offline(bool(info.get("offline_mode")))
-        if self._ledger.offline_since is not None:
+        self._offline.observe(offline=bool(info.get("offline_mode")))
+        if self._offline.offline_since is not None:
             if await self._tax_reachable():
                 await self._call("POST", "cash-registers/go-online", body={})
                 info = await self._get("cash-registers/info")
-                self._observe_offline(bool(info.get("offline_mode")))
+                self._offline.observe(offline=bool(info.get("offline_mode")))
             return
         available = await self._offline_codes_available()
         if 0 <= available < OFFLINE_CODES_MIN:
@@ -624,55 +619,10 @@ class CheckboxRegister:
                 params={"count": str(OFFLINE_CODES_ASK), "sync": "false"},
             )
 
-    def _observe_offline(self, is_offline: bool) -> None:
-        now = self._now()
-        was = self._ledger.offline_since
-        if is_offline and was is None:
-            self._ledger = self._ledger.went_offline(now)
-            _LOGGER.warning("Checkbox register %s is offline", self._fiscal_number)
-            self._emit("register_offline", {"since": now.isoformat()})
-        elif not is_offline and was is not None:
-            self._ledger = self._ledger.went_online(now)
-            backlog, self._offline_receipts = self._offline_receipts, 0
-            hours = (now - was).total_seconds() / 3600
-            _LOGGER.warning(
-                "Checkbox register %s is online again after %.1f h; %d offline receipts sent",
-                self._fiscal_number,
-                hours,
-                backlog,
-            )
-            self._emit(
-                "register_online",
-                {"offline_seconds": int((now - was).total_seconds()), "backlog": backlog},
-            )
-        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        self._ledger = self._ledger.forget_before(month_start)
-        budget = self._ledger.budget(now)
-        if budget.level is not self._offline_level:
-            self._offline_level = budget.level
-            if budget.level is not offline.Level.OK:
-                _LOGGER.warning(
-                    "Checkbox offline limits: %s (run %.1f h, month %.1f h)",
-                    budget.level.value,
-                    budget.run.total_seconds() / 3600,
-                    budget.month.total_seconds() / 3600,
-                )
-                self._emit(
-                    f"offline_limit_{budget.level.value}",
-                    {
-                        "run_left_s": int(budget.run_left.total_seconds()),
-                        "month_left_s": int(budget.month_left.total_seconds()),
-                    },
-                )
-
     # --- helpers ---------------------------------------------------------------------------
 
     def _wall(self, when: dt.datetime) -> dt.datetime:
         return when.astimezone(self._tz).replace(tzinfo=None)
-
-    def _emit(self, event: str, data: dict[str, object]) -> None:
-        if self._on_event is not None:
-            self._on_event(event, {"register": self._fiscal_number, **data})
 
 
 def _about_license(err: CredentialsRejected) -> bool:

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, NoAnswer
+from gateway.domain.errors import NoAnswer, Refusal
+from gateway.registers.cloud.errors import UnmappedName
 
 # Fixed forever: changing it would give old jobs new Checkbox ids. Ids themselves are made in
 # a namespace per register (`register_namespace`); this one was shared by every box before.
@@ -68,16 +69,24 @@ _VAT_RATES: Mapping[fiscal.Vat, float] = {
 _NO_VAT_LABEL = re.compile(r"^\s*без\s+пдв", re.IGNORECASE)
 
 
-class UnmappedName(DeviceError):
-    """A receipt uses a VAT rate or payment type the backend has no code for; nothing was sent."""
+def _unmapped(what: str, name: str, hint: str) -> UnmappedName:
+    """A value of the receipt Checkbox has no code for; nothing is sent."""
+    return UnmappedName(what, name, hint, backend="Checkbox", source="checkbox")
 
-    code = "unmapped_name"
 
-    def __init__(self, what: str, name: str, hint: str) -> None:
-        super().__init__(0, f"{what} {name!r} has no Checkbox code", command=0, hint=hint)
-        self.name = name
-        self.message = f"{what} {name!r} has no Checkbox code"
-        self.args = (self.message,)
+# [CHECKBOX] error codes with a neutral meaning; any other refusal goes by its HTTP status.
+_REFUSALS: Mapping[str, Refusal] = {
+    "shift.already_opened": Refusal.WRONG_MODE,
+    "shift.not_opened": Refusal.WRONG_MODE,
+}
+
+
+def refusal_reason(status: int, api_code: str) -> Refusal | None:
+    """What a Checkbox refusal means: its own code where known; 422 is a body the API's
+    validation refused; None leaves it to the HTTP status."""
+    if api_code in _REFUSALS:
+        return _REFUSALS[api_code]
+    return Refusal.INVALID_DATA if status == 422 else None
 
 
 def register_namespace(identity: str) -> uuid.UUID:
@@ -171,7 +180,7 @@ def service_body(
 ) -> dict[str, Any]:
     """`POST receipts/service`: cash put in (positive) or taken out (negative) [CHECKBOX]."""
     if amount <= 0:
-        raise UnmappedName("cash amount", f"{amount / 100:.2f}", "the amount must be positive")
+        raise _unmapped("cash amount", f"{amount / 100:.2f}", "the amount must be positive")
     value = amount if direction is fiscal.CashDirection.IN else -amount
     return {"id": receipt_uuid, "payment": {"type": "CASH", "value": value, "label": CASH_LABEL}}
 
@@ -182,7 +191,7 @@ def delivery(contact: str) -> dict[str, Any]:
         return {"emails": [contact]}
     phone = _UA_PHONE.fullmatch(contact)
     if phone is None:
-        raise UnmappedName(
+        raise _unmapped(
             "phone",
             contact,
             "Checkbox sends receipts by SMS to Ukrainian numbers (+380…) only; give an e-mail",
@@ -216,7 +225,7 @@ def sell_body(
 ) -> dict[str, Any]:
     """`POST receipts/sell` body for a sell or a return (goods flagged `is_return`)."""
     if receipt.type not in (fiscal.ReceiptType.SELL, fiscal.ReceiptType.SELL_RETURN):
-        raise UnmappedName(
+        raise _unmapped(
             "receipt type", receipt.type.name.lower(), "Checkbox makes sells and returns only"
         )
     is_return = receipt.type is fiscal.ReceiptType.SELL_RETURN
@@ -225,7 +234,7 @@ def sell_body(
     for pay in receipt.payments:
         kind = PAYMENT_TYPES.get(pay.type)
         if kind is None:
-            raise UnmappedName(
+            raise _unmapped(
                 "payment type",
                 pay.type.value,
                 "map the CRM's name to cash or electronically in mapping.payment_types",
@@ -243,13 +252,13 @@ def _good(
     item: fiscal.Item, is_return: bool, tax_codes: Mapping[fiscal.Vat, int | None]
 ) -> dict[str, Any]:
     if item.quantity % QTY_DIVISOR:
-        raise UnmappedName(
+        raise _unmapped(
             "quantity",
             f"{item.quantity / fiscal.QTY_SCALE:g} of {item.name}",
             "Checkbox takes quantities with at most 3 decimals",
         )
     if item.vat not in tax_codes:
-        raise UnmappedName(
+        raise _unmapped(
             "VAT rate",
             item.vat.value,
             "the register has no tax with this rate; set register tax codes or fix the mapping",

@@ -4,7 +4,8 @@ It turns HTTP into the register layer's errors so the worker treats a cloud back
 cable: no answer or a 5xx after a request went out is `NoAnswer(command_sent=True)` (the
 outcome is unknown, reconcile), a refused connection is `NoAnswer(command_sent=False)`,
 a 401/403 is `CredentialsRejected`, a 429 (rate limited: the request was not acted on) a
-transient `CloudApiError` to retry later, any other 4xx is `CloudApiError` (a clean refusal).
+transient `CloudApiError` to retry later, any other 4xx is `CloudApiError` (a clean refusal)
+whose neutral reason the driver's `reason_of` gives from the backend's own code.
 Headers and bodies are never logged: they carry the license key, tokens and PINs.
 """
 
@@ -12,62 +13,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from gateway.domain.errors import DeviceError, LinkError, NoAnswer
+from gateway.domain.errors import NoAnswer, Refusal
+from gateway.registers.cloud.errors import CloudApiError, CredentialsRejected
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 
-
-class CloudApiError(DeviceError):
-    """The backend refused a request with an HTTP 4xx (or a business error in its body).
-
-    `error_code` is the HTTP status; `api_code` the backend's own code
-    (Checkbox `receipt.already_exists`, Вчасно `res`), `text` its message.
-    """
-
-    code = "cloud_refused"
-
-    def __init__(
-        self,
-        status: int,
-        api_code: str,
-        text: str,
-        *,
-        path: str,
-        hint: str | None = None,
-        transient: bool = False,
-    ) -> None:
-        super().__init__(status, text, command=0, hint=hint, transient=transient)
-        self.api_code = api_code
-        self.path = path
-        self.message = f"{path}: {api_code or status}: {text}"
-        self.args = (self.message,)
-
-
-class CredentialsRejected(LinkError):
-    """The backend does not accept the box's keys: the queue waits until a person fixes them.
-
-    `which` names the key: `license_key`, `cashier` (login/password/PIN), `cashier_key`
-    (the cashier's ЕЦП) or `token`.
-    """
-
-    code = "credentials_rejected"
-
-    def __init__(
-        self, message: str, *, which: str, api_code: str = "", hint: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.which = which
-        self.api_code = api_code
-        self.status = 0
+# What a backend's own error code means, where the driver knows (None: by the HTTP status).
+ReasonOf = Callable[[int, str], Refusal | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +49,36 @@ class CloudHttp:
         headers: Mapping[str, str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         name: str = "cloud",
+        reason_of: ReasonOf = lambda _status, _code: None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._reason_of = reason_of
         self._headers = dict(headers or {})
         self._timeout_s = timeout_s
         self._name = name
         self._session: aiohttp.ClientSession | None = None
+
+    def refused(
+        self,
+        status: int,
+        api_code: str,
+        text: str,
+        *,
+        path: str,
+        hint: str | None = None,
+        transient: bool | None = None,
+    ) -> CloudApiError:
+        """A refusal from this backend, its code mapped to a neutral reason by the driver."""
+        return CloudApiError(
+            status,
+            api_code,
+            text,
+            path=path,
+            source=self._name,
+            reason=self._reason_of(status, api_code),
+            hint=hint,
+            transient=transient,
+        )
 
     @property
     def base_url(self) -> str:
@@ -183,7 +168,7 @@ class CloudHttp:
             rejected.status = status
             raise rejected
         if status == 429:
-            raise CloudApiError(
+            raise self.refused(
                 status,
                 api_code or "rate_limited",
                 message,
@@ -191,7 +176,7 @@ class CloudHttp:
                 hint="the backend limits the request rate; retried later",
                 transient=True,
             )
-        raise CloudApiError(status, api_code, message, path=path)
+        raise self.refused(status, api_code, message, path=path)
 
 
 def _error_fields(parsed: Any, text: str) -> tuple[str, str]:

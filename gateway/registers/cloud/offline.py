@@ -3,13 +3,22 @@
 ДПС allows a ПРРО to work offline at most 36 hours in a row and 168 hours in a calendar
 month, and only with fiscal numbers reserved in advance. The ledger records the offline
 periods the driver saw; `budget(now)` says how much of each limit is used and left.
+`OfflineWatch` is what both cloud drivers keep on top of it: the offline backlog, the
+warnings it means for the worker, and the events a person sees.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+from gateway.domain import fiscal
+from gateway.registers.cloud.events import CloudEvents
+
+_LOGGER = logging.getLogger(__name__)
 
 RUN_LIMIT = dt.timedelta(hours=36)
 MONTH_LIMIT = dt.timedelta(hours=168)
@@ -85,3 +94,93 @@ class Ledger:
         else:
             level = Level.OK
         return Budget(run, month, run_left, month_left, level)
+
+
+class OfflineWatch:
+    """One cloud register's offline state as its driver observes it: the ledger, the
+    offline backlog, the warnings it means for the worker and the events a person sees."""
+
+    def __init__(self, events: CloudEvents, *, label: str, now: Callable[[], dt.datetime]) -> None:
+        self._events = events
+        self._label = label  # "Checkbox register", "Вчасно.Каса device"
+        self._now = now
+        self.ledger = Ledger()
+        self.level = Level.OK
+        self._backlog = 0  # documents made offline, not yet delivered
+
+    @property
+    def offline_since(self) -> dt.datetime | None:
+        """When the register went offline (UTC), or None while online."""
+        return self.ledger.offline_since
+
+    @property
+    def unsent(self) -> int:
+        """Documents made offline and not delivered yet (0 while online)."""
+        return self._backlog if self.offline_since is not None else 0
+
+    def budget(self) -> Budget:
+        """The legal offline limits, used and left, now."""
+        return self.ledger.budget(self._now())
+
+    def warnings(self) -> set[fiscal.FnWarning]:
+        """What being offline means in the ФН's words: the OFD (tax service) is not reached;
+        near a legal limit the resource is short; past it the register must stop."""
+        found: set[fiscal.FnWarning] = set()
+        if self.offline_since is not None:
+            found.add(fiscal.FnWarning.OFD_TIMEOUT)
+        level = self.budget().level
+        if level is Level.WARN:
+            found.add(fiscal.FnWarning.RESOURCE_EXHAUSTED)
+        elif level is Level.EXCEEDED:
+            found.add(fiscal.FnWarning.REPLACE_URGENTLY)
+        return found
+
+    def made_offline(self) -> None:
+        """The backend fiscalised a document offline."""
+        self._backlog += 1
+        self.observe(offline=True)
+
+    def observe(self, *, offline: bool) -> None:
+        """The backend says it is offline (or not): record it, report changes and limits."""
+        now = self._now()
+        since = self.ledger.offline_since
+        register = self._events.register
+        if offline and since is None:
+            self.ledger = self.ledger.went_offline(now)
+            _LOGGER.warning("%s %s is offline", self._label, register)
+            self._events.emit("register_offline", {"since": now.isoformat()})
+        elif not offline and since is not None:
+            self.ledger = self.ledger.went_online(now)
+            backlog, self._backlog = self._backlog, 0
+            seconds = int((now - since).total_seconds())
+            _LOGGER.warning(
+                "%s %s is online again after %.1f h; %d offline documents sent",
+                self._label,
+                register,
+                seconds / 3600,
+                backlog,
+            )
+            self._events.emit("register_online", {"offline_seconds": seconds, "backlog": backlog})
+        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        self.ledger = self.ledger.forget_before(month_start)
+        budget = self.ledger.budget(now)
+        if budget.level is self.level:
+            return
+        self.level = budget.level
+        if budget.level is Level.OK:
+            return
+        _LOGGER.warning(
+            "%s %s offline limits: %s (run %.1f h, month %.1f h)",
+            self._label,
+            register,
+            budget.level.value,
+            budget.run.total_seconds() / 3600,
+            budget.month.total_seconds() / 3600,
+        )
+        self._events.emit(
+            f"offline_limit_{budget.level.value}",
+            {
+                "run_left_s": int(budget.run_left.total_seconds()),
+                "month_left_s": int(budget.month_left.total_seconds()),
+            },
+        )

@@ -14,6 +14,7 @@ are one-shot counters held in memory (`WireFaults`).
 | answer_dropped          | bool / int N     | the next N document-closing answers are discarded; ENQ gets NAK |
 | garbled                 | bool / int N     | one byte of each of the next N answers is corrupted (the host NAKs, then ENQ resends it intact) |
 | slow_bytes              | float seconds    | delay before each byte the register sends |
+| silent                  | bool             | the register hangs with its port open: it takes every byte and answers none, not even ENQ; the commands are not run |
 | unplug                  | float seconds    | the pty disappears for that long, then a new one appears at the link (server only) |
 | clock_offset            | float seconds    | RTC = host clock + offset from now on |
 | drift                   | float ppm        | the RTC gains (or loses) that many millionths from now on |
@@ -45,6 +46,7 @@ class FaultName(enum.StrEnum):
     ANSWER_DROPPED = "answer_dropped"
     GARBLED = "garbled"
     SLOW_BYTES = "slow_bytes"
+    SILENT = "silent"
     UNPLUG = "unplug"
     CLOCK_OFFSET = "clock_offset"
     DRIFT = "drift"
@@ -70,6 +72,7 @@ class WireFaults:
     answer_dropped: int = 0
     garbled: int = 0
     slow_byte_s: float = 0.0
+    silent: bool = False  # a hung register: reads everything, answers nothing
     power_cut_after_lines: int | None = None
 
 

@@ -190,6 +190,8 @@ class Emulator:
             wire.garbled = as_count(fault, value)
         elif fault is FaultName.SLOW_BYTES:
             wire.slow_byte_s = as_seconds(fault, value)
+        elif fault is FaultName.SILENT:
+            wire.silent = as_bool(fault, value)
         elif fault is FaultName.POWER_CUT_MID_RECEIPT:
             lines = as_count(fault, value)
             wire.power_cut_after_lines = lines or None

@@ -1,6 +1,6 @@
 """The paper tape: one JSON object per line in `<state>.journal.jsonl`, one per printed document.
 
-Shape of a line (DESIGN §8, extended):
+Shape of a line (docs/design.md §8, extended):
 
 - `number`: the ФН's fiscal document number (FD); for a non-fiscal document (cash in or out)
   the register's through document number instead ([GUIDE] p.33), which is another counter;
@@ -88,7 +88,7 @@ class TapeRecord:
         return (self.fiscal, self.number)
 
     def to_json(self) -> dict[str, Any]:
-        """The DESIGN §8 JSON object."""
+        """The docs/design.md §8 JSON object."""
         return {
             "number": self.number,
             "type": self.type,

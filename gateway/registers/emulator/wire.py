@@ -82,6 +82,9 @@ class DeviceLink:
                 continue
             if not data:
                 return
+            if self.emulator.faults.silent:
+                decoder.reset()  # hung: the bytes arrive and nothing comes of them
+                continue
             for event in decoder.feed(data):
                 await self._event_received(channel, event)
                 if self.power_cut.is_set():

@@ -429,7 +429,7 @@ class Answer:
 
     @classmethod
     def _data_of(cls, body: bytes) -> bytes:
-        """The data after CMD ERR; ProtocolError for another command, DeviceError for ERR≠0."""
+        """The data after CMD ERR; ProtocolError for another command, ShtrihError for ERR≠0."""
         command, rest = split_command(body)
         if command != cls.COMMAND:
             raise ProtocolError(f"answer is for command {command:#x}, expected {cls.COMMAND:#x}")
@@ -1556,7 +1556,7 @@ def answer_error_code(body: bytes) -> int:
 
 
 def decode_answer(body: bytes, cls: type[A]) -> A:
-    """Parse an answer as `cls`; ERR≠0 raises DeviceError, anything unparsable ProtocolError."""
+    """Parse an answer as `cls`; ERR≠0 raises ShtrihError, anything unparsable ProtocolError."""
     try:
         return cls.from_body(body)
     except (ValueError, IndexError) as err:

@@ -11,9 +11,10 @@ import logging
 from typing import TypeVar
 
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, NotConnected, ProtocolError
+from gateway.domain.errors import NotConnected, ProtocolError, Refusal, RegisterRefused
 from gateway.registers import serial_port
 from gateway.registers.shtrih import codec, counters, tags
+from gateway.registers.shtrih.errors_table import ShtrihError
 from gateway.registers.shtrih.link import ShtrihLink
 
 _LOGGER = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class ShtrihRegister:
             reg = await self._call(
                 codec.FnRegistrationRequest(password=self._password), codec.FnRegistration
             )
-        except DeviceError as err:
+        except ShtrihError as err:
             _LOGGER.warning("Could not read the registration number: %s", err)
             return ""
         return reg.registration_number.strip()
@@ -355,7 +356,7 @@ class ShtrihRegister:
                 await self._send_tlv(tlv)
             if receipt.electronically:
                 await self._skip_printing(True)
-        except DeviceError:
+        except ShtrihError:
             # The register refused a line: nothing was fiscalised, so the open receipt goes.
             await self._cancel_quietly(receipt.electronically)
             raise
@@ -373,17 +374,17 @@ class ShtrihRegister:
         )
         try:
             closed = await close
-        except DeviceError as err:
+        except ShtrihError as err:
             # A refusal of FF45h (e.g. payments below total) leaves the receipt open and
             # unfiscalised. Transient states (paper) may have closed it: the caller reconciles.
             if not err.transient:
                 await self._cancel_quietly(receipt.electronically)
             if err.error_code == ERR_SETTINGS:
-                raise DeviceError(
-                    err.error_code,
+                raise RegisterRefused(
+                    Refusal.TAX_SYSTEM,
                     f"the register refused the receipt's tax system "
-                    f"({receipt.taxation.name}) or another setting",
-                    command=err.command,
+                    f"({receipt.taxation.name}) or another setting ({err.message})",
+                    detail=err.detail,
                     hint="give taxationType in the task, or set register.taxation_type in the "
                     "box config to the system the register is registered with",
                 ) from err
@@ -421,7 +422,7 @@ class ShtrihRegister:
                 # Whether a cancelled document used up "do not print one document" is not
                 # documented: switch it off so the next receipt is printed.
                 await self._skip_printing(False)
-        except DeviceError as err:
+        except ShtrihError as err:
             _LOGGER.warning("Could not cancel the open receipt: %s", err)
 
     async def cancel_receipt(self) -> None:
@@ -530,7 +531,7 @@ class ShtrihRegister:
         when: dt.datetime | None
         try:
             st = await self._long_status()
-        except DeviceError as err:
+        except ShtrihError as err:
             _LOGGER.warning("Cash %s done, but the clock could not be read: %s", direction, err)
             when = None
         else:

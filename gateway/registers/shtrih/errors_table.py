@@ -16,6 +16,9 @@ Sources, in order of precedence:
 `transient` marks states that clear by a person's hand or by themselves (paper out, cover
 open, still printing, waiting for continue-print, print head too hot): the queue pauses and
 resumes instead of failing the job.
+
+`REASONS` maps codes to the driver-neutral `Refusal` the rest of the gateway reasons about;
+a code it does not list is `Refusal.OTHER`. The code and its text stay in the error's detail.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.domain.errors import DeviceError
+from gateway.domain.errors import Refusal, RegisterRefused, VendorDetail
 
 
 @dataclass(frozen=True, slots=True)
@@ -1013,6 +1016,57 @@ ERRORS: Mapping[int, ErrorInfo] = MappingProxyType(
 )
 
 
+def _reasons(*groups: tuple[Refusal, tuple[int, ...]]) -> Mapping[int, Refusal]:
+    return MappingProxyType({code: reason for reason, codes in groups for code in codes})
+
+
+# What each code means to the worker and to a client ([PROTO] "Коды ошибок"; the codes of
+# the table above grouped by what a person or the queue does about them).
+REASONS: Mapping[int, Refusal] = _reasons(
+    (Refusal.PAPER_OUT, (0x6B, 0x6C)),
+    (Refusal.COVER_OPEN, (0x77,)),
+    (Refusal.PRINTER_FAULT, (0x71, 0x76, 0xC8)),
+    (Refusal.BUSY, (0x50, 0x58, 0x5C, 0x6A, 0x72, 0x75, 0xC1, 0xC2, 0xC6, 0xC9, 0xCA, 0xE1)),
+    (Refusal.WRONG_MODE, (0x02, 0x0A, 0x3C, 0x3D, 0x49, 0x55, 0x59, 0x73, 0xBE, 0xC7)),
+    (Refusal.SHIFT_EXPIRED, (0x16, 0x4E, 0x96)),
+    (Refusal.RECEIPT_OPEN, (0x4A,)),
+    (Refusal.CLOCK, (0x07, 0x13, 0x17, 0x22, 0x7C, 0xA8, 0xBB, 0xBC, 0xBD, 0xC0, 0xCF)),
+    (Refusal.FN_EXHAUSTED, (0x05, 0x06, 0x12, 0x14)),
+    (Refusal.FN_FAULT, (0x03, 0x04, 0x2F, 0x30, 0x31, 0x32)),
+    (Refusal.OFD_BACKLOG, (0x15,)),
+    (Refusal.INVALID_DATA, (0x01, 0x09, 0x0B, 0x0C, 0x0D, 0x18, 0x33, 0x36, 0x7D, 0x7E)),
+    (Refusal.NOT_SUPPORTED, (0x37,)),
+    (Refusal.NOT_FOUND, (0x08,)),
+)
+
+
+class ShtrihError(RegisterRefused):
+    """An answer with ERR ≠ 0: the register's own code and text, and the neutral reason."""
+
+    def __init__(
+        self,
+        error_code: int,
+        text: str,
+        *,
+        command: int,
+        reason: Refusal = Refusal.OTHER,
+        hint: str | None = None,
+        transient: bool = False,
+    ) -> None:
+        super().__init__(
+            reason,
+            f"register error {error_code:#04x} on command {command:#x}: {text}",
+            detail=VendorDetail(
+                "shtrih", f"{error_code:#04x}", text, f"{command:#x}", number=error_code
+            ),
+            hint=hint,
+            transient=transient,
+        )
+        self.error_code = error_code
+        self.text = text
+        self.command = command
+
+
 def lookup(code: int) -> ErrorInfo:
     """The table entry for `code`, or a generic one for codes the table does not know."""
     known = ERRORS.get(code)
@@ -1021,9 +1075,14 @@ def lookup(code: int) -> ErrorInfo:
     return ErrorInfo(code, f"Ошибка {code:#04x}", f"Register error {code:#04x}", _RETRY)
 
 
-def device_error(code: int, command: int) -> DeviceError:
+def device_error(code: int, command: int) -> ShtrihError:
     """The typed error for an answer with ERR = `code` to `command`."""
     info = lookup(code)
-    return DeviceError(
-        code, f"{info.en} / {info.ru}", command=command, hint=info.action, transient=info.transient
+    return ShtrihError(
+        code,
+        f"{info.en} / {info.ru}",
+        command=command,
+        reason=REASONS.get(code, Refusal.OTHER),
+        hint=info.action,
+        transient=info.transient,
     )

@@ -4,7 +4,7 @@ One call, many tasks ([VCHASNO]): 0 open shift, 1 sale, 2 return, 3 / 4 cash in 
 10 X report, 11 Z report, 18 status, 22 the last document. Header `Authorization: <token>`
 (no "Bearer"). An answer with `res != 0` is a refusal (`errortxt` says why).
 
-Duplicate-safe recovery (the API has no idempotency key), the worker's N0 rule (DESIGN §4)
+Duplicate-safe recovery (the API has no idempotency key), the worker's N0 rule (docs/design.md §4)
 with the device's local document numbers:
   1. Before a fiscal task the worker journals N0 = `docno` of the last document (task 22).
      It is 0 only when the device provably has none: task 22 answers no document, or
@@ -38,14 +38,15 @@ from typing import Any, ClassVar
 
 from gateway import __version__
 from gateway.domain import fiscal
-from gateway.domain.errors import LinkError, NoAnswer, OutcomeUnproven, RegisterError
+from gateway.domain.errors import LinkError, NoAnswer, OutcomeUnproven, Refusal, RegisterError
 from gateway.registers.cloud import offline
-from gateway.registers.cloud.http import CloudApiError, CloudHttp, CredentialsRejected
+from gateway.registers.cloud.errors import CloudApiError, CredentialsRejected
+from gateway.registers.cloud.events import CloudEvents, EventSink
+from gateway.registers.cloud.http import CloudHttp
 from gateway.registers.vchasno import payload
 
 _LOGGER = logging.getLogger(__name__)
 
-EventSink = Callable[[str, dict[str, object]], None]
 API_VERSION = 6
 
 
@@ -73,12 +74,13 @@ class VchasnoRegister:
         self._device = device
         self._tax_groups = dict(tax_groups or payload.DEFAULT_TAX_GROUPS)
         self._tz = tz
-        self._on_event = on_event
+        self._events = CloudEvents(on_event)
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._connected = False
         self._fiscal_number = ""
-        self._ledger = offline.Ledger()
-        self._offline_docs = 0
+        self._offline = offline.OfflineWatch(
+            self._events, label="Вчасно.Каса device", now=self._now
+        )
         self._shift_seen_at: dt.datetime | None = None
 
     def __repr__(self) -> str:
@@ -94,6 +96,7 @@ class VchasnoRegister:
         await self._http.open()
         info = await self._status()
         self._fiscal_number = str(info.get("fisid") or "")
+        self._events.register = self._fiscal_number
         sign = info.get("sign_status")
         if sign is not None and int(sign) != 1:
             err = CredentialsRejected(
@@ -101,7 +104,7 @@ class VchasnoRegister:
                 which="cashier_key",
                 hint="renew or reload the key in Вчасно.Каса",
             )
-            self._credentials_event(err)
+            self._events.credentials_rejected(err)
             raise err
         self._connected = True
 
@@ -144,7 +147,7 @@ class VchasnoRegister:
         except CredentialsRejected as err:
             err.which = "token"
             self._connected = False
-            self._credentials_event(err)
+            self._events.credentials_rejected(err)
             raise
         except LinkError:
             self._connected = False
@@ -155,7 +158,7 @@ class VchasnoRegister:
             raise NoAnswer(f"vchasno: task {task} answered without `res`", command_sent=True)
         res = answer.get("res")
         if res not in (0, "0"):
-            raise CloudApiError(
+            raise self._http.refused(
                 reply.status,
                 str(res),
                 str(answer.get("errortxt") or "refused"),
@@ -166,7 +169,7 @@ class VchasnoRegister:
 
     async def _status(self) -> dict[str, Any]:
         info = await self._execute(payload.TASK_STATUS)
-        self._observe_online(int(info.get("online_status", 1) or 0) == 1)
+        self._offline.observe(offline=int(info.get("online_status", 1) or 0) != 1)
         return info
 
     async def _last_document(self) -> dict[str, Any] | None:
@@ -191,8 +194,9 @@ class VchasnoRegister:
             "last_document",
             f"the last document cannot be read ({refusal}) though the device has documents",
             path="fiscal/execute task 22",
+            source="vchasno",
+            reason=Refusal.BUSY,
             hint="retried later; the job waits rather than guess",
-            transient=True,
         )
 
     # --- state -----------------------------------------------------------------------------
@@ -243,14 +247,7 @@ class VchasnoRegister:
         """`last_document_number` is the local number of the last document (module docstring)."""
         info = await self._status()
         last = await self._last_document()
-        warnings: set[fiscal.FnWarning] = set()
-        if self._ledger.offline_since is not None:
-            warnings.add(fiscal.FnWarning.OFD_TIMEOUT)
-        level = self._ledger.budget(self._now()).level
-        if level is offline.Level.WARN:
-            warnings.add(fiscal.FnWarning.RESOURCE_EXHAUSTED)
-        elif level is offline.Level.EXCEEDED:
-            warnings.add(fiscal.FnWarning.REPLACE_URGENTLY)
+        warnings = self._offline.warnings()
         return fiscal.FnStatus(
             number=self._fiscal_number,
             life_phase=0,
@@ -268,9 +265,9 @@ class VchasnoRegister:
     async def ofd_status(self) -> fiscal.OfdStatus:
         """Documents made offline since the device lost the tax service."""
         await self._status()
-        since = self._ledger.offline_since
+        since = self._offline.offline_since
         return fiscal.OfdStatus(
-            unsent_count=self._offline_docs if since is not None else 0,
+            unsent_count=self._offline.unsent,
             first_unsent_number=None,
             first_unsent_datetime=self._wall(since) if since is not None else None,
         )
@@ -316,8 +313,7 @@ class VchasnoRegister:
             cashier=_name(receipt.operator),
         )
         if int(info.get("isoffline") or 0):
-            self._offline_docs += 1
-            self._observe_online(False)
+            self._offline.made_offline()
         return payload.fiscal_result(info, total=receipt.total, fiscal_number=self._fiscal_number)
 
     async def cash_operation(
@@ -387,10 +383,12 @@ class VchasnoRegister:
         last = await self._last_document()
         if last is None or int(last.get("docno") or 0) != number:
             raise CloudApiError(
-                404,
+                0,
                 "not_last",
                 f"document {number} is not the device's last document",
                 path="fiscal/execute task 22",
+                source="vchasno",
+                reason=Refusal.NOT_FOUND,
             )
         return payload.found_document(last)
 
@@ -408,40 +406,10 @@ class VchasnoRegister:
         """Nothing is pending on a line: just the status."""
         return await self.status()
 
-    # --- offline ---------------------------------------------------------------------------
-
-    def _observe_online(self, online: bool) -> None:
-        now = self._now()
-        since = self._ledger.offline_since
-        if not online and since is None:
-            self._ledger = self._ledger.went_offline(now)
-            _LOGGER.warning("Вчасно.Каса device %s works offline", self._fiscal_number)
-            self._emit("register_offline", {"since": now.isoformat()})
-        elif online and since is not None:
-            self._ledger = self._ledger.went_online(now)
-            backlog, self._offline_docs = self._offline_docs, 0
-            _LOGGER.warning(
-                "Вчасно.Каса device %s is online again; %d offline documents",
-                self._fiscal_number,
-                backlog,
-            )
-            self._emit(
-                "register_online",
-                {"offline_seconds": int((now - since).total_seconds()), "backlog": backlog},
-            )
-
     # --- helpers ---------------------------------------------------------------------------
-
-    def _credentials_event(self, err: CredentialsRejected) -> None:
-        _LOGGER.error("%s", err.message)
-        self._emit("register_credentials_rejected", {"which": err.which, "message": err.message})
 
     def _wall(self, when: dt.datetime) -> dt.datetime:
         return when.astimezone(self._tz).replace(tzinfo=None)
-
-    def _emit(self, event: str, data: dict[str, object]) -> None:
-        if self._on_event is not None:
-            self._on_event(event, {"register": self._fiscal_number, **data})
 
 
 def _name(operator: fiscal.Operator | None) -> str:

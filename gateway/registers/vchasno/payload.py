@@ -25,7 +25,8 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.domain import fiscal
-from gateway.domain.errors import DeviceError, NoAnswer
+from gateway.domain.errors import NoAnswer
+from gateway.registers.cloud.errors import UnmappedName
 
 TASK_OPEN_SHIFT = 0
 TASK_SALE = 1
@@ -74,17 +75,9 @@ CASH_TASKS: Mapping[fiscal.CashDirection, int] = {
 }
 
 
-class UnmappedName(DeviceError):
-    """A receipt uses a VAT rate or payment type with no Вчасно code; nothing was sent."""
-
-    code = "unmapped_name"
-
-    def __init__(self, what: str, name: str, hint: str) -> None:
-        text = f"{what} {name!r} has no Вчасно.Каса code"
-        super().__init__(0, text, command=0, hint=hint)
-        self.name = name
-        self.message = text
-        self.args = (text,)
+def _unmapped(what: str, name: str, hint: str) -> UnmappedName:
+    """A value of the receipt Вчасно.Каса has no code for; nothing is sent."""
+    return UnmappedName(what, name, hint, backend="Вчасно.Каса", source="vchasno")
 
 
 def uah(kopecks: int) -> float:
@@ -108,20 +101,20 @@ def receipt_body(
     elif receipt.type is fiscal.ReceiptType.SELL_RETURN:
         task = TASK_RETURN
     else:
-        raise UnmappedName(
+        raise _unmapped(
             "receipt type", receipt.type.name.lower(), "Вчасно.Каса makes sales and returns only"
         )
     rows = []
     for item in receipt.items:
         if item.quantity % 1000:
-            raise UnmappedName(
+            raise _unmapped(
                 "quantity",
                 f"{item.quantity / fiscal.QTY_SCALE:g} of {item.name}",
                 "Вчасно.Каса takes quantities with at most 3 decimals",
             )
         group = tax_groups.get(item.vat)
         if group is None:
-            raise UnmappedName(
+            raise _unmapped(
                 "VAT rate",
                 item.vat.value,
                 f"add the device's tax group for {item.vat.value} to {TAX_GROUPS_KEY}",
@@ -141,7 +134,7 @@ def receipt_body(
     for pay in receipt.payments:
         kind = PAYMENT_TYPES.get(pay.type)
         if kind is None:
-            raise UnmappedName(
+            raise _unmapped(
                 "payment type",
                 pay.type.value,
                 "map the CRM's name to cash or electronically in mapping.payment_types",
@@ -233,7 +226,7 @@ def userinfo(contact: str | None) -> dict[str, str] | None:
 def cash_body(amount: int) -> dict[str, Any]:
     """`fiscal.cash` of task 3 / 4: cash (type 0) in hryvnias."""
     if amount <= 0:
-        raise UnmappedName("cash amount", f"{amount / 100:.2f}", "the amount must be positive")
+        raise _unmapped("cash amount", f"{amount / 100:.2f}", "the amount must be positive")
     return {"type": PAY_CASH, "sum": uah(amount)}
 
 

@@ -1,0 +1,256 @@
+"""The daemon's parts, built in order once the journal and the register are open.
+
+Each part gets what it needs when it is made, so nothing is filled in later. Optional parts
+import their code only when the config turns them on: the MQTT link (paho, signatures),
+the hotplug monitor (pyudev, Shtrih only) and the status page (aiohttp templates, jinja2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.app.events import EventQueue
+from gateway.app.register import OpenRegister, timezone
+from gateway.app.status import StatusReport
+from gateway.app.telemetry import telemetry
+from gateway.app.update_tasks import Updates
+from gateway.atol.names import NameMapping
+from gateway.config import Config
+from gateway.domain import fiscal
+from gateway.engine.supervisor import Heartbeat, LinkState, RegisterSupervisor
+from gateway.engine.worker import ShiftPolicy, Worker
+from gateway.ingress.http_api import HttpApi
+from gateway.journal import Journal
+from gateway.monitors.clock import ClockMonitor
+from gateway.monitors.health import HealthMonitor
+from gateway.runtime.restart import Restarter
+
+if TYPE_CHECKING:
+    from gateway.ingress.box_mqtt import BoxMqtt
+    from gateway.monitors.hotplug import HotplugMonitor
+    from gateway.web.diagnostics import RecentLogs
+    from gateway.web.server import StatusPage
+
+
+def task_rules(mapping: NameMapping, register: fiscal.Register) -> NameMapping:
+    """The config's name mapping with what the register can take: a Shtrih register prints
+    cp1251 and carries every field; a cloud РРО takes any text and declares what it carries."""
+    carries: frozenset[str] | None = getattr(register, "CARRIES", None)
+    if carries is None:
+        return mapping
+    return dataclasses.replace(mapping, charset=None, carries=carries)
+
+
+def refresh_after_job(health: HealthMonitor) -> None:
+    """The worker's hook after every finished job: the status page shows the register's state
+    read anew (a receipt may have opened the shift), not the reading of a poll interval ago."""
+    health.poll_now()
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Everything the running daemon is made of."""
+
+    journal: Journal
+    opened: OpenRegister
+    events: EventQueue
+    restarter: Restarter
+    supervisor: RegisterSupervisor
+    worker: Worker
+    clock: ClockMonitor
+    health: HealthMonitor
+    hotplug: HotplugMonitor | None
+    report: StatusReport
+    http: HttpApi
+    mqtt: BoxMqtt | None
+    updates: Updates
+    web: StatusPage | None
+    logs: RecentLogs | None
+
+    @property
+    def register(self) -> fiscal.Register:
+        return self.opened.register
+
+
+def _worker(
+    cfg: Config,
+    journal: Journal,
+    register: fiscal.Register,
+    supervisor: RegisterSupervisor,
+    mapping: NameMapping,
+    *,
+    before_shift_open: Callable[[], Awaitable[None]],
+    after_job: Callable[[], None],
+) -> Worker:
+    operator = (
+        fiscal.Operator(cfg.register.operator.name, cfg.register.operator.vatin)
+        if cfg.register.operator is not None
+        else None
+    )
+    return Worker(
+        journal,
+        register,
+        supervisor.connected_event,
+        mapping=mapping,
+        policy=ShiftPolicy(
+            auto_open=cfg.shift.auto_open,
+            close_before_limit=dt.timedelta(minutes=cfg.shift.close_before_limit_min),
+            operator=operator,
+            taxation=fiscal.TaxationType[cfg.register.taxation_type.name],
+            close_at=cfg.shift.close_at,
+        ),
+        tz=timezone(cfg.timezone),
+        device_info=lambda: supervisor.device,
+        before_shift_open=before_shift_open,
+        after_job=after_job,
+    )
+
+
+def build_parts(
+    cfg: Config,
+    journal: Journal,
+    opened: OpenRegister,
+    events: EventQueue,
+    restarter: Restarter,
+    *,
+    restart: Callable[[int], None],
+) -> Parts:
+    """Make every part, in dependency order; nothing runs yet."""
+    register = opened.register
+    tz = timezone(cfg.timezone)
+    heartbeat = (  # a cloud РРО has no port to hang on; each of its calls fails by itself
+        Heartbeat(cfg.register.heartbeat_interval_s, cfg.register.heartbeat_failures)
+        if cfg.register.driver == "shtrih"
+        else None
+    )
+    supervisor = RegisterSupervisor(register, journal=journal, heartbeat=heartbeat)
+    mapping = task_rules(cfg.mapping, register)
+    # The worker's hooks reach the monitors made just below, which need the worker's lock.
+    clock: ClockMonitor
+    health: HealthMonitor
+
+    async def before_shift_open() -> None:
+        await clock.before_shift_open()
+
+    def after_job() -> None:
+        refresh_after_job(health)
+
+    worker = _worker(
+        cfg,
+        journal,
+        register,
+        supervisor,
+        mapping,
+        before_shift_open=before_shift_open,
+        after_job=after_job,
+    )
+    supervisor.share_register_lock(worker.register_lock)
+    clock = ClockMonitor(
+        journal,
+        register,
+        supervisor.connected_event,
+        worker.register_lock,
+        config=cfg.clock,
+        tz=tz,
+        wake_worker=worker.wake,
+    )
+    health = HealthMonitor(
+        journal,
+        register,
+        supervisor.connected_event,
+        worker.register_lock,
+        config=cfg.health,
+        device_info=lambda: supervisor.device,
+        journal_fault=lambda: worker.journal_fault,
+    )
+    # Both are read again on every (re)connect, not only on their own interval.
+    supervisor.add_listener(
+        lambda state: health.poll_now() if state is LinkState.CONNECTED else None
+    )
+    supervisor.add_listener(
+        lambda state: clock.check_now() if state is LinkState.CONNECTED else None
+    )
+    hotplug: HotplugMonitor | None = None
+    # A cloud РРО has no cable to watch, nor has the built-in emulator.
+    if cfg.register.driver == "shtrih" and cfg.register.port != "emulator":
+        from gateway.monitors.hotplug import DeviceMatcher, HotplugMonitor
+
+        hotplug = HotplugMonitor(
+            supervisor,
+            DeviceMatcher.from_config(cfg.register.usb, cfg.register.port),
+            journal=journal,
+        )
+    updates = Updates(cfg.updates, journal, restart=restart)
+    # /health shows the MQTT link, and the link sends /health as telemetry: the report
+    # looks the link up when asked, by then it exists.
+    mqtt: BoxMqtt | None = None
+    report = StatusReport(
+        cfg,
+        journal=journal,
+        supervisor=supervisor,
+        worker=worker,
+        clock=clock,
+        health=health,
+        hotplug=hotplug,
+        mqtt=lambda: mqtt.health() if mqtt is not None else None,
+        restarts=lambda: restarter.restarts,
+    )
+    http = HttpApi(
+        config=cfg.http,
+        journal=journal,
+        mapping=mapping,
+        health=report.health,
+        on_submitted=worker.wake,
+    )
+    if cfg.mqtt.enabled:
+        from gateway.ingress.box_mqtt import BoxMqtt
+
+        mqtt = BoxMqtt(
+            cfg,
+            journal,
+            mapping=mapping,
+            on_submitted=worker.wake,
+            status=report.device_summary,
+            telemetry=lambda: telemetry(report, journal, cfg.state_dir),
+            clock_trusted=report.clock_trusted,
+            on_update=updates.request,
+        )
+    web: StatusPage | None = None
+    logs: RecentLogs | None = None
+    if cfg.web.enabled:
+        from gateway.app.controls import SupervisorControls
+        from gateway.web.diagnostics import RecentLogs, masked
+        from gateway.web.server import StatusPage
+
+        logs = RecentLogs()  # the last log lines, for the diagnostics bundle
+        web = StatusPage(
+            config=cfg.web,
+            journal=journal,
+            status=report.health,
+            controls=SupervisorControls(supervisor, clock),
+            on_submitted=worker.wake,
+            config_dump=masked(cfg),
+            logs=logs,
+            tz=tz,
+        )
+    return Parts(
+        journal=journal,
+        opened=opened,
+        events=events,
+        restarter=restarter,
+        supervisor=supervisor,
+        worker=worker,
+        clock=clock,
+        health=health,
+        hotplug=hotplug,
+        report=report,
+        http=http,
+        mqtt=mqtt,
+        updates=updates,
+        web=web,
+        logs=logs,
+    )

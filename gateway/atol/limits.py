@@ -1,0 +1,31 @@
+"""Pure: how large a request, a task and each of its values may be."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from gateway.domain import fiscal
+
+MAX_BODY_BYTES: Final = 32768  # ATOL's own limit for one request
+# Positions per receipt. A 32 KB body holds roughly this many real lines; a discounted line may
+# print as two, and the ФН caps the size of one fiscal document, so longer orders are split.
+MAX_ITEMS: Final = 100
+MAX_PAYMENTS: Final = 10  # five payment types; more entries than this is a client bug
+MAX_DEPTH: Final = 32  # nesting of one task; real tasks are 4-5 levels deep
+# 9 999 999 999.99: fits the 5-byte sums of Shtrih-M commands with room to spare.
+MAX_MONEY: Final = 999_999_999_999  # kopecks
+MAX_QUANTITY: Final = 100_000_000 * fiscal.QTY_SCALE  # ×10⁶; the 6-byte quantity field holds more
+MAX_DEPARTMENT: Final = 16
+
+# [FFD] string limits: tags 1030, 1021, 1008, 1187, 1009, 1192, 1085, 1086, 1227, 1191, 1231.
+MAX_NAME_CHARS: Final = 128
+MAX_OPERATOR_CHARS: Final = 64
+MAX_CONTACT_CHARS: Final = 64
+MAX_PLACE_CHARS: Final = 64
+MAX_ADDRESS_CHARS: Final = 256
+MAX_RECEIPT_ATTRIBUTE_CHARS: Final = 16
+MAX_USER_ATTRIBUTE_NAME_CHARS: Final = 64
+MAX_USER_ATTRIBUTE_VALUE_CHARS: Final = 175
+MAX_BUYER_CHARS: Final = 256
+MAX_ITEM_ATTRIBUTE_CHARS: Final = 64
+MAX_CUSTOMS_CHARS: Final = 32

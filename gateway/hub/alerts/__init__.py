@@ -1,0 +1,1 @@
+"""Fleet state from the boxes' MQTT messages, alert rules, incidents and their delivery."""

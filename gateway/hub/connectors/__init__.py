@@ -1,0 +1,1 @@
+"""Connectors: each translates one CRM's contract to orders and results back, nothing more."""

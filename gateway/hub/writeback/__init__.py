@@ -1,0 +1,1 @@
+"""The write-back outbox's sender."""

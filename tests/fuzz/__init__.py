@@ -1,0 +1,1 @@
+"""Fuzz tests: hostile input must never take the box down (docs/testing.md)."""

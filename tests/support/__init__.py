@@ -1,0 +1,1 @@
+"""Shared test parts: a running box, a real Mosquitto, the daemon as a process, the tape."""

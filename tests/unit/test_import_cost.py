@@ -1,0 +1,140 @@
+"""The daemon loads only what its config uses.
+
+The real daemon (`python -X importtime -m gateway run`) starts on the embedded defaults, its
+register connects, and it is stopped; the interpreter's own import log then lists every module
+the daemon process loaded. The built-in emulator runs as a child process, so its code is not
+among them; nor are the cloud drivers, MQTT, signatures, updates or udev, none of which the
+defaults turn on. The status page is on by default, so its modules are the control that the
+listing sees what was imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT_S = 60.0
+
+# Heavy or optional code the defaults do not need: module -> what would turn it on.
+NOT_ON_DEFAULTS = {
+    "gateway.registers.emulator": "register.port: emulator runs it in a child process",
+    "gateway.registers.checkbox": "register.driver: checkbox",
+    "gateway.registers.vchasno": "register.driver: vchasno",
+    "gateway.registers.cloud": "a cloud register",
+    "paho": "mqtt.enabled",
+    "gateway.ingress.box_mqtt": "mqtt.enabled",
+    "cryptography": "mqtt.command_signing or an update",
+    "gateway.updates": "an update command, or a release on trial",
+    "pyudev": "a Shtrih register on a USB port",
+    "gateway.office": "the office's commands, never the box",
+}
+PAGE_ONLY = {"gateway.web": "web.enabled", "jinja2": "web.enabled"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _loaded_by_daemon(tmp_path: Path, *, page: bool = True, extra: str = "") -> set[str]:
+    """Every module the daemon process imported until its register answered."""
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        f"http:\n  listen: 127.0.0.1:{_free_port()}\n"
+        f"web:\n  enabled: {str(page).lower()}\n  listen: 127.0.0.1:{_free_port()}\n{extra}",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "gateway", "run", "--config", str(cfg)],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    connected = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "register connected" in line:
+                connected.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert connected.wait(START_TIMEOUT_S), "".join(lines[-30:])
+        time.sleep(0.5)  # whatever the first poll of each monitor loads
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=START_TIMEOUT_S) == 0, "".join(lines[-30:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=10)
+    # "import time:   self |  cumulative | <indent>module"
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in lines
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+
+
+def _hits(loaded: set[str], roots: dict[str, str]) -> dict[str, str]:
+    return {
+        module: why
+        for module in sorted(loaded)
+        for root, why in roots.items()
+        if module == root or module.startswith(root + ".")
+    }
+
+
+@pytest.mark.slow
+def test_the_defaults_load_no_optional_part(tmp_path: Path) -> None:
+    loaded = _loaded_by_daemon(tmp_path)
+    assert "gateway.app.gateway" in loaded
+    assert "gateway.registers.shtrih.driver" in loaded
+    assert {"gateway.web.server", "jinja2"} <= loaded  # the page is on by default
+    assert _hits(loaded, NOT_ON_DEFAULTS) == {}
+
+
+@pytest.mark.slow
+def test_without_the_status_page_neither_page_nor_templates_load(tmp_path: Path) -> None:
+    loaded = _loaded_by_daemon(tmp_path, page=False)
+    assert "gateway.ingress.http_api" in loaded
+    assert _hits(loaded, {**NOT_ON_DEFAULTS, **PAGE_ONLY}) == {}
+
+
+def _releases(root: Path, current: str, confirmed: str) -> None:
+    """The release layout of docs/box.md, as far as the daemon looks at it."""
+    for version in {current, confirmed}:
+        (root / "releases" / version).mkdir(parents=True)
+    (root / "current").symlink_to(root / "releases" / current)
+    (root / "confirmed").symlink_to(root / "releases" / confirmed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("current", "loads_updater"), [("1.4.0", False), ("1.5.0", True)])
+def test_an_installed_box_loads_the_updater_only_for_a_release_on_trial(
+    tmp_path: Path, current: str, loads_updater: bool
+) -> None:
+    root = tmp_path / "opt"
+    _releases(root, current, "1.4.0")
+    loaded = _loaded_by_daemon(tmp_path, page=False, extra=f"updates:\n  root: {root}\n")
+    assert ("gateway.updates.service" in loaded) is loads_updater
+    # Confirming a trial needs no signature check and no download: those load only when an
+    # update command runs.
+    assert "cryptography" not in loaded
+    assert "gateway.updates.download" not in loaded
