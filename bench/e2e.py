@@ -5,15 +5,17 @@ baud, 8N1); the daemon runs as another process, pointed at the pty, exactly as o
 Receipts are posted one at a time (a shop's till waits for each). The wire floor is the
 bytes both ways of the commands that print the same receipt, × 10 bits / baud. Next to it,
 "driver alone": the time the driver takes to print the same receipt on the same emulator
-once the daemon has stopped, the register's own work included (the emulator makes its whole
-state and its tape durable after each command, so that work grows with its state), no daemon.
+once the daemon has stopped, the register's own work included (the emulator logs what each
+command changed and syncs it with the tape when a document closes), no daemon.
 
 The daemon writes a trace (the link's frames, the journal's commits, the worker taking a job)
 with each record's own time to a file; the bench reads it instead of polling the API, so no
 poll interval is in the figures and no poll load is on the daemon. "ready" is the moment the
 commit that makes the job done returned; one GET afterwards checks the API says `ready`.
 Per receipt the trace gives the steps: POST sent -> job committed (journaled) -> the worker
-took it -> first byte on the wire -> N0 committed -> last answer -> ready.
+took it -> first byte on the wire -> N0 committed -> last answer -> ready; and "daemon's wire",
+the line time of every byte the daemon's link sent and got for it — the floor plus the
+worker's own reads (state and N0 before the document), without any latency.
 
     .venv/bin/python bench/e2e.py [--count 30] [--baudrate 115200]
 """
@@ -172,6 +174,7 @@ def steps(lines: list[TraceLine], uuid: str, posted: float) -> dict[str, float]:
     out: dict[str, float] = {}
     taken_at: float | None = None
     last_answer = 0.0
+    wire_bytes = 0
     for line in lines:
         msg = line.message
         if line.logger.endswith("store") and msg.startswith(f"Job {uuid} queued"):
@@ -180,6 +183,8 @@ def steps(lines: list[TraceLine], uuid: str, posted: float) -> dict[str, float]:
             out["taken"] = line.at - posted
             taken_at = line.at
         elif line.logger.endswith("link") and taken_at is not None and "ready" not in out:
+            if msg.startswith(("-> ", "<- ")):
+                wire_bytes += len(msg) // 2 - 1  # "-> " and the bytes in hex
             if msg.startswith("-> ") and "first byte" not in out:
                 out["first byte"] = line.at - posted
             elif msg.startswith("<- "):
@@ -191,6 +196,7 @@ def steps(lines: list[TraceLine], uuid: str, posted: float) -> dict[str, float]:
             out["last answer"] = last_answer
     if "ready" not in out:
         raise RuntimeError(f"{uuid}: the trace does not show it done")
+    out["wire bytes"] = wire_bytes
     return out  # a daemon that logs less (an older one) leaves steps out
 
 
@@ -314,6 +320,10 @@ def main() -> None:
             f" (p50 {p50 / wire_ms:4.2f}x, p95 {p95 / wire_ms:4.2f}x)"
             f" | driver alone {driver_ms:6.1f} ms (p50 {p50 / driver_ms:4.2f}x)"
         )
+        own_ms = (
+            statistics.median(r["wire bytes"] for r in runs) * BITS_PER_BYTE / args.baudrate * 1000
+        )
+        print(f"    daemon's wire {own_ms:.1f} ms (p50 {p50 / own_ms:4.2f}x)")
         parts, before = [], 0.0
         for s in STEPS:
             seen = [r[s] * 1000 for r in runs if s in r]

@@ -2,18 +2,27 @@
 # Sets up everything fiscal-gateway needs on Debian 12 / Raspberry Pi OS bookworm:
 # Debian packages (apt) and a Python virtual environment in .venv with the project installed.
 #   scripts/setup.sh           what the daemon needs
-#   scripts/setup.sh --test    plus what the test suite needs (pytest, ruff, mypy, …)
+#   scripts/setup.sh --hub     what the office hub needs instead (its extra, a local broker)
+#   scripts/setup.sh --test    what the test suite needs (pytest, ruff, mypy, the hub, …)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_hub=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    --hub) want_hub=1 ;;
+    *) echo "setup: unknown option $arg (use --test or --hub)" >&2; exit 2 ;;
+  esac
+done
 
 # Debian packages, one per line ('#' comments): scripts/apt-run.txt for the daemon,
 # scripts/apt-test.txt in addition for the test suite (a real broker, a browser, systemd tools).
 read_list() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$1"; }
 mapfile -t apt_packages < <(read_list scripts/apt-run.txt)
 [ "$want_test" = 1 ] && mapfile -t -O "${#apt_packages[@]}" apt_packages < <(read_list scripts/apt-test.txt)
+[ "$want_hub" = 1 ] && mapfile -t -O "${#apt_packages[@]}" apt_packages < <(read_list scripts/apt-hub.txt)
 
 # A non-Debian python3 (e.g. a self-built one) already has venv; then neither package is needed.
 own_python=0
@@ -38,8 +47,9 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 extra=""
+[ "$want_hub" = 1 ] && extra="[hub]"
 [ "$want_test" = 1 ] && extra="[test,hub]"  # the hub's tests need its extra; a box never does
-stamp=".venv/.installed${extra:+-test}"
+stamp=".venv/.installed${extra:+-${want_test}${want_hub}}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip

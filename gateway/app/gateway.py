@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from gateway import __version__
 from gateway.app.events import EventQueue
-from gateway.app.parts import Parts, build_parts
+from gateway.app.parts import Parts, build_parts, task_rules
 from gateway.app.register import open_register
 from gateway.app.retention import keep_purging
 from gateway.app.startup import check_state_dir
@@ -33,6 +33,7 @@ from gateway.runtime.systemd import Notifier, Progress, keep_alive
 
 if TYPE_CHECKING:
     from gateway.ingress.box_mqtt import BoxMqtt
+    from gateway.ingress.kkmserver.server import KkmServer
     from gateway.registers.emulator.server import EmulatorServer
 
 _LOGGER = logging.getLogger(__name__)
@@ -181,8 +182,10 @@ class Gateway:
             keep.spawn(tg, "health-monitor", parts.health.run)
             if parts.hotplug is not None:
                 keep.spawn(tg, "hotplug", parts.hotplug.run)
+            kkmserver: KkmServer | None = None
             try:
                 await parts.http.start()
+                kkmserver = await _start_kkmserver(cfg, parts)
                 if parts.web is not None:
                     await parts.web.start()
                     keep.spawn(tg, "queue-depth-samples", parts.web.sample_queue_depth)
@@ -203,6 +206,8 @@ class Gateway:
                 self.notifier.stopping()
             finally:
                 await parts.http.stop()
+                if kkmserver is not None:
+                    await kkmserver.stop()
                 if parts.web is not None:
                     await parts.web.stop()
                 if parts.mqtt is not None:
@@ -223,6 +228,26 @@ class Gateway:
             return Progress(worker.progress, waiting=waiting)
 
         await keep_alive(self.notifier, probe, parts.report.line, stall_after_s=WATCHDOG_STALL_S)
+
+
+# --- the KKMServer-compatible API (docs/kkmserver.md): imported only when configured ---
+
+
+async def _start_kkmserver(cfg: Config, parts: Parts) -> KkmServer | None:
+    """Listen on `kkmserver.listen` when the section is present; None when it is not."""
+    if cfg.kkmserver is None:
+        return None
+    from gateway.ingress.kkmserver.server import KkmServer
+
+    server = KkmServer(
+        config=cfg.kkmserver,
+        journal=parts.journal,
+        mapping=task_rules(cfg.mapping, parts.register),
+        device=parts.report.device_summary,
+        on_submitted=parts.worker.wake,
+    )
+    await server.start()
+    return server
 
 
 async def _report_register(parts: Parts) -> None:

@@ -165,7 +165,7 @@ def build_parts(
         worker.register_lock,
         config=cfg.health,
         device_info=lambda: supervisor.device,
-        journal_fault=lambda: worker.journal_fault,
+        journal_fault=worker.current_journal_fault,
     )
     # Both are read again on every (re)connect, not only on their own interval.
     supervisor.add_listener(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.domain import fiscal
+from gateway.domain.errors import escape_controls
 
 NOT_CONFIGURED: Final[Mapping[str, bool]] = {"not_configured": True}
 
@@ -221,5 +222,6 @@ def text_problem(value: str, charset: str | None) -> str | None:
 
 
 def shown(text: str) -> str:
-    """`text` safe to quote in an error: a lone surrogate becomes its escape."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """`text` safe to quote in an error: a lone surrogate or a control character becomes its
+    escape (`\\udc80`, `\\x1f`), so no log line or answer carries raw control bytes."""
+    return escape_controls(text.encode("utf-8", "backslashreplace").decode("utf-8"))

@@ -140,3 +140,30 @@ def check_scrypt(value: Secret) -> str | None:
     if ln > 30 or 128 * r * (1 << ln) > MAX_SCRYPT_MEMORY:
         return "scrypt cost needs more memory than the box can spare (128·r·2^ln <= 256 MiB)"
     return None
+
+
+MIN_KKM_PASSWORD_CHARS: Final = 8
+
+
+def check_basic_name(value: str) -> str | None:
+    """An HTTP Basic user name: one line, no ':' (the header splits name and password there)."""
+    if ":" in value:
+        return "must not contain ':' (HTTP Basic auth splits the name from the password there)"
+    return check_text(64)(value)
+
+
+def check_kkm_users(users: tuple[Any, ...]) -> str | None:
+    """`kkmserver.users`: at least one, names unique, passwords long enough to resist guessing."""
+    if not users:
+        return "list at least one user: {name: ..., password: ...}"
+    names = [user.name for user in users]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        return f"user {twice[0]!r} is listed twice"
+    for user in users:
+        if len(user.password.reveal()) < MIN_KKM_PASSWORD_CHARS:
+            return (
+                f"the password of {user.name!r} is too short; use at least "
+                f"{MIN_KKM_PASSWORD_CHARS} characters"
+            )
+    return None

@@ -32,8 +32,10 @@ from gateway.config.parsers import (
 )
 from gateway.config.rules import (
     SHTRIH_BAUDRATES,
+    check_basic_name,
     check_box_id,
     check_by_id,
+    check_kkm_users,
     check_scrypt,
     check_text,
     check_timezone,
@@ -48,6 +50,7 @@ from gateway.domain.fiscal import Vat
 DEFAULT_STATE_DIR: Final = "var"  # under the working directory when no config names one
 _API_LISTEN: Final = Listen("127.0.0.1", 16732)  # ATOL's port, this box only
 _WEB_LISTEN: Final = Listen("127.0.0.1", 8080)
+_KKM_LISTEN: Final = Listen("127.0.0.1", 5893)  # KKMServer's own port, this box only
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,22 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class KkmUserConfig:
+    """One client of the KKMServer-compatible API: its HTTP Basic name and password."""
+
+    name: str = field(metadata=rule(check=check_basic_name))
+    password: Secret = field(metadata=rule(check=check_text(256)))
+
+
+@dataclass(frozen=True, slots=True)
+class KkmServerConfig:
+    """The KKMServer-compatible API (docs/kkmserver.md); off while the section is absent."""
+
+    users: tuple[KkmUserConfig, ...] = field(metadata=rule(check=check_kkm_users))
+    listen: Listen = _KKM_LISTEN
+
+
+@dataclass(frozen=True, slots=True)
 class WebConfig:
     """The technician's status page."""
 
@@ -271,6 +290,7 @@ class Config:
     shift: ShiftConfig = ShiftConfig()
     journal: JournalConfig = JournalConfig()
     http: HttpConfig = HttpConfig()
+    kkmserver: KkmServerConfig | None = None
     web: WebConfig = WebConfig()
     mqtt: MqttConfig = MqttConfig()
     clock: ClockConfig = ClockConfig()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 
@@ -54,9 +55,20 @@ class ValidationError(GatewayError):
     code = "invalid_request"
 
     def __init__(self, field: str, message: str) -> None:
+        # both are sent back and logged, and may quote a client's bytes
+        field, message = escape_controls(field), escape_controls(message)
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.reason = message
+
+
+def escape_controls(text: str) -> str:
+    """`text` with each control character (C0, DEL, C1) written as its escape, e.g. `\\x1f`."""
+    return text.translate(_CONTROL_ESCAPES) if _HAS_CONTROL.search(text) else text
+
+
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_HAS_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class CommandRefused(GatewayError):

@@ -12,7 +12,8 @@ job. While idle (the worker's register lock free) the supervisor polls its statu
 Identity: with a journal, the first register seen is remembered (serial and ФН number). A
 register that later answers with another serial or ФН is refused — the link is closed, the
 state is REFUSED, an alarm goes out — until a technician calls `accept_register()`: printing
-on the wrong register (or a new ФН nobody registered) must be a person's decision.
+on the wrong register (or a new ФН nobody registered) must be a person's decision. So is
+a ФН whose last document is behind one the journal recorded for it (`journal_check`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from gateway.domain import fiscal
 from gateway.domain.errors import GatewayError, RegisterMismatch, RegisterRefused
-from gateway.engine.journal_check import JournalGap, check_journal
+from gateway.engine.journal_check import JournalGap, check_journal, check_not_behind
 from gateway.journal import Journal
 from gateway.runtime.aio import wait_set
 
@@ -215,7 +216,10 @@ class RegisterSupervisor:
                 await self.register.connect()
                 device = await self.register.device_info()
                 fn = await self.register.fn_status()
-                await self._check_identity(RegisterIdentity(device.serial, fn.number, device.model))
+                seen = RegisterIdentity(device.serial, fn.number, device.model)
+                accepting = self._accept_next
+                await self._check_identity(seen)
+                await self._check_not_behind(seen, fn, accept=accepting)
         except RegisterMismatch as err:
             self.last_error = str(err)
             await self.register.close()
@@ -295,6 +299,23 @@ class RegisterSupervisor:
             kind,
             {"message": message, "action": "nothing to do", "register": asdict(seen)},
             now=self._now(),
+        )
+
+    async def _check_not_behind(
+        self, seen: RegisterIdentity, fn: fiscal.FnStatus, *, accept: bool
+    ) -> None:
+        """Refuse a ФН behind what the journal recorded for it (`journal_check`): the same
+        serial and ФН number, yet not the register the box printed on."""
+        if self._journal is None or isinstance(self.register, fiscal.KeyedRegister):
+            return
+        self._accept_next = False
+        gap = await check_not_behind(self._journal, fn, self._now(), accept=accept)
+        if gap is None:
+            return
+        self.refused = seen
+        raise RegisterMismatch(
+            f"refused {seen.describe()}: its last document {gap.register_last} is behind "
+            f"document {gap.journal_last} the journal recorded on that ФН"
         )
 
     async def _check_journal_once(self, fn: fiscal.FnStatus) -> None:

@@ -60,6 +60,7 @@ LINK_RETRY_PAUSE_S = 1.0
 IDLE_CHECK_INTERVAL_S = 60.0  # how often an idle worker looks at the shift's age
 PAUSE_POLL_INTERVAL_S = 2.0  # how often a paused queue checks whether the register recovered
 CONNECT_WAIT_S = 5.0
+NOT_CONNECTED = "register not connected"  # the paused reason while the link is down
 JOURNAL_RETRY_INTERVAL_S = 5.0  # how often a queue paused by a failed commit tries again
 # Room the journal must find before a paused queue resumes: a commit of this size, deleted at
 # once, so its pages stay in the file for the jobs that follow (about 16 SQLite pages).
@@ -153,10 +154,20 @@ class Worker:
         return self._register_lock
 
     def journal_health(self) -> dict[str, object]:
-        """The journal as the worker's last commit found it, for /health: reads may still
+        """The journal as the last commits found it, for /health: reads may still
         work while commits fail (a full disk), so a read check alone would say ok."""
-        fault = self.journal_fault
+        fault = self.current_journal_fault()
         return {"state": "ok"} if fault is None else {"state": "down", **fault.as_dict()}
+
+    def current_journal_fault(self) -> journal_faults.JournalFault | None:
+        """The worker's own failed commit, else a submission refused for a full disk (the
+        intake's 507; gone once any commit succeeds)."""
+        if self.journal_fault is not None:
+            return self.journal_fault
+        full = self._journal.disk_full()
+        if full is None:
+            return None
+        return journal_faults.JournalFault(journal_faults.JournalFaultKind.DISK_FULL, *full)
 
     def wake(self, _uuid: str | None = None) -> None:
         """A job was queued or unblocked: look at the queue now."""
@@ -180,6 +191,12 @@ class Worker:
         self._tick()
         job = await self._journal.next_job()  # None while a job is blocked
         if job is None:
+            if self.paused_reason == NOT_CONNECTED:
+                # Nothing to run (e.g. a job blocked meanwhile): the reason still follows the
+                # link, so it goes as soon as the register is back, not at the next job.
+                if not await wait_set(self._connected, CONNECT_WAIT_S):
+                    return
+                await self._resumed()
             if self._after_job_due:
                 # Once the queue is empty: a status read after each job of a burst would
                 # hold the register while the next receipt waits.
@@ -247,9 +264,11 @@ class Worker:
 
     async def _wait_connected(self) -> bool:
         if self._connected.is_set():
+            if self.paused_reason == NOT_CONNECTED:
+                await self._resumed()
             return True
         if self.paused_reason is None:
-            await self._set_paused("register not connected")
+            await self._set_paused(NOT_CONNECTED)
         return await wait_set(self._connected, CONNECT_WAIT_S)
 
     async def _pause(self, reason: str) -> None:

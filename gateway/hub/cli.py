@@ -32,6 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove = rsub.add_parser("remove", help="remove a route")
     remove.add_argument("connector")
     remove.add_argument("key")
+    # Bitrix24 REST cashbox installs (gateway/hub/connectors/bitrix24/install.py).
+    from gateway.hub.connectors.bitrix24 import commands as bitrix24_commands
+
+    bitrix24_commands.add_arguments(sub.add_parser("bitrix24", help="Bitrix24 REST cashbox"))
+    # МойСклад install / POS attach (gateway/hub/connectors/moysklad/install.py).
+    from gateway.hub.connectors.moysklad import install as moysklad_install
+
+    moysklad_install.add_arguments(sub.add_parser("moysklad", help="МойСклад set-up"))
+    # Uspacy portal set-up (gateway/hub/connectors/uspacy/install.py).
+    from gateway.hub.connectors.uspacy import install as uspacy_install
+
+    uspacy_install.add_arguments(sub.add_parser("uspacy", help="Uspacy portals"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +73,18 @@ def run(args: argparse.Namespace) -> int:
 
             setup_logging(cfg.log_level)
             return asyncio.run(serve(cfg))
+        if args.hub_command == "moysklad":
+            from gateway.hub.connectors.moysklad import install as moysklad_install
+
+            return moysklad_install.run(cfg, args)
+        if args.hub_command == "bitrix24":
+            from gateway.hub.connectors.bitrix24 import install as bitrix24_install
+
+            return asyncio.run(bitrix24_install.run(cfg, args))
+        if args.hub_command == "uspacy":
+            from gateway.hub.connectors.uspacy import install as uspacy_setup
+
+            return asyncio.run(uspacy_setup.run(cfg, args))
         return asyncio.run(_route(cfg, args))
     except HubError as err:
         print(f"fiscal-gateway hub: {err}", file=sys.stderr)

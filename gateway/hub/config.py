@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 from gateway.hub.alerts.settings import AlertSettings, parse_alerts
+from gateway.hub.connectors.moysklad.settings import MoyskladSettings, parse_moysklad
+from gateway.hub.connectors.uspacy.settings import UspacySettings, parse_uspacy
 from gateway.hub.errors import HubConfigError
 from gateway.hub.fleet_page.settings import LANGUAGES as WEB_LANGUAGES
 from gateway.hub.fleet_page.settings import password_hash_problem
@@ -110,6 +112,8 @@ class HubConfig:
     writeback: WritebackSettings = WritebackSettings()
     routes: tuple[Route, ...] = ()
     atol_online: AtolOnlineSettings = AtolOnlineSettings()
+    moysklad: MoyskladSettings = field(default_factory=MoyskladSettings)  # docs/moysklad.md
+    uspacy: UspacySettings = field(default_factory=UspacySettings)  # docs/uspacy.md
     process_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     @property
@@ -237,7 +241,9 @@ class _Reader:
             raw,
             "",
             {"hub_id", "database", "database_file", "log_level", "mqtt", "signing", "api", "web"}
-            | {"dispatch", "writeback", "routes", "atol_online", "alerts"},
+            | {"dispatch", "writeback", "routes", "atol_online", "alerts"}
+            | {"moysklad"}
+            | {"uspacy"},
         )
         d = HubConfig()
         database = self.secret(top, "database", "")
@@ -273,6 +279,8 @@ class _Reader:
             writeback=self.writeback(top.get("writeback")),
             routes=self.routes(top.get("routes")),
             atol_online=self.atol(top.get("atol_online")),
+            moysklad=parse_moysklad(top.get("moysklad"), self.problem, self.base),
+            uspacy=parse_uspacy(top.get("uspacy"), self.problem, self.base),
         )
 
     def mqtt(self, raw: object) -> MqttSettings:

@@ -18,6 +18,9 @@ from gateway.atol.limits import MAX_BODY_BYTES
 from gateway.hub.config import HubConfig
 from gateway.hub.connectors.atol_online.connector import AtolOnlineConnector
 from gateway.hub.connectors.base import Connector
+from gateway.hub.connectors.bitrix24.writeback import Bitrix24Connector
+from gateway.hub.connectors.moysklad.connector import MoyskladConnector
+from gateway.hub.connectors.uspacy.webhook import UspacyConnector
 from gateway.hub.dispatch.answers import Answers
 from gateway.hub.dispatch.dispatcher import Dispatcher
 from gateway.hub.dispatch.link import hub_link
@@ -63,7 +66,29 @@ class Hub:
             timeout_s=cfg.writeback.timeout_s,
             on_accepted=self._accepted,
         )
-        self.connectors: Mapping[str, Connector] = {self.atol_online.name: self.atol_online}
+        # Bitrix24 REST cashbox (docs/bitrix24.md): installs live in the store.
+        self.bitrix24 = Bitrix24Connector(
+            store, timeout_s=cfg.writeback.timeout_s, on_accepted=self._accepted
+        )
+        # МойСклад (docs/moysklad.md): accounts from the config's `moysklad:` section.
+        self.moysklad = MoyskladConnector(
+            store,
+            cfg.moysklad,
+            public_url=cfg.public_url,
+            owner=self.owner,
+            timeout_s=cfg.writeback.timeout_s,
+            on_accepted=self._accepted,
+        )
+        # Uspacy (docs/uspacy.md): portals from the config's `uspacy:` section.
+        self.uspacy = UspacyConnector(
+            store, cfg.uspacy, timeout_s=cfg.writeback.timeout_s, on_accepted=self._accepted
+        )
+        self.connectors: Mapping[str, Connector] = {
+            self.atol_online.name: self.atol_online,
+            self.bitrix24.name: self.bitrix24,
+            self.moysklad.name: self.moysklad,
+            self.uspacy.name: self.uspacy,
+        }
         self.sender = WritebackSender(store, self.connectors, cfg.writeback, owner=self.owner)
         self.answers = Answers(
             store,
@@ -126,6 +151,8 @@ class Hub:
                 tg.create_task(self.sender.run(), name="hub-writeback")
                 tg.create_task(self._expiry(), name="hub-expiry")
                 tg.create_task(self.fleet.run(), name="hub-fleet")
+                tg.create_task(self.moysklad.run(), name="hub-moysklad-pos")
+                tg.create_task(self.uspacy.run(), name="hub-uspacy-hints")
         finally:
             await self._stop(runner)
 
@@ -134,6 +161,9 @@ class Hub:
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 await runner.cleanup()
                 await self.atol_online.close()
+                await self.bitrix24.close()
+                await self.moysklad.close()
+                await self.uspacy.close()
                 await self.store.fleet.release_boxes(self.owner)
                 await self.link.disconnect()
 

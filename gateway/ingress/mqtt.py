@@ -404,12 +404,14 @@ class MqttLink:
 
     @staticmethod
     def _fail_pending(conn: _Conn, why: str) -> None:
-        for fut in conn.pending.values():
+        futures: list[asyncio.Future[Any]] = [*conn.pending.values(), conn.connack]
+        for fut in futures:
             if not fut.done():
                 fut.set_exception(MqttError(why))
+                # Whoever awaits it still gets the error; one nobody awaits (the CONNACK of
+                # a connect refused before it was sent) must not log "never retrieved".
+                fut.exception()
         conn.pending.clear()
-        if not conn.connack.done():
-            conn.connack.set_exception(MqttError(why))
 
     # --- paho callbacks (all on the loop thread, except the socket hooks during connect) --------
 

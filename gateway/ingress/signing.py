@@ -25,12 +25,17 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from gateway.domain.errors import CommandRefused
+
+if TYPE_CHECKING:
+    # Loaded only once signing is configured: a box with MQTT on and signing off never
+    # needs cryptography's several megabytes.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 SIGNATURE_FIELDS = ("box", "seq", "exp", "sig")
 
@@ -73,6 +78,8 @@ class CommandVerifier:
     """Checks a parsed command object against this box's id and the office's public keys."""
 
     def __init__(self, box_id: str, public_keys: Iterable[bytes], *, max_age_s: int) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         self.box_id = box_id
         self._keys = [Ed25519PublicKey.from_public_bytes(k) for k in public_keys]
         self.max_age = dt.timedelta(seconds=max_age_s)
@@ -125,6 +132,8 @@ def check_box(doc: Mapping[str, Any], box_id: str) -> None:
 
 
 def _verifies(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         key.verify(signature, message)
     except InvalidSignature:

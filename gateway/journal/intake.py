@@ -301,6 +301,8 @@ class Intake:
         except Exception as err:
             if is_disk_full(err):
                 _LOGGER.error("Journal cannot commit %s: %s", request.uuid, DISK_FULL_TEXT)
+                # /health says so too, not only the worker's own failed commit
+                self.journal.note_disk_full(f"{type(err).__name__}: {err}")
                 raise DiskFull(DISK_FULL_TEXT) from err
             raise JournalUnavailable(f"{type(err).__name__}: {err}") from err
         try:

@@ -22,7 +22,7 @@ from gateway.journal.rows import (
     utc,
 )
 
-SOURCES = frozenset({"http", "mqtt", "web", "system"})
+SOURCES = frozenset({"http", "kkmserver", "mqtt", "web", "system"})
 # Not finished yet: what the queue holds.
 ACTIVE = (JobState.QUEUED.value, JobState.IN_PROGRESS.value, JobState.BLOCKED.value)
 

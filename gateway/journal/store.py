@@ -79,11 +79,27 @@ class Journal:
         self._blocked: JobRecord | None = None
         self._blocked_known = False
         self._blocked_generation = 0
+        # An ingress's commit refused for a full disk: (error, since, commits then).
+        self._full: tuple[str, dt.datetime, int] | None = None
 
     @property
     def commits(self) -> int:
         """Write transactions committed since open: each is one fsync."""
         return self._db.commits
+
+    def note_disk_full(self, error: str, now: dt.datetime | None = None) -> None:
+        """A submission could not commit for a full disk (the intake answered 507): kept
+        for /health and the health monitor until any commit succeeds again."""
+        if self.disk_full() is None:
+            self._full = (error, _when(now), self._db.commits)
+
+    def disk_full(self) -> tuple[str, dt.datetime] | None:
+        """(error, since) while no commit has succeeded since a submission found the disk
+        full; None otherwise."""
+        full = self._full
+        if full is None or self._db.commits > full[2]:
+            return None
+        return full[0], full[1]
 
     @classmethod
     async def open(cls, path: Path, *, recreate_if_corrupt: bool = False) -> Journal:

@@ -1,7 +1,9 @@
 """The health monitor: polls the register's identity, ФН, OFD queue, paper, cover and shift.
 
 Each poll (holding the worker's register lock, so no job is mid-document) yields a
-`HealthReading`; `health_rules` turns it into conditions, and a condition becomes an event
+`HealthReading`. Between two reads it lets a job waiting for the register go first, then
+reads again from the start, so a poll never delays a receipt and a reading is never half
+before a document and half after it. `health_rules` turns it into conditions, and a condition becomes an event
 when it appears and when it clears — not on every poll. The active set is kept in the
 journal's meta table, so a restart does not raise the same alarms again.
 """
@@ -38,6 +40,7 @@ from gateway.runtime.aio import wait_set
 _LOGGER = logging.getLogger(__name__)
 
 LOCK_WAIT_S = 10.0  # a poll is skipped when a job holds the register this long
+MAX_READ_STARTS = 5  # readings begun anew after giving way; then the poll is skipped
 REGISTER_IO_TIMEOUT_S = 30.0  # all register calls of one poll together
 META_ACTIVE = "health_conditions"
 
@@ -104,7 +107,9 @@ class HealthMonitor:
         self._snapshot = HealthSnapshot()
         self._journal_fault = journal_fault  # the worker's: read live, not on a poll
         self._journal_gap: JournalGap | None = None
+        self._holding = False  # this poll holds the register lock
         self.polls = 0
+        self.gave_way = 0  # readings given up for a job that wanted the register
 
     def snapshot(self) -> HealthSnapshot:
         """The latest state, with the box's own conditions as they are now.
@@ -119,7 +124,8 @@ class HealthMonitor:
                 journal_fault_condition(fault.kind.value, fault.reason, fault.action, fault.error)
             )
         if self._journal_gap is not None:
-            box.append(journal_gap_condition(self._journal_gap.message, self._journal_gap.action))
+            gap = self._journal_gap
+            box.append(journal_gap_condition(gap.message, gap.action, behind=gap.behind))
         if not box:
             return self._snapshot
         snap = self._snapshot
@@ -152,17 +158,9 @@ class HealthMonitor:
         if not self._connected.is_set():
             self._snapshot = _stale(self._snapshot, "register not connected")
             return None
-        try:
-            async with asyncio.timeout(LOCK_WAIT_S):
-                await self._lock.acquire()
-        except TimeoutError:
-            _LOGGER.debug("Health poll skipped: a job holds the register")
+        reading = await self._read_whole()
+        if reading is None:
             return None
-        try:
-            async with asyncio.timeout(REGISTER_IO_TIMEOUT_S):
-                reading = await self._read()
-        finally:
-            self._lock.release()
         found = conditions(reading, self._limits)
         # The reading counts even when its events cannot be written (a full journal): they
         # are raised on a later poll, as the active set is only stored once they are.
@@ -170,13 +168,60 @@ class HealthMonitor:
         await self._report(found, reading)
         return self.snapshot()
 
-    async def _read(self) -> HealthReading:
+    async def _read_whole(self) -> HealthReading | None:
+        """One reading under the register lock; None when the poll is skipped."""
+        for _ in range(MAX_READ_STARTS):
+            try:
+                async with asyncio.timeout(LOCK_WAIT_S):
+                    await self._lock.acquire()
+            except TimeoutError:
+                _LOGGER.debug("Health poll skipped: a job holds the register")
+                return None
+            self._holding = True
+            try:
+                async with asyncio.timeout(REGISTER_IO_TIMEOUT_S):
+                    reading = await self._read()
+            finally:
+                if self._holding:
+                    self._holding = False
+                    self._lock.release()
+            if reading is not None:
+                return reading
+        _LOGGER.debug("Health poll skipped: jobs kept taking the register")
+        return None
+
+    async def _give_way(self) -> bool:
+        """Between two reads: False when a job waiting for the register went first (the
+        lock is then left to it), True when nobody wanted it (the lock is held again)."""
+        self._lock.release()
+        self._holding = False
+        # A waiter is handed the lock on release and takes it within one loop turn.
+        await asyncio.sleep(0)
+        if self._lock.locked():
+            self.gave_way += 1
+            return False
+        await self._lock.acquire()  # free and nobody queued: taken at once
+        self._holding = True
+        return True
+
+    async def _read(self) -> HealthReading | None:
+        """The register's state; None when it gave way to a job (the state may have moved)."""
         reg = self._register
         info = self._device_info() or await reg.device_info()
+        if not await self._give_way():
+            return None
         status = await reg.status()
+        if not await self._give_way():
+            return None
         fn = await reg.fn_status()
+        if not await self._give_way():
+            return None
         expiry = await reg.fn_expiry()
+        if not await self._give_way():
+            return None
         ofd = await reg.ofd_status()
+        if not await self._give_way():
+            return None
         read_at = status.datetime or await reg.read_clock()
         opened = await self._shift_opened_at(status, fn)
         return HealthReading(

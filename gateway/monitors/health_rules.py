@@ -245,8 +245,13 @@ def journal_fault_condition(kind: str, message: str, action: str, error: str) ->
     return Condition(kind, Severity.CRITICAL, f"{message} ({error})", action)
 
 
-def journal_gap_condition(message: str, action: str) -> Condition:
-    """The register made documents the journal does not know: a person compares them."""
+def journal_gap_condition(message: str, action: str, *, behind: bool = False) -> Condition:
+    """The register made documents the journal does not know: a person compares them.
+
+    `behind`: the other way round, the ФН is behind what the journal recorded for it — not
+    the box's register, so the queue is stopped."""
+    if behind:
+        return Condition("register_behind_journal", Severity.CRITICAL, message, action)
     return Condition("journal_behind_register", Severity.WARNING, message, action)
 
 

@@ -11,13 +11,41 @@ import logging
 import ssl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.config.values import Listen
-from gateway.domain.errors import GatewayError
+from gateway.domain.errors import GatewayError, escape_controls
 
 _LOGGER = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 15.0
+
+
+class _BadMessageFilter(logging.Filter):
+    """Turn aiohttp's report of a malformed HTTP message (answered 4xx) into one warning line.
+
+    A client's bad bytes are not the box's error: no ERROR, no traceback. Anything else
+    (a 500) passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = record.exc_info[1] if record.exc_info else None
+        if isinstance(err, HttpProcessingError) and 400 <= (err.code or 400) < 500:
+            # the message may quote the client's bytes: no raw control characters in the log
+            detail = str(err.message or type(err).__name__)[:200]
+            record.msg = "bad HTTP message from %s refused: %s"
+            record.args = (
+                *(record.args if isinstance(record.args, tuple) else ()),
+                escape_controls(detail),
+            )
+            record.levelno = min(record.levelno, logging.WARNING)
+            record.levelname = logging.getLevelName(record.levelno)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+# every server of the box reports through this logger (aiohttp's `logger` option)
+_SERVER_LOGGER = logging.getLogger(__name__ + ".http")
+_SERVER_LOGGER.addFilter(_BadMessageFilter())
 
 
 async def listen(
@@ -32,7 +60,9 @@ async def listen(
     """Serve `app` on `address`; the runner and the bound port (port 0 allowed).
 
     A bind failure raises GatewayError(code) naming `key` (e.g. "http.listen")."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=stop_timeout_s)
+    runner = web.AppRunner(
+        app, access_log=None, logger=_SERVER_LOGGER, shutdown_timeout=stop_timeout_s
+    )
     try:
         async with asyncio.timeout(START_TIMEOUT_S):
             await runner.setup()

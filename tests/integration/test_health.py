@@ -25,9 +25,12 @@ from gateway.engine.supervisor import Heartbeat, LinkState
 from gateway.journal import JobState
 from gateway.monitors.health import HealthMonitor
 from gateway.monitors.health_rules import Severity
+from gateway.registers.emulator.server import EmulatorServer
+from gateway.registers.emulator.state import fresh_state, save_state
 from gateway.registers.shtrih import driver as driver_mod
 from tests.support import box as support_box
 from tests.support.box import ShtrihBox
+from tests.support.tape import read_tape, tape_of
 
 WAIT_S = 30.0
 SELL = {
@@ -265,6 +268,58 @@ async def test_documents_the_journal_lost_are_reported_with_their_numbers(tmp_pa
         assert len(events) == 1
 
 
+async def test_a_register_behind_the_journal_is_refused_until_a_technician_accepts_it(
+    tmp_path: Path,
+) -> None:
+    """Same serial and ФН number, fewer documents than the journal recorded on that ФН
+    (another register on the port, a restored state): not the register the box printed on."""
+    async with running_box(tmp_path) as box:
+        for uuid in ("r1", "r2"):
+            await box.submit(uuid, SELL)
+            await box.wait_state(uuid, JobState.DONE)
+        printed = box.tape()[-1]["number"]
+        identity = box.emulator.state.identity
+        await box.emulator.close()
+        other = tmp_path / "other.state"
+        state = fresh_state(dt.datetime.now(), serial=identity.serial, fn_number=identity.fn_number)
+        await asyncio.to_thread(save_state, other, state)
+        box.emulator = EmulatorServer(other)
+        await box.emulator.start_pty(link=box.link)
+        box.supervisor.reconnect_now()
+        await box.wait_link(LinkState.REFUSED)
+        assert "behind" in (box.supervisor.last_error or "")
+        (event,) = [e for e in await box.events() if e["event"] == "register_behind_journal"]
+        assert (event["journal_last"], event["register_last"]) == (printed, 1)
+        assert event["action"]
+        await box.submit("r3", SELL)
+        await asyncio.sleep(0.5)
+        assert (await box.journal.get("r3")).state is JobState.QUEUED  # nothing printed
+        assert read_tape(tape_of(other)) == []
+        monitor = box.monitor()
+        assert await monitor.poll_once() is None  # not connected
+        (condition,) = [
+            c for c in monitor.snapshot().conditions if c.kind == "register_behind_journal"
+        ]
+        assert condition.severity is Severity.CRITICAL
+        assert str(printed) in condition.message
+        # Still refused at the next look, without a second alarm.
+        box.supervisor.reconnect_now()
+        await asyncio.sleep(0.3)
+        await box.wait_link(LinkState.REFUSED)
+        assert await box.count("register_behind_journal") == 1
+        # A technician accepts it: it prints, and the condition clears.
+        box.supervisor.accept_register()
+        await box.wait_state("r3", JobState.DONE)
+        assert [d["type"] for d in read_tape(tape_of(other))] == ["openShift", "sell"]
+        await monitor.poll_once()
+        assert "register_behind_journal" not in {c.kind for c in monitor.snapshot().conditions}
+        # and stays accepted after a reconnect
+        box.supervisor.reconnect_now()
+        await asyncio.sleep(0.3)
+        await box.wait_link(LinkState.CONNECTED)
+        assert await box.count("register_behind_journal") == 1
+
+
 async def test_a_shift_opened_outside_the_box_is_found_once_and_noted_for_the_worker(
     tmp_path: Path,
 ) -> None:
@@ -287,3 +342,25 @@ async def test_a_shift_opened_outside_the_box_is_found_once_and_noted_for_the_wo
             expires
             == (dt.datetime.fromisoformat(opened["datetime"]) + dt.timedelta(hours=24)).isoformat()
         )
+
+
+async def test_a_poll_gives_way_to_a_job_waiting_for_the_register(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("r1", SELL)
+        await box.wait_state("r1", JobState.DONE)
+        monitor = box.monitor()
+        lock = box.worker.register_lock
+        poll = asyncio.create_task(monitor.poll_once())
+        async with asyncio.timeout(WAIT_S):
+            while not lock.locked():
+                await asyncio.sleep(0)
+            # A job queued behind the poll gets the register after at most one read.
+            async with lock:
+                assert not poll.done()
+                await box.register.status()
+            snap = await poll
+        assert monitor.gave_way >= 1
+        assert snap is not None
+        assert not snap.stale  # the reading started again once the job was done
+        assert snap.reading is not None
+        assert snap.reading.fn_last_document == box.emulator.state.documents[-1].number

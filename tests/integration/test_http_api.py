@@ -763,3 +763,42 @@ async def test_unexpected_exception_is_500_json_and_the_server_lives_on(
         assert resp.status == 201
     logged = [r for r in caplog.records if r.levelno == logging.ERROR and r.exc_info]
     assert logged
+
+
+async def raw_request(port: int, request: bytes) -> tuple[int, str, bytes]:
+    """Send raw bytes as one HTTP message; status, content type and body of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            answer = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split(" ", 2)[1]), headers.get("Content-Type", ""), body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /api/v2/requests HTTP/1.1\r\nHost: x\r\nCookie: a=\x00b\r\n\r\n",
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+    ],
+    ids=["nul-in-cookie", "request-line-too-long", "tls-hello"],
+)
+async def test_a_malformed_http_message_is_4xx_and_one_warning_line(
+    box: Box, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert box.api.port is not None
+    status, _, _ = await raw_request(box.api.port, request_bytes)
+    assert 400 <= status < 500
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    for record in caplog.records:
+        assert not any(ord(c) < 0x20 for c in record.getMessage())
+    status, _, _ = await box.call("GET", "/api/v2/requests")
+    assert status == 200

@@ -11,7 +11,9 @@ import base64
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import json
+import logging
 import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
@@ -862,3 +864,15 @@ async def test_the_office_client_skips_junk_on_a_box_topic(broker: Broker, pki: 
         await link.publish(f"{PREFIX}/shop-9/event", b"\xff\xfe not utf-8")
         await link.publish(f"{PREFIX}/shop-9/event", b'{"kind": "after-the-junk"}')
         await wait_until(lambda: office.events == [("shop-9", {"kind": "after-the-junk"})])
+
+
+async def test_a_dead_broker_leaves_no_unretrieved_future(
+    broker: Broker, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    async with office_for(broker, pki) as office:
+        broker.kill()
+        # A reconnect refused by the closed port leaves a CONNACK future nobody awaits.
+        await wait_until(lambda: "ConnectionRefused" in (office.link.last_error or ""))
+        gc.collect()  # an unretrieved exception is logged when its future goes
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

@@ -26,8 +26,10 @@ from gateway.domain import fiscal
 from gateway.domain.errors import JournalError
 from gateway.engine import worker as worker_mod
 from gateway.engine.journal_faults import JournalFaultKind
+from gateway.engine.supervisor import LinkState
 from gateway.engine.worker import ShiftPolicy
 from gateway.journal import JobState, Resolution
+from gateway.journal.intake import DiskFull, Intake
 from gateway.monitors.health import HealthMonitor
 from gateway.monitors.health_rules import Severity
 from gateway.registers.emulator.server import EmulatorServer
@@ -273,6 +275,23 @@ async def test_unprovable_outcome_blocks_the_queue_until_a_person_resolves_it(
         assert box.printed("Масло") == 0
 
 
+async def test_the_paused_reason_follows_the_link_while_the_queue_is_blocked(
+    tmp_path: Path,
+) -> None:
+    async with running_box(tmp_path) as box:
+        box.supervisor.link_down_now("unplugged")
+        await box.submit("r1", sell("Чай"))
+        await support_box.wait_until(lambda: box.worker.paused_reason is not None)
+        assert box.worker.paused_reason == worker_mod.NOT_CONNECTED
+        # The job is blocked meanwhile (a person must look at it); then the register is back.
+        await box.journal.block("r1", 0, 1, "outcome not proven")
+        box.supervisor.device_added()
+        await box.wait_link(LinkState.CONNECTED)
+        await support_box.wait_until(lambda: box.worker.paused_reason is None)
+        assert (await box.journal.get("r1")).state is JobState.BLOCKED
+        assert box.printed("Чай") == 0
+
+
 async def test_shift_is_closed_before_its_24_hour_limit(tmp_path: Path) -> None:
     policy = ShiftPolicy(close_before_limit=dt.timedelta(minutes=30))
     async with running_box(tmp_path, policy=policy) as box:
@@ -400,8 +419,31 @@ def health_of(box: Box) -> HealthMonitor:
         box.supervisor.connected_event,
         box.worker.register_lock,
         config=HealthConfig(),
-        journal_fault=lambda: box.worker.journal_fault,
+        journal_fault=box.worker.current_journal_fault,  # as the daemon wires it
     )
+
+
+async def test_a_submission_refused_for_a_full_disk_shows_in_health_until_a_commit(
+    tmp_path: Path,
+) -> None:
+    # The worker is idle (nothing of its own to commit): only the intake meets the full disk.
+    async with running_box(tmp_path) as box:
+        submit = Intake(box.journal, wake=box.worker.wake)
+        health = health_of(box)
+        await fill_journal(box)
+        body = json.dumps({"uuid": "r1", "request": [sell("Хлеб", lines=40)]})
+        with pytest.raises(DiskFull):
+            await submit.submit_body(body, source="http")
+        assert box.worker.journal_fault is None
+        journal_health = box.worker.journal_health()
+        assert (journal_health["state"], journal_health["kind"]) == ("down", "disk_full")
+        (condition,) = [c for c in health.snapshot().conditions if c.kind == "disk_full"]
+        assert condition.severity is Severity.CRITICAL
+        await free_journal(box)
+        await submit.submit_body(body, source="http")  # a commit succeeds again
+        assert box.worker.journal_health() == {"state": "ok"}
+        assert "disk_full" not in {c.kind for c in health.snapshot().conditions}
+        await box.wait_state("r1", JobState.DONE)
 
 
 @pytest.fixture

@@ -210,6 +210,34 @@ def test_lone_surrogate_in_a_key_is_refused_by_path(
     assert "surrogate" in err.reason
 
 
+@pytest.mark.parametrize(
+    ("keys", "name", "value", "field"),
+    [
+        ((), "\x1f", 1, "request[0].\\x1f"),
+        (("items", 0), "a\nb\x00c\x85", 1, "request[0].items[0].a\\x0ab\\x00c\\x85"),
+        ((), "type", "se\x07ll\r\n", "request[0].type"),
+        (("payments", 0), "type", "cash\x1b[31m", "request[0].payments[0].type"),
+        (("items", 0, "tax"), "type", "vat\t20", "request[0].items[0].tax.type"),
+    ],
+    ids=[
+        "unit-separator-key",
+        "newline-nul-c1-key",
+        "bell-in-type",
+        "escape-in-payment",
+        "tab-in-vat",
+    ],
+)
+def test_control_characters_in_a_refusal_are_escaped(
+    keys: tuple[str | int, ...], name: str, value: object, field: str
+) -> None:
+    task = full_sell()
+    _get(task, keys)[name] = value
+    err = error_of(body(task))
+    assert err.field == field
+    for said in (err.field, err.reason, str(err)):
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in said), repr(said)
+
+
 def test_surrogate_in_a_stored_task_list_is_refused_too() -> None:
     # The worker re-reads the journal's tasks_json with the same gate.
     with pytest.raises(ValidationError) as err:

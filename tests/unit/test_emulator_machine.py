@@ -1,7 +1,7 @@
 """The emulated register's command handler: modes, documents, clock rules, refusals.
 
-Every command runs through `machine.execute`, and after each one the state is saved and
-loaded back from a real file and must come back equal. Requests are built with the driver's
+Every command runs through `machine.execute`, and after each one the state is saved (a
+change-log line) and loaded back from the real files and must come back equal. Requests are built with the driver's
 codec and read by the emulator's own protocol module, answers the other way round: each step
 also checks that the two independent readings of [PROTO] agree.
 """
@@ -19,7 +19,7 @@ from gateway.domain.fiscal import Vat
 from gateway.registers.emulator import fn, machine, protocol
 from gateway.registers.emulator.clock import ClockState
 from gateway.registers.emulator.refusals import Fn, Kkt
-from gateway.registers.emulator.state import EmulatorState, fresh_state, load_state, save_state
+from gateway.registers.emulator.state import EmulatorState, StateStore, fresh_state, load_state
 from gateway.registers.shtrih import codec
 
 H0 = dt.datetime(2026, 3, 2, 10, 0, 0)
@@ -38,13 +38,14 @@ class Register:
         self.path = path
         self.host = H0
         self.state: EmulatorState = fresh_state(H0)
+        self.store = StateStore(path, self.state)
 
     def run(self, request: codec.Request, *, after: dt.timedelta = STEP) -> machine.Outcome:
         self.host += after
         outcome = machine.execute(
             self.state, protocol.parse(codec.encode_request(request)), self.host
         )
-        save_state(self.path, outcome.state)
+        self.store.save(outcome.state)
         assert load_state(self.path) == outcome.state
         self.state = outcome.state
         return outcome

@@ -10,6 +10,7 @@ listing sees what was imported.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 START_TIMEOUT_S = 60.0
 
@@ -115,6 +118,30 @@ def test_without_the_status_page_neither_page_nor_templates_load(tmp_path: Path)
     loaded = _loaded_by_daemon(tmp_path, page=False)
     assert "gateway.ingress.http_api" in loaded
     assert _hits(loaded, {**NOT_ON_DEFAULTS, **PAGE_ONLY}) == {}
+
+
+def _mqtt(signing: str = "") -> str:
+    """MQTT on, towards a port where no broker answers: the link keeps retrying."""
+    return f"mqtt:\n  enabled: true\n  host: 127.0.0.1\n  port: {_free_port()}\n{signing}"
+
+
+@pytest.mark.slow
+def test_mqtt_with_signing_off_loads_no_cryptography(tmp_path: Path) -> None:
+    loaded = _loaded_by_daemon(tmp_path, page=False, extra=_mqtt())
+    assert {"gateway.ingress.box_mqtt", "gateway.ingress.signing", "paho"} <= loaded
+    assert _hits(loaded, {"cryptography": "mqtt.command_signing"}) == {}
+
+
+@pytest.mark.slow
+def test_mqtt_with_signing_required_loads_cryptography(tmp_path: Path) -> None:
+    key = base64.b64encode(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ).decode("ascii")
+    signing = f"  command_signing:\n    mode: required\n    public_keys: [{key}]\n"
+    loaded = _loaded_by_daemon(tmp_path, page=False, extra=_mqtt(signing))
+    assert "cryptography" in loaded  # the control: the listing sees it when it is used
 
 
 def _releases(root: Path, current: str, confirmed: str) -> None:

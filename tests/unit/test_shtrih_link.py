@@ -321,9 +321,9 @@ def connect(
     return Line(host, device, down, up)
 
 
-def exchange(body: bytes, suffix: bytes = b"") -> bytes:
-    """What the host writes for one clean request."""
-    return E + encode_frame(body) + A + suffix
+def exchange(body: bytes, suffix: bytes = b"", *, enq: bool = True) -> bytes:
+    """What the host writes for one clean request; right after a clean one it skips ENQ."""
+    return (E if enq else b"") + encode_frame(body) + A + suffix
 
 
 async def until(predicate: Callable[[], bool]) -> None:
@@ -353,7 +353,12 @@ async def test_request(variant: str) -> None:
     await line.quiet()
     assert line.device.executed == [CMD, CMD2]
     assert line.device.pending is None  # our ACKs arrived
-    assert line.host_wrote == exchange(CMD) + exchange(CMD2)
+    if variant == "noisy":
+        # Line noise is doubt: the next request asks with ENQ first.
+        assert line.host_wrote == exchange(CMD) + exchange(CMD2)
+    else:
+        assert line.host_wrote == exchange(CMD) + exchange(CMD2, enq=False)
+        assert line.host.stats.enqs_skipped == 1
     stats = line.host.stats
     assert (stats.requests, stats.frames_sent, stats.resends, stats.naks_sent) == (2, 2, 0, 0)
     assert stats.bytes_out == len(line.host_wrote)
@@ -366,7 +371,7 @@ async def test_ack_suffix_follows_every_ack() -> None:
     assert await line.host.request(CMD, timeout_s=1.0) == answer_to(CMD)
     assert await line.host.request(CMD2, timeout_s=1.0) == answer_to(CMD2)
     await line.quiet()
-    assert line.host_wrote == exchange(CMD, b"\xff") + exchange(CMD2, b"\xff")
+    assert line.host_wrote == exchange(CMD, b"\xff") + exchange(CMD2, b"\xff", enq=False)
     assert line.device.executed == [CMD, CMD2]
 
 
@@ -377,6 +382,31 @@ async def test_nak_on_first_send_then_success() -> None:
     assert line.device.executed == [CMD]
     assert line.host_wrote == E + encode_frame(CMD) * 2 + A
     assert (line.host.stats.resends, line.host.stats.naks_received) == (1, 1)
+
+
+async def test_after_a_nak_the_next_request_asks_with_enq() -> None:
+    line = connect()
+    line.device.nak_frames = 1
+    assert await line.host.request(CMD, timeout_s=1.0) == answer_to(CMD)
+    assert await line.host.request(CMD2, timeout_s=1.0) == answer_to(CMD2)
+    assert await line.host.request(CMD, timeout_s=1.0) == answer_to(CMD)
+    frame = encode_frame(CMD)
+    # The NAKed exchange leaves doubt (ENQ next); the clean one after it does not.
+    assert line.host_wrote == E + frame * 2 + A + exchange(CMD2) + exchange(CMD, enq=False)
+    assert line.host.stats.enqs_skipped == 1
+
+
+async def test_after_a_timeout_or_a_probe_the_next_request_asks_with_enq() -> None:
+    line = connect()
+    assert await line.host.request(CMD, timeout_s=1.0) == answer_to(CMD)
+    line.device.lose_answers = 1
+    with pytest.raises(NoAnswer):
+        await line.host.request(CMD2, timeout_s=0.1)
+    assert await line.host.probe_pending(timeout_s=1.0) == answer_to(CMD2)
+    assert await line.host.request(CMD, timeout_s=1.0) == answer_to(CMD)
+    # The second request skipped ENQ (the first was clean); the one after the probe did not.
+    assert line.host_wrote == (exchange(CMD) + encode_frame(CMD2) + E + A + exchange(CMD))
+    assert line.device.executed == [CMD, CMD2, CMD]
 
 
 async def test_corrupted_frame_is_nakked_and_resent() -> None:
@@ -583,7 +613,9 @@ async def test_requests_are_serialised() -> None:
     assert sorted(line.device.executed) == sorted(bodies)
     assert line.device.violations == []
     # Never interleaved: the wire is whole exchanges one after the other.
-    assert line.host_wrote == b"".join(exchange(b) for b in line.device.executed)
+    # Only the first asks with ENQ: each exchange leaves the line quiet for the next.
+    first, *rest = line.device.executed
+    assert line.host_wrote == exchange(first) + b"".join(exchange(b, enq=False) for b in rest)
 
 
 async def test_stray_partial_frame_is_dropped_after_byte_timeout() -> None:

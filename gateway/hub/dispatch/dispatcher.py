@@ -29,6 +29,7 @@ _LOGGER = logging.getLogger(__name__)
 IDLE_S = 0.5  # orders accepted by another process are found within this
 PUBACK_TIMEOUT_S = 15.0
 STORE_RETRY_S = 2.0
+MAX_IN_FLIGHT = 100  # publishes awaiting PUBACK (the MQTT client queues at most 200)
 
 
 class Dispatcher:
@@ -69,38 +70,47 @@ class Dispatcher:
 
     async def _round(self) -> None:
         due = [b for b in await self.store.orders.due_boxes(now_ms()) if b in self.online]
-        lease_ms = int(self.settings.lease_s * 1000)
-        for box in due:
-            # Renewed at half time, not for every batch: one transaction fewer per order.
-            if self._held.get(box, 0.0) - time.monotonic() < self.settings.lease_s / 2:
-                if not await self.store.fleet.claim_box(box, self.owner, lease_ms):
-                    self._held.pop(box, None)
-                    continue
-                self._held[box] = time.monotonic() + self.settings.lease_s
-            batch = await self.store.orders.take_dispatch(
-                box,
-                self.owner,
-                limit=self.settings.window,
-                resend_ms=int(self.settings.resend_s * 1000),
-                reask_ms=int(self.settings.reask_s * 1000),
+        if not due:
+            return
+        # Leases are renewed at half time, all in one transaction, not once per order.
+        clock = time.monotonic()
+        renew = [b for b in due if self._held.get(b, 0.0) - clock < self.settings.lease_s / 2]
+        if renew:
+            got = await self.store.fleet.claim_boxes(
+                renew, self.owner, int(self.settings.lease_s * 1000)
             )
+            for box in renew:
+                if box in got:
+                    self._held[box] = clock + self.settings.lease_s
+                else:
+                    self._held.pop(box, None)
+        mine = [b for b in due if b in self._held]
+        taken = await self.store.orders.take_dispatch_many(
+            mine,
+            self.owner,
+            limit=self.settings.window,
+            resend_ms=int(self.settings.resend_s * 1000),
+            reask_ms=int(self.settings.reask_s * 1000),
+        )
+        # Handed to the socket in order, box by box; PUBACKs awaited before the client's
+        # outgoing queue would overflow.
+        futures: list[asyncio.Future[None]] = []
+        for box, batch in taken.items():
+            if len(futures) + len(batch) > MAX_IN_FLIGHT:
+                await self._acked(futures)
+                futures = []
             topic = Topics(self.prefix, box).cmd
-            # Handed to the socket in order, then the PUBACKs awaited together.
-            futures = [
-                self.link.publish_nowait(
-                    topic,
-                    json.dumps(
-                        self.signer.command(box, d.job_uuid, d.request, d.seq),
-                        ensure_ascii=False,
-                    ).encode("utf-8"),
-                )
-                for d in batch
-            ]
-            if futures:
-                async with asyncio.timeout(PUBACK_TIMEOUT_S):
-                    await asyncio.gather(*futures)
-                self.published += len(futures)
-                _LOGGER.debug("Published %d order(s) to %s", len(futures), box)
+            for d in batch:
+                command = self.signer.command(box, d.job_uuid, d.request, d.seq)
+                payload = json.dumps(command, ensure_ascii=False).encode("utf-8")
+                futures.append(self.link.publish_nowait(topic, payload))
+        await self._acked(futures)
+
+    async def _acked(self, futures: list[asyncio.Future[None]]) -> None:
+        if futures:
+            async with asyncio.timeout(PUBACK_TIMEOUT_S):
+                await asyncio.gather(*futures)
+            self.published += len(futures)
 
     def box_status(self, box: str, online: bool) -> bool:
         """Track a box's status; True when it has just come online."""

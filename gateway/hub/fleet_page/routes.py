@@ -101,9 +101,18 @@ async def order(request: web.Request) -> web.Response:
         order=found,
         when=when,
         fiscal=fiscal,
+        details=_details(found.meta),
         writebacks=writebacks,
         result_text=_pretty(found.result),
     )
+
+
+def _details(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """The connector's own fields kept with the order (a portal, a check id…), as text."""
+    return [
+        (str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+        for k, v in meta.items()
+    ]
 
 
 def _pretty(value: object) -> str | None:

@@ -101,6 +101,7 @@ TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "col_writeback": ("Write-back", "Ответ в CRM", "Відповідь у CRM"),
     "order_title": ("Order {crm}", "Заказ {crm}", "Замовлення {crm}"),
     "step_crm": ("CRM key", "Ключ CRM", "Ключ CRM"),
+    "crm_details": ("CRM details", "Данные CRM", "Дані CRM"),
     "step_job": ("Box job", "Задание устройства", "Завдання пристрою"),
     "step_result": ("Fiscal result", "Фискальный результат", "Фіскальний результат"),
     "step_writeback": ("Write-back", "Ответ в CRM", "Відповідь у CRM"),

@@ -109,6 +109,27 @@ class FleetStore:
             )
             return bool(result.rowcount)
 
+    async def claim_boxes(self, box_ids: list[str], owner: str, lease_ms: int) -> set[str]:
+        """`claim_box` for several boxes in one transaction; the ones now held by `owner`."""
+        if not box_ids:
+            return set()
+        now = now_ms()
+        async with self.db.tx() as conn:
+            result = await conn.execute(
+                update(boxes)
+                .where(
+                    boxes.c.box_id.in_(sorted(box_ids)),
+                    or_(
+                        boxes.c.lease_owner.is_(None),
+                        boxes.c.lease_owner == owner,
+                        boxes.c.lease_until_ms <= now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_until_ms=now + lease_ms)
+                .returning(boxes.c.box_id)
+            )
+            return {r[0] for r in result.all()}
+
     async def release_boxes(self, owner: str) -> None:
         """A clean stop: another process may dispatch these boxes at once."""
         async with self.db.tx() as conn:

@@ -171,64 +171,23 @@ class OrderStore:
         transaction: never below the clock in milliseconds (so they stay above the numbers
         `fiscal-gateway send` uses) and always above the last one allocated.
         """
+        taken = await self.take_dispatch_many(
+            [box_id], owner, limit=limit, resend_ms=resend_ms, reask_ms=reask_ms
+        )
+        return taken.get(box_id, [])
+
+    async def take_dispatch_many(
+        self, box_ids: list[str], owner: str, *, limit: int, resend_ms: int, reask_ms: int
+    ) -> dict[str, list[Dispatch]]:
+        """`take_dispatch` for several boxes in one transaction (one commit per round)."""
         now = now_ms()
+        out: dict[str, list[Dispatch]] = {}
         async with self.db.tx() as conn:
-            held = (
-                await conn.execute(
-                    select(boxes.c.lease_owner).where(
-                        boxes.c.box_id == box_id,
-                        boxes.c.lease_owner == owner,
-                        boxes.c.lease_until_ms > now,
-                    )
-                )
-            ).one_or_none()
-            if held is None:
-                return []
-            due = (
-                await conn.execute(
-                    select(orders.c.id, orders.c.job_uuid, orders.c.request_json)
-                    .where(
-                        orders.c.box_id == box_id,
-                        orders.c.state.in_([s.value for s in DISPATCH_STATES]),
-                        orders.c.next_send_ms <= now,
-                    )
-                    .order_by(orders.c.id)
-                    .limit(limit)
-                )
-            ).all()
-            if not due:
-                return []
-            n = len(due)
-            last = (
-                await conn.execute(
-                    update(boxes)
-                    .where(boxes.c.box_id == box_id)
-                    .values(seq=case((boxes.c.seq + 1 > now, boxes.c.seq + n), else_=now + n - 1))
-                    .returning(boxes.c.seq)
-                )
-            ).scalar_one()
-            first = int(last) - n + 1
-            ids = [r.id for r in due]
-            await conn.execute(
-                update(orders)
-                .where(orders.c.id.in_(ids))
-                .values(
-                    state=case(
-                        (orders.c.state == OrderState.ACCEPTED.value, OrderState.SENT.value),
-                        else_=orders.c.state,
-                    ),
-                    sends=orders.c.sends + 1,
-                    next_send_ms=case(
-                        (orders.c.state == OrderState.ACKED.value, now + reask_ms),
-                        else_=now + resend_ms,
-                    ),
-                    updated_ms=now,
-                )
-            )
-        return [
-            Dispatch(r.id, box_id, r.job_uuid, rows.loads_obj(r.request_json), first + i)
-            for i, r in enumerate(due)
-        ]
+            for box_id in sorted(box_ids):  # a fixed lock order across processes
+                batch = await _take(conn, box_id, owner, now, limit, resend_ms, reask_ms)
+                if batch:
+                    out[box_id] = batch
+        return out
 
     async def send_now(self, box_id: str) -> None:
         """A box came back online: its pending orders are due at once."""
@@ -393,6 +352,76 @@ def result_state(body: dict[str, Any]) -> OrderState:
     if "blocked" in statuses or status == "blocked":
         return OrderState.BLOCKED
     return OrderState.FAILED
+
+
+async def _take(
+    conn: AsyncConnection,
+    box_id: str,
+    owner: str,
+    now: int,
+    limit: int,
+    resend_ms: int,
+    reask_ms: int,
+) -> list[Dispatch]:
+    held = (
+        await conn.execute(
+            select(boxes.c.lease_owner).where(
+                boxes.c.box_id == box_id,
+                boxes.c.lease_owner == owner,
+                boxes.c.lease_until_ms > now,
+            )
+        )
+    ).one_or_none()
+    if held is None:
+        return []
+    query = (
+        select(orders.c.id, orders.c.job_uuid, orders.c.request_json)
+        .where(
+            orders.c.box_id == box_id,
+            orders.c.state.in_([s.value for s in DISPATCH_STATES]),
+            orders.c.next_send_ms <= now,
+        )
+        .order_by(orders.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        # An order an answer is being committed for was sent already: skip it this round
+        # rather than wait (waiting on each other's rows is how two processes deadlock).
+        query = query.with_for_update(skip_locked=True)
+    due = (await conn.execute(query)).all()
+    if not due:
+        return []
+    n = len(due)
+    last = (
+        await conn.execute(
+            update(boxes)
+            .where(boxes.c.box_id == box_id)
+            .values(seq=case((boxes.c.seq + 1 > now, boxes.c.seq + n), else_=now + n - 1))
+            .returning(boxes.c.seq)
+        )
+    ).scalar_one()
+    first = int(last) - n + 1
+    ids = [r.id for r in due]
+    await conn.execute(
+        update(orders)
+        .where(orders.c.id.in_(ids))
+        .values(
+            state=case(
+                (orders.c.state == OrderState.ACCEPTED.value, OrderState.SENT.value),
+                else_=orders.c.state,
+            ),
+            sends=orders.c.sends + 1,
+            next_send_ms=case(
+                (orders.c.state == OrderState.ACKED.value, now + reask_ms),
+                else_=now + resend_ms,
+            ),
+            updated_ms=now,
+        )
+    )
+    return [
+        Dispatch(r.id, box_id, r.job_uuid, rows.loads_obj(r.request_json), first + i)
+        for i, r in enumerate(due)
+    ]
 
 
 def _fields(order: Order) -> dict[str, Any]:

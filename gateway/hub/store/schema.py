@@ -123,3 +123,14 @@ tokens = Table(
     Column("expires_ms", BigInteger, nullable=False),
 )
 Index("tokens_expiry", tokens.c.expires_ms)
+
+# Connectors' own records (a Bitrix24 install), versioned for compare-and-set.
+connector_records = Table(
+    "connector_records",
+    metadata,
+    Column("connector", String(64), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value_json", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)

@@ -9,6 +9,7 @@ from gateway.hub.store.database import Database, describe
 from gateway.hub.store.fleet import FleetStore
 from gateway.hub.store.orders import OrderStore
 from gateway.hub.store.outbox import OutboxStore
+from gateway.hub.store.records import RecordStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class Store:
         self.fleet = FleetStore(db)
         self.outbox = OutboxStore(db)
         self.access = AccessStore(db)
+        self.records = RecordStore(db)  # connectors' own records (Bitrix24 installs)
 
     @classmethod
     async def open(cls, url: str) -> Store:

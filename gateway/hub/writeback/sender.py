@@ -71,7 +71,8 @@ class WritebackSender:
                 async with asyncio.timeout(self.settings.timeout_s + 5):
                     await connector.deliver(row)
             except (WritebackFailed, TimeoutError) as err:
-                await self._failed(row, str(err) or type(err).__name__)
+                permanent = isinstance(err, WritebackFailed) and err.permanent
+                await self._failed(row, str(err) or type(err).__name__, permanent=permanent)
                 return
         try:
             if await self.store.outbox.delivered(row, self.owner):
@@ -82,10 +83,12 @@ class WritebackSender:
             # Delivered but not recorded: it will be sent again (the CRM keys it by uuid).
             _LOGGER.error("Write-back %d delivered, not recorded: %s", row.id, err)
 
-    async def _failed(self, row: Writeback, error: str) -> None:
+    async def _failed(self, row: Writeback, error: str, *, permanent: bool = False) -> None:
         delay = min(
             self.settings.retry_max_s, self.settings.retry_min_s * 2 ** min(row.attempts, 20)
         )
+        if permanent:  # it will not pass by itself: alerted now, tried again only rarely
+            delay = self.settings.retry_max_s
         delay *= random.uniform(0.8, 1.2)
         try:
             overdue = await self.store.outbox.failed(
@@ -93,7 +96,7 @@ class WritebackSender:
                 self.owner,
                 error=error,
                 retry_in_ms=int(delay * 1000),
-                alert_after_ms=int(self.settings.alert_after_s * 1000),
+                alert_after_ms=0 if permanent else int(self.settings.alert_after_s * 1000),
             )
         except StoreError as err:
             _LOGGER.error("Write-back %d failure not recorded: %s", row.id, err)

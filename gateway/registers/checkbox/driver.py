@@ -317,12 +317,7 @@ class CheckboxRegister:
     async def ofd_status(self) -> fiscal.OfdStatus:
         """Receipts made offline and not yet delivered to the tax service."""
         await self._offline_upkeep()
-        since = self._offline.offline_since
-        return fiscal.OfdStatus(
-            unsent_count=self._offline.unsent,
-            first_unsent_number=None,
-            first_unsent_datetime=self._wall(since) if since is not None else None,
-        )
+        return self._offline.ofd_status(self._tz)
 
     async def shift_info(self) -> fiscal.ShiftInfo:
         """The cashier's current shift."""

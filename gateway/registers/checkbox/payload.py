@@ -34,6 +34,7 @@ from typing import Any
 from gateway.domain import fiscal
 from gateway.domain.errors import NoAnswer, Refusal
 from gateway.registers.cloud.errors import UnmappedName
+from gateway.registers.cloud.totals import cloud_shift_totals
 
 # Fixed forever: changing it would give old jobs new Checkbox ids. Ids themselves are made in
 # a namespace per register (`register_namespace`); this one was shared by every box before.
@@ -429,18 +430,14 @@ def report_totals(report: Mapping[str, Any], shift_number: int | None) -> fiscal
                 into[kind] = into.get(kind, 0) + value
         cash_in += _int(row.get("service_in"))
         cash_out += _int(row.get("service_out"))
-    receipts = {kind: fiscal.OperationTotals() for kind in fiscal.ReceiptType}
-    receipts[fiscal.ReceiptType.SELL] = fiscal.OperationTotals(
-        _int(report.get("sell_receipts_count")), sum(sells.values()), sells
-    )
-    receipts[fiscal.ReceiptType.SELL_RETURN] = fiscal.OperationTotals(
-        _int(report.get("return_receipts_count")), sum(returns.values()), returns
-    )
     balance = report.get("balance")
-    return fiscal.ShiftTotals(
+    return cloud_shift_totals(
         shift_number,
-        receipts,
-        cash_in=fiscal.OperationTotals(None, cash_in, {fiscal.PaymentType.CASH: cash_in}),
-        cash_out=fiscal.OperationTotals(None, cash_out, {fiscal.PaymentType.CASH: cash_out}),
-        cash_drawer=balance if isinstance(balance, int) else None,
+        sells=sells,
+        sell_count=_int(report.get("sell_receipts_count")),
+        returns=returns,
+        return_count=_int(report.get("return_receipts_count")),
+        cash_in=cash_in,
+        cash_out=cash_out,
+        drawer=balance if isinstance(balance, int) else None,
     )

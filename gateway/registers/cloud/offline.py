@@ -118,6 +118,18 @@ class OfflineWatch:
         """Documents made offline and not delivered yet (0 while online)."""
         return self._backlog if self.offline_since is not None else 0
 
+    def ofd_status(self, tz: dt.tzinfo | None) -> fiscal.OfdStatus:
+        """The offline backlog in the words of a ФН's OFD queue; `tz` is the register's own
+        (None: the machine's)."""
+        since = self.offline_since
+        return fiscal.OfdStatus(
+            unsent_count=self.unsent,
+            first_unsent_number=None,
+            first_unsent_datetime=(
+                since.astimezone(tz).replace(tzinfo=None) if since is not None else None
+            ),
+        )
+
     def budget(self) -> Budget:
         """The legal offline limits, used and left, now."""
         return self.ledger.budget(self._now())

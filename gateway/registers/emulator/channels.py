@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
+import struct
 import termios
 import tty
 from pathlib import Path
@@ -14,6 +16,7 @@ _LOGGER = logging.getLogger(__name__)
 
 READ_CHUNK_BYTES = 4096
 CLOSE_TIMEOUT_S = 5.0
+DRAIN_POLL_S = 0.005
 
 # Baud constants termios knows; the slave side advertises the emulated line speed.
 _BAUD = {
@@ -25,6 +28,15 @@ _BAUD = {
     57600: termios.B57600,
     115200: termios.B115200,
 }
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in a tty's input queue."""
+    try:
+        raw = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
 
 class Pty:
@@ -94,6 +106,19 @@ class Pty:
                 loop.remove_reader(self.master)
             else:
                 loop.remove_writer(self.master)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Until the host has read what was written (bounded): closing the master discards
+        bytes the slave has not read yet, while a real line has already delivered them."""
+        # Bytes written to the master reach the slave's queue a moment later, so the queue
+        # must be seen empty twice, a poll apart.
+        empty = 0
+        for _ in range(max(1, int(timeout_s / DRAIN_POLL_S))):
+            await asyncio.sleep(DRAIN_POLL_S)
+            empty = empty + 1 if self._closed or not _unread(self._slave) else 0
+            if empty >= 2:
+                return
+        _LOGGER.debug("pty %s: the host left bytes unread", self.device)
 
     def close(self) -> None:
         """Pull the plug: the host's descriptor sees EOF / EIO from now on."""

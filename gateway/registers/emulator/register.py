@@ -1,11 +1,11 @@
 """The emulated register as one object: persistent state, paper tape, faults; one command at a time.
 
 `Emulator.handle(body)` takes a request frame body and returns the answer body. Each command
-runs under a lock: the machine computes the new state, the state file is replaced (fsync),
-then the paper-tape line is appended (fsync), and only then is the answer returned — so a
-kill at any instant never leaves an answered document unsaved, and `Tape.reconcile` at the
-next start prints a document the state has but the tape lacks. File writes go through one
-worker thread, in order, so the event loop never blocks on fsync.
+runs under a lock: the machine computes the new state, what changed is saved (`StateStore`),
+then the paper-tape line is appended (fsynced right after the answer), and only then is the
+answer returned — so a kill at any instant never leaves an answered document unsaved, and
+`Tape.reconcile` at the next start prints a document the state has but the tape lacks. File
+writes go through one worker thread, in order, so the event loop never blocks on fsync.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,9 +34,9 @@ from gateway.registers.emulator.refusals import Kkt
 from gateway.registers.emulator.state import (
     ALL_TAX_SYSTEMS,
     EmulatorState,
+    StateStore,
     fresh_state,
     load_state,
-    save_state,
 )
 from gateway.registers.emulator.tape import Tape, tape_path
 
@@ -64,14 +65,22 @@ class Emulator:
     """A ШТРИХ-М-01Ф with a fiscalised ФН whose state lives in `state_path`."""
 
     def __init__(
-        self, state_path: Path, state: EmulatorState, *, host_clock: HostClock = dt.datetime.now
+        self,
+        state_path: Path,
+        state: EmulatorState,
+        *,
+        host_clock: HostClock = dt.datetime.now,
+        store: StateStore | None = None,
     ) -> None:
+        """`store` already holds `state`; without one a snapshot of it is written here."""
         self.state_path = state_path
+        self._store = store if store is not None else StateStore(state_path, state)
         self.tape = Tape(tape_path(state_path))
         self.faults = WireFaults()
         self._state = state
         self._host_clock = host_clock
         self._lock = asyncio.Lock()
+        self._closed = False
         self._io = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="emulator-io"
         )
@@ -117,8 +126,8 @@ class Emulator:
         if tax_systems is not None:
             # A re-registration is not emulated: the option simply sets the registered systems.
             state = replace(state, identity=replace(state.identity, tax_systems=tax_systems))
-        save_state(state_path, state)
-        emulator = cls(state_path, state, host_clock=host_clock)
+        store = StateStore(state_path, state)
+        emulator = cls(state_path, state, host_clock=host_clock, store=store)
         emulator.tape.reconcile(state.last_tape)
         return emulator
 
@@ -132,7 +141,10 @@ class Emulator:
         return self._state.rtc(self._host_clock())
 
     def close(self) -> None:
-        """Stop the file-writer thread after the writes already queued."""
+        """Stop the file-writer thread after the writes already queued; fold the log in."""
+        if not self._closed:
+            self._closed = True
+            self._io.submit(self._store.close)
         self._io.shutdown(wait=True)
 
     async def handle(self, body: bytes) -> Reply:
@@ -154,10 +166,14 @@ class Emulator:
                 return Reply(body, protocol.error(command, code), command)
             outcome = machine.execute(self._state, request, self._host_clock())
             if outcome.state != self._state:
-                await self._write(save_state, self.state_path, outcome.state)
+                await self._write(self._store.save, outcome.state)
                 self._state = outcome.state
             if outcome.printed is not None:
-                await self._write(self.tape.append, outcome.printed)
+                # Written before the answer (a kill loses nothing); synced just after it, ahead
+                # of any later write: a power cut in between loses only this line, which the
+                # state's `last_tape` (synced already) restores at the next start.
+                await self._write(partial(self.tape.append, outcome.printed, sync=False))
+                self._write_later(self.tape.sync)
                 _LOGGER.info(
                     "Document %d (%s) made, total %d",
                     outcome.printed.number,
@@ -201,7 +217,7 @@ class Emulator:
             async with self._lock:
                 new = self._device_fault(self._state, fault, value)
                 if new != self._state:
-                    await self._write(save_state, self.state_path, new)
+                    await self._write(self._store.save, new)
                     self._state = new
         _LOGGER.info("Fault %s set to %r", fault, value)
 
@@ -253,6 +269,11 @@ class Emulator:
             )
         raise AssertionError(fault)
 
+    def _write_later(self, fn: Callable[[], None]) -> None:
+        """Queue a blocking file write behind those already queued; nobody waits for it."""
+        future = asyncio.get_running_loop().run_in_executor(self._io, fn)
+        future.add_done_callback(_log_write_failure)
+
     async def _write(self, fn: Callable[..., None], *args: object) -> None:
         """Run a blocking file write on the writer thread, in submission order."""
         loop = asyncio.get_running_loop()
@@ -260,3 +281,9 @@ class Emulator:
         async with asyncio.timeout(FILE_WRITE_TIMEOUT_S):
             # A write already started cannot be taken back: let it finish even if we stop waiting.
             await asyncio.shield(future)
+
+
+def _log_write_failure(future: asyncio.Future[None]) -> None:
+    """A write nobody waited for failed: say so (the next start reconciles the tape)."""
+    if not future.cancelled() and future.exception() is not None:
+        _LOGGER.error("Emulator file write failed: %r", future.exception())

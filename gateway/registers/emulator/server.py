@@ -33,6 +33,8 @@ DEFAULT_BAUDRATE = 115200
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
 OPEN_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 10.0
+# How long a power cut waits for the host to read the bytes already sent.
+POWER_CUT_DRAIN_S = 0.5
 
 
 class EmulatorServer:
@@ -123,6 +125,9 @@ class EmulatorServer:
         """Stop serving when an injected power cut fires."""
         await link.power_cut.wait()
         _LOGGER.warning("Emulated register lost power; its state file holds the open receipt")
+        if self._pty is not None:
+            # The bytes sent before the power went (the frame's ACK) are on the wire already.
+            await self._pty.drain(POWER_CUT_DRAIN_S)
         await self._stop_serving()
         self.power_lost.set()
 

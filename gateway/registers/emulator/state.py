@@ -1,9 +1,15 @@
-"""Everything the emulated register remembers, and its atomic save/load.
+"""Everything the emulated register remembers, and how it survives a kill.
 
-The state is one immutable value (`EmulatorState`); each command yields a new one. It is
-saved after every change and before the answer goes out: written to a temporary file in the
-same directory, fsynced, renamed over the old file with `os.replace`, and the directory
-fsynced, so a kill at any instant leaves either the old or the new state on disk, whole.
+The state is one immutable value (`EmulatorState`); each command yields a new one, saved
+before the answer goes out. On disk it is a snapshot (`<state>`, replaced atomically: temp
+file, fsync, rename, directory fsync) and a change log beside it (`<state>.log`), one JSON
+line per change holding only what changed: the documents added and the other fields that
+differ. Rewriting the whole snapshot per command cost more with every document in the
+archive; a log line costs the same at document 10 and 10 000. A line that closes a document
+is fdatasynced before the tape line is written (so the tape never holds a document the state
+lost); other lines reach the kernel before the answer, which is what a kill needs. Every
+`COMPACT_AFTER` lines the snapshot is rewritten under a new epoch and the log emptied; lines of
+another epoch (a kill between the two steps) are ignored on load, and so is a torn last line.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
+import secrets
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,7 +30,7 @@ from gateway.registers.emulator import fn, tlv
 from gateway.registers.emulator.clock import ClockState
 from gateway.registers.emulator.tape import TapeRecord
 from gateway.registers.emulator.tlv import Tlv
-from gateway.runtime.durable import write_atomic
+from gateway.runtime.durable import fsync_dir, write_atomic
 
 STATE_VERSION = 1
 
@@ -304,14 +312,33 @@ TAG_TAX_SYSTEMS = 1062  # [FFD] "системы налогообложения" 
 # --- persistence --------------------------------------------------------------------------
 
 
-def save_state(path: Path, state: EmulatorState) -> None:
-    """Write `state` atomically: temp file, fsync, rename, fsync the directory. Blocking."""
-    data = json.dumps(_encode(state), ensure_ascii=False, separators=(",", ":")).encode()
-    write_atomic(path, data)
+# Log lines between snapshots: a snapshot costs about what every command cost before.
+COMPACT_AFTER = 500
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(EmulatorState) if f.name != "documents")
+
+
+def log_path(state_path: Path) -> Path:
+    """The change log beside a state file."""
+    return state_path.with_name(state_path.name + ".log")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def save_state(path: Path, state: EmulatorState) -> str:
+    """Write a whole snapshot atomically under a new epoch; return the epoch. Blocking.
+
+    Lines already in the log belong to an older epoch, so they no longer count.
+    """
+    epoch = secrets.token_hex(8)
+    write_atomic(path, _dumps({**_encode(state), "epoch": epoch}))
+    return epoch
 
 
 def load_state(path: Path) -> EmulatorState:
-    """Read a state file written by `save_state`."""
+    """The snapshot in `path` with the lines of its epoch in the change log applied."""
     try:
         raw = json.loads(path.read_bytes())
     except (OSError, ValueError) as err:
@@ -320,9 +347,110 @@ def load_state(path: Path) -> EmulatorState:
         raise StateError(f"emulator state {path} has an unknown version")
     try:
         state: EmulatorState = _decode(EmulatorState, raw)
+        epoch = raw.get("epoch")
+        for change in _read_log(log_path(path)):
+            if change.get("epoch") == epoch:
+                state = _apply(state, change)
         return state
     except (KeyError, TypeError, ValueError) as err:
         raise StateError(f"emulator state {path} is malformed: {err}") from err
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a change log; a torn line (a kill mid-write) ends it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise StateError(f"cannot read emulator state log {path}: {err}") from err
+    out: list[dict[str, Any]] = []
+    for line in data.split(b"\n"):
+        try:
+            change = json.loads(line)
+        except ValueError:
+            break
+        if not isinstance(change, dict):
+            break
+        out.append(change)
+    return out
+
+
+def _apply(state: EmulatorState, change: dict[str, Any]) -> EmulatorState:
+    """`state` with one log line applied."""
+    hints = typing.get_type_hints(EmulatorState)
+    fields = {name: _decode(hints[name], value) for name, value in change["set"].items()}
+    added = tuple(_decode(Document, d) for d in change["docs"])
+    if added and added[0].number != len(state.documents) + 1:
+        raise ValueError(f"log adds document {added[0].number} after {len(state.documents)}")
+    return dataclasses.replace(state, documents=state.documents + added, **fields)
+
+
+class StateStore:
+    """Saves each new state as one change-log line; compacts into a snapshot now and then.
+
+    Blocking and not thread-safe: the emulator calls it from its one file-writer thread.
+    """
+
+    def __init__(self, path: Path, state: EmulatorState) -> None:
+        """Start from `state`, written whole (a new epoch) before the first line."""
+        self.path = path
+        self._log_path = log_path(path)
+        self._state = state
+        self._lines = 0
+        self._log: int | None = None
+        self._compact()
+
+    def __repr__(self) -> str:
+        return f"StateStore({str(self.path)!r}, lines={self._lines})"
+
+    def save(self, state: EmulatorState) -> None:
+        """Make `state` survive a kill (and, when it adds a document, a power cut)."""
+        old = self._state
+        n = len(old.documents)
+        if len(state.documents) < n or state.documents[:n] != old.documents:
+            # The archive only grows; anything else is written whole.
+            self._state = state
+            self._compact()
+            return
+        changed = {
+            name: _encode(getattr(state, name))
+            for name in _FIELDS
+            if getattr(state, name) != getattr(old, name)
+        }
+        added = [_encode(d) for d in state.documents[n:]]
+        if not changed and not added:
+            return
+        assert self._log is not None
+        line = _dumps({"epoch": self._epoch, "docs": added, "set": changed}) + b"\n"
+        view = memoryview(line)
+        while view:
+            view = view[os.write(self._log, view) :]
+        if added:
+            os.fdatasync(self._log)
+        self._state = state
+        self._lines += 1
+        if self._lines >= COMPACT_AFTER:
+            self._compact()
+
+    def close(self) -> None:
+        """Fold the log into the snapshot and close it."""
+        if self._log is None:
+            return
+        if self._lines:
+            self._compact()
+        os.close(self._log)
+        self._log = None
+
+    def _compact(self) -> None:
+        """Snapshot under a new epoch, then an empty log (the old lines no longer count)."""
+        self._epoch = save_state(self.path, self._state)
+        if self._log is not None:
+            os.close(self._log)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._log = os.open(self._log_path, flags, 0o644)
+        fsync_dir(self.path.parent)
+        self._lines = 0
 
 
 # --- JSON mapping of the frozen dataclasses --------------------------------------------

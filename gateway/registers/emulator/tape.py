@@ -165,12 +165,18 @@ class Tape:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def append(self, record: TapeRecord) -> None:
-        """Append one line, flush and fsync before returning."""
+    def append(self, record: TapeRecord, *, sync: bool = True) -> None:
+        """Append one line, flushed; fsynced before returning unless `sync` is False."""
         line = json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
+            if sync:
+                os.fsync(f.fileno())
+
+    def sync(self) -> None:
+        """Make the lines appended so far survive a power cut."""
+        with open(self.path, "rb") as f:
             os.fsync(f.fileno())
 
     def last_key(self) -> tuple[bool, int] | None:

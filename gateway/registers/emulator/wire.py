@@ -42,6 +42,9 @@ IDLE_READ_S = 1.0
 # Writing one answer (a full pty or socket buffer means the host is gone).
 WRITE_TIMEOUT_S = 10.0
 READ_CHUNK_BYTES = 4096
+# Pacing: the event loop's sleeps end on whole milliseconds, so an ACK's 87 µs sleep takes a
+# millisecond; up to this much slept too long counts towards the next bytes' line time.
+PACE_CREDIT_S = 0.002
 
 
 class Channel(Protocol):
@@ -62,6 +65,7 @@ class DeviceLink:
         self.bytes_per_s = bytes_per_s
         self.pending: Reply | None = None
         self.power_cut = asyncio.Event()
+        self._owed_s = 0.0  # line time of bytes sent but not yet slept off (negative: credit)
 
     def __repr__(self) -> str:
         return (
@@ -82,6 +86,8 @@ class DeviceLink:
                 continue
             if not data:
                 return
+            # The host's bytes arrive at once on a pty; on a line they come one at a time.
+            await self._pace(len(data))
             if self.emulator.faults.silent:
                 decoder.reset()  # hung: the bytes arrive and nothing comes of them
                 continue
@@ -154,6 +160,16 @@ class DeviceLink:
                     await channel.write(bytes((byte,)))
             else:
                 await channel.write(data)
-        if self.bytes_per_s:
-            # Pace like a serial line: the next byte cannot leave before this one is out.
-            await asyncio.sleep(len(data) / self.bytes_per_s)
+        await self._pace(len(data))
+
+    async def _pace(self, count: int) -> None:
+        """Like a serial line: `count` bytes either way take their line time before the
+        register can act on them (incoming) or send more (outgoing)."""
+        if not self.bytes_per_s:
+            return
+        self._owed_s += count / self.bytes_per_s
+        if self._owed_s > 0:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await asyncio.sleep(self._owed_s)
+            self._owed_s = max(self._owed_s - (loop.time() - start), -PACE_CREDIT_S)

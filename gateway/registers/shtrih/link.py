@@ -7,6 +7,10 @@
      frame and is working on it, NAK = it never got it, resend.
   3. Wait for the answer frame; good LRC -> ACK, bad -> NAK then ENQ (the register repeats
      the answer only when asked with ENQ).
+Step 1 is skipped while the line is known quiet: the previous exchange ended cleanly (its
+frame ACKed at once, its answer read whole and ACKed) and nothing came since. After anything
+else — a timeout, a NAK either way, a damaged answer, a cancelled caller, a new or lost
+connection, a probe — the next request starts with ENQ again, as recovery needs (design §4).
 A command that may have run is never sent again: an answer that does not come in time raises
 NoAnswer(command_sent=True) and the caller reconciles. Over TCP/RNDIS one 0xFF follows the
 host's ACK ([PROTO]); the adapter passes it as `ack_suffix`.
@@ -70,8 +74,10 @@ class LinkStats:
     bytes_out: int = 0
     bytes_in: int = 0
     orphan_answers: int = 0  # pending answers found with ENQ before a request
+    enqs_skipped: int = 0  # requests sent without ENQ: the line was known quiet
     abandoned_answers: int = 0  # answers that came after their caller was cancelled
     garbage_bytes: int = 0
+    stray_events: int = 0  # frames or control bytes that came when none was expected
     dropped_frames: int = 0  # partial frames dropped after the byte timeout
     timeouts: int = 0  # NoAnswer raised
 
@@ -106,6 +112,9 @@ class ShtrihLink(asyncio.Protocol):
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._byte_timer: asyncio.TimerHandle | None = None
         self._exchange: asyncio.Task[Any] | None = None
+        # True only right after a clean exchange: no answer can be pending, ENQ adds nothing.
+        self._quiet = False
+        self._began_quiet = False  # the state `_quiet` had when the running exchange began
         self.orphan_answers: collections.deque[bytes] = collections.deque(maxlen=ORPHANS_KEPT)
         self.stats = LinkStats()
 
@@ -152,6 +161,7 @@ class ShtrihLink(asyncio.Protocol):
                 _LOGGER.warning("Register link lost: %s", reason)
             else:
                 _LOGGER.debug("Register link closed")
+        self._quiet = False
         self._cancel_byte_timer()
         self._decoder.reset()
         self._events.put_nowait(_Lost())
@@ -210,12 +220,15 @@ class ShtrihLink(asyncio.Protocol):
         # A frame on the wire cannot be taken back: the exchange is its own task, shielded
         # from the caller, and the lock is released only when it ends. Every wait inside it
         # has its own timeout, so it always ends.
+        # The line is in doubt from here until an exchange ends cleanly.
+        self._began_quiet, self._quiet = self._quiet, False
         exchange = self._loop.create_task(make())
         self._exchange = exchange
         exchange.add_done_callback(self._exchange_done)
         try:
             return await asyncio.shield(exchange)
         except asyncio.CancelledError:
+            self._quiet = False
             exchange.add_done_callback(self._abandoned_done)
             raise
 
@@ -227,6 +240,7 @@ class ShtrihLink(asyncio.Protocol):
 
     def _abandoned_done(self, exchange: asyncio.Task[Any]) -> None:
         """Keep what an exchange got after its caller was cancelled."""
+        self._quiet = False  # nobody saw how it ended: the next request asks with ENQ
         if exchange.cancelled():
             return
         error = exchange.exception()
@@ -298,6 +312,7 @@ class ShtrihLink(asyncio.Protocol):
             event = await self._next(deadline - self._loop.time())
             if event is None or isinstance(event, Control):
                 return event
+            self.stats.stray_events += 1
             _LOGGER.debug("Ignored %r while waiting for a control byte", event)
 
     # --- the exchange, [PROTO] p.8 ----------------------------------------------------------
@@ -349,6 +364,7 @@ class ShtrihLink(asyncio.Protocol):
                     return None
                 deadline = max(deadline, self._loop.time() + PENDING_ANSWER_TIMEOUT_S)
             # A control byte while waiting for a frame is stray: ignore it.
+            self.stats.stray_events += 1
 
     async def _collect_orphans(self) -> None:
         """Step 1: make sure the register is idle, keeping answers nobody waited for."""
@@ -394,7 +410,11 @@ class ShtrihLink(asyncio.Protocol):
     async def _exchange_request(self, frame: bytes, timeout_s: float) -> bytes:
         """Steps 1–3 for one command."""
         self.stats.requests += 1
-        await self._collect_orphans()
+        if self._began_quiet and self._events.empty() and not self._decoder.in_frame:
+            self.stats.enqs_skipped += 1
+        else:
+            await self._collect_orphans()
+        before = self._doubts()
         await self._send_frame(frame)
         answer = await self._read_answer(timeout_s, command_sent=True)
         if answer is None:
@@ -402,7 +422,24 @@ class ShtrihLink(asyncio.Protocol):
             raise NoAnswer(
                 f"no answer within {timeout_s:g} s; the command may have run", command_sent=True
             )
+        # Frame ACKed at once, answer whole at once, nothing else on the line: quiet.
+        self._quiet = (
+            self._doubts() == before and self._events.empty() and not self._decoder.in_frame
+        )
         return answer
+
+    def _doubts(self) -> tuple[int, ...]:
+        """Counters any of which moves when an exchange is not clean."""
+        s = self.stats
+        return (
+            s.enqs_sent,
+            s.resends,
+            s.naks_sent,
+            s.naks_received,
+            s.garbage_bytes,
+            s.dropped_frames,
+            s.stray_events,
+        )
 
     async def _probe(self, timeout_s: float) -> bytes | None:
         """The recovery step: ENQ; an ACK means an answer is pending — read it."""

@@ -265,12 +265,7 @@ class VchasnoRegister:
     async def ofd_status(self) -> fiscal.OfdStatus:
         """Documents made offline since the device lost the tax service."""
         await self._status()
-        since = self._offline.offline_since
-        return fiscal.OfdStatus(
-            unsent_count=self._offline.unsent,
-            first_unsent_number=None,
-            first_unsent_datetime=self._wall(since) if since is not None else None,
-        )
+        return self._offline.ofd_status(self._tz)
 
     async def shift_info(self) -> fiscal.ShiftInfo:
         """Shift state; the number is the next Z report's."""

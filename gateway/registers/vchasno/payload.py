@@ -27,6 +27,7 @@ from typing import Any
 from gateway.domain import fiscal
 from gateway.domain.errors import NoAnswer
 from gateway.registers.cloud.errors import UnmappedName
+from gateway.registers.cloud.totals import cloud_shift_totals
 
 TASK_OPEN_SHIFT = 0
 TASK_SALE = 1
@@ -275,20 +276,16 @@ def x_report_totals(
         if _int(row.get("type"), default=-1) == PAY_CASH:
             cash_in += kopecks(row.get("sum_p") or 0)
             cash_out += kopecks(row.get("sum_m") or 0)
-    receipts = {kind: fiscal.OperationTotals() for kind in fiscal.ReceiptType}
-    receipts[fiscal.ReceiptType.SELL] = fiscal.OperationTotals(
-        _int(status.get("last_receipt_no")), sum(sells.values()), sells
-    )
-    receipts[fiscal.ReceiptType.SELL_RETURN] = fiscal.OperationTotals(
-        _int(status.get("last_back_no")), sum(returns.values()), returns
-    )
     safe = report.get("safe")
-    return fiscal.ShiftTotals(
+    return cloud_shift_totals(
         shift_number,
-        receipts,
-        cash_in=fiscal.OperationTotals(None, cash_in, {fiscal.PaymentType.CASH: cash_in}),
-        cash_out=fiscal.OperationTotals(None, cash_out, {fiscal.PaymentType.CASH: cash_out}),
-        cash_drawer=kopecks(safe) if safe is not None else None,
+        sells=sells,
+        sell_count=_int(status.get("last_receipt_no")),
+        returns=returns,
+        return_count=_int(status.get("last_back_no")),
+        cash_in=cash_in,
+        cash_out=cash_out,
+        drawer=kopecks(safe) if safe is not None else None,
     )
 
 

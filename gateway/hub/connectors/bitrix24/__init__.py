@@ -1,0 +1,1 @@
+"""The Bitrix24 REST-cashbox connector (`docs/bitrix24.md`)."""

@@ -1,0 +1,1 @@
+"""The МойСклад connector: JSON API webhooks (default) or the POS API cloud-cheque queue."""

@@ -1,0 +1,265 @@
+"""Pure: a МойСклад order (or retail demand) with its positions -> the box's ATOL receipt task.
+
+Every value that changes the receipt is carried or refused by name ([MOYSKLAD] field names):
+prices come in kopecks, `discount` is a percentage taken off the line's sum, the VAT rate is
+`vat` with `vatEnabled` (0 with VAT off = «без НДС», 0 with VAT on = 0%). Prices without VAT
+(`vatIncluded: false`, VAT added on top) are refused: a receipt shows what the buyer pays.
+A mark-up (negative discount) is refused, as is a sum МойСклад computed differently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Final
+
+from gateway.atol.decimal_json import dumps
+from gateway.atol.names import NameMapping
+from gateway.atol.parser import parse_request
+from gateway.domain.errors import ValidationError
+from gateway.hub.connectors.moysklad.errors import OrderRefused
+
+# [MOYSKLAD] taxSystem -> the ATOL task's taxationType.
+TAX_SYSTEMS: Final[Mapping[str, str]] = {
+    "GENERAL_TAX_SYSTEM": "osn",
+    "SIMPLIFIED_TAX_SYSTEM_INCOME": "usnIncome",
+    "SIMPLIFIED_TAX_SYSTEM_INCOME_OUTCOME": "usnIncomeOutcome",
+    "UNIFIED_AGRICULTURAL_TAX": "esn",
+    "PATENT_BASED": "patent",
+}
+SAME_AS_GROUP: Final = "TAX_SYSTEM_SAME_AS_GROUP"
+# Whole percents with a receipt rate ([FFD] tag 1199 values the register prints).
+VAT_RATES: Final = frozenset({0, 5, 7, 10, 20, 22})
+# [MOYSKLAD] assortment paymentItemType -> the ATOL payment object.
+PAYMENT_ITEMS: Final[Mapping[str, str]] = {
+    "GOOD": "commodity",
+    "SERVICE": "service",
+    "WORK": "job",
+}
+_BY_TYPE: Final[Mapping[str, str]] = {
+    "product": "commodity",
+    "variant": "commodity",
+    "bundle": "commodity",
+    "service": "service",
+}
+# Retail demand sums -> ATOL payment types.
+DEMAND_PAYMENTS: Final = (
+    ("cashSum", "cash"),
+    ("noCashSum", "electronically"),
+    ("qrSum", "electronically"),
+    ("prepaymentCashSum", "prepaid"),
+    ("prepaymentNoCashSum", "prepaid"),
+)
+_KOPECK = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What the shop set at install for what МойСклад does not say on the order."""
+
+    taxation: str | None = None  # ATOL name, used when the order has no taxSystem of its own
+    payment: str = "electronically"  # the payment type of a customer order
+
+
+def to_task(doc: Mapping[str, Any], positions: Sequence[Any], profile: Profile) -> dict[str, Any]:
+    """The receipt task (money as Decimal rubles), or OrderRefused naming the field."""
+    if not positions:
+        raise OrderRefused("positions", "the order has no positions: nothing to print")
+    vat_on = _flag(doc, "vatEnabled", default=False)
+    if vat_on and not _flag(doc, "vatIncluded", default=True):
+        raise OrderRefused(
+            "vatIncluded", "VAT is added on top of the prices: a receipt needs prices with VAT"
+        )
+    task: dict[str, Any] = {"type": "sell", "taxationType": _taxation(doc, profile)}
+    contact = _contact(doc.get("agent"))
+    if contact:
+        task["clientInfo"] = {"emailOrPhone": contact}
+    items = [_item(p, f"positions[{i}]", vat_on) for i, p in enumerate(positions)]
+    total = sum((item["amount"] for item in items), Decimal(0))
+    if "sum" in doc:
+        stated = _kopecks(doc["sum"], "sum")
+        if stated != total:
+            raise OrderRefused(
+                "sum", f"МойСклад says {_rub(stated)}, the positions add up to {_rub(total)}"
+            )
+    task["items"] = items
+    task["payments"] = _payments(doc, total, profile)
+    task["total"] = total
+    return task
+
+
+def _taxation(doc: Mapping[str, Any], profile: Profile) -> str:
+    system = doc.get("taxSystem")
+    if system is None or system == SAME_AS_GROUP:
+        if profile.taxation is None:
+            raise OrderRefused(
+                "taxSystem", "not set on the order: set it, or `taxation` for this account"
+            )
+        return profile.taxation
+    if system not in TAX_SYSTEMS:
+        raise OrderRefused("taxSystem", f"{system} has no receipt equivalent")
+    return TAX_SYSTEMS[str(system)]
+
+
+def _item(raw: object, path: str, vat_on: bool) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise OrderRefused(path, "must be an object")
+    if raw.get("trackingCodes"):
+        raise OrderRefused(f"{path}.trackingCodes", "marking codes are not supported yet")
+    if raw.get("country") is not None:
+        raise OrderRefused(f"{path}.country", "the country of origin is not supported yet")
+    assortment = raw.get("assortment")
+    if not isinstance(assortment, Mapping) or not isinstance(assortment.get("name"), str):
+        raise OrderRefused(f"{path}.assortment", "not read with its name (expand=assortment)")
+    tracking = assortment.get("trackingType")
+    if tracking not in (None, "NOT_TRACKED"):
+        raise OrderRefused(
+            f"{path}.assortment.trackingType", f"{tracking}: marked goods are not supported yet"
+        )
+    name = assortment["name"].strip()
+    if not name:
+        raise OrderRefused(f"{path}.assortment.name", "empty")
+    quantity = _decimal(raw.get("quantity"), f"{path}.quantity")
+    if quantity <= 0:
+        raise OrderRefused(f"{path}.quantity", "must be above 0")
+    price = _kopecks(raw.get("price"), f"{path}.price")
+    discount = _decimal(raw.get("discount", 0), f"{path}.discount")
+    if not 0 <= discount <= 100:
+        raise OrderRefused(f"{path}.discount", f"{discount}%: only discounts of 0 to 100% print")
+    # [MOYSKLAD] the line's sum is price × quantity less the discount, to the kopeck.
+    amount = (price * quantity * (100 - discount) / 100).quantize(_KOPECK, ROUND_HALF_UP)
+    item: dict[str, Any] = {
+        "type": "position",
+        "name": name,
+        "price": price,
+        "quantity": quantity.normalize(),
+        "amount": amount,
+        "tax": {"type": _vat(raw, path, vat_on)},
+        "paymentMethod": "fullPayment",
+        "paymentObject": _payment_object(assortment, path),
+    }
+    gtd = raw.get("gtd")
+    if gtd is not None:
+        number = gtd.get("name") if isinstance(gtd, Mapping) else None
+        if not isinstance(number, str) or not number:
+            raise OrderRefused(f"{path}.gtd", "must carry the declaration number as name")
+        item["customsDeclaration"] = number
+    return item
+
+
+def _vat(raw: Mapping[str, Any], path: str, vat_on: bool) -> str:
+    line_on = _flag(raw, "vatEnabled", default=vat_on)
+    if not vat_on or not line_on:
+        return "none"
+    rate = raw.get("vat")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate not in VAT_RATES:
+        raise OrderRefused(f"{path}.vat", f"VAT {rate!r}% has no receipt rate")
+    return f"vat{int(rate)}"
+
+
+def _payment_object(assortment: Mapping[str, Any], path: str) -> str:
+    kind = assortment.get("paymentItemType")
+    if kind is not None:
+        if kind not in PAYMENT_ITEMS:
+            raise OrderRefused(f"{path}.assortment.paymentItemType", f"{kind} is not supported yet")
+        return PAYMENT_ITEMS[str(kind)]
+    meta = assortment.get("meta")
+    entity = meta.get("type") if isinstance(meta, Mapping) else None
+    if entity not in _BY_TYPE:
+        raise OrderRefused(f"{path}.assortment.meta.type", f"{entity!r} is not supported")
+    return _BY_TYPE[str(entity)]
+
+
+def _payments(doc: Mapping[str, Any], total: Decimal, profile: Profile) -> list[dict[str, Any]]:
+    if not any(key in doc for key, _ in DEMAND_PAYMENTS):
+        return [{"type": profile.payment, "sum": total}]  # a customer order: paid as set up
+    sums: dict[str, Decimal] = {}
+    for key, kind in DEMAND_PAYMENTS:
+        value = _kopecks(doc.get(key, 0), key)
+        if value:
+            sums[kind] = sums.get(kind, Decimal(0)) + value
+    if not sums:
+        raise OrderRefused("cashSum", "the demand has no payment")
+    return [{"type": kind, "sum": value} for kind, value in sums.items()]
+
+
+def _contact(agent: object) -> str | None:
+    if not isinstance(agent, Mapping):
+        return None
+    for key in ("email", "phone"):  # tag 1008 holds one: the e-mail when both are given
+        value = agent.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _flag(obj: Mapping[str, Any], key: str, *, default: bool) -> bool:
+    value = obj.get(key, default)
+    if not isinstance(value, bool):
+        raise OrderRefused(key, "must be true or false")
+    return value
+
+
+def _decimal(value: object, path: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise OrderRefused(path, "required: a number")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise OrderRefused(path, f"not a number: {value!r}") from None
+    if not number.is_finite():
+        raise OrderRefused(path, f"not a number: {value!r}")
+    return number
+
+
+def _kopecks(value: object, path: str) -> Decimal:
+    """Kopecks on the wire -> rubles; a fraction of a kopeck is refused, never rounded."""
+    number = _decimal(value, path)
+    if number < 0 or number != number.to_integral_value():
+        raise OrderRefused(path, f"{value!r}: must be whole kopecks, not negative")
+    return (number / 100).quantize(_KOPECK)
+
+
+def _rub(value: Decimal) -> str:
+    return f"{value:.2f} ₽"
+
+
+# The box parser's names -> МойСклад's, to name a refused value in the shop's terms.
+_BACK: Final[Mapping[str, str]] = {
+    "name": "assortment.name",
+    "amount": "price",
+    "tax": "vat",
+    "paymentObject": "assortment.paymentItemType",
+    "customsDeclaration": "gtd",
+}
+
+
+def checked(task: dict[str, Any], uuid: str) -> list[dict[str, Any]]:
+    """The task as the box's own parser stores it, or OrderRefused: the hub refuses exactly
+    what a box would."""
+    try:
+        parsed = parse_request(dumps({"uuid": uuid, "request": [task]}), NameMapping())
+    except ValidationError as err:
+        raise OrderRefused(shop_field(err.field), err.reason) from None
+    request = json.loads(parsed.tasks_json)
+    assert isinstance(request, list)
+    return request
+
+
+def shop_field(box_field: str) -> str:
+    """`request[0].items[1].amount` -> `positions[1].price`."""
+    rest = re.sub(r"^request(\[0\])?\.?", "", box_field)
+    match = re.fullmatch(r"items\[(\d+)\]\.?(\w*)(.*)", rest)
+    if match is not None:
+        index, member, _ = match.groups()
+        return f"positions[{index}]" + (f".{_BACK.get(member, member)}" if member else "")
+    head = rest.split(".")[0].split("[")[0]
+    return {
+        "taxationType": "taxSystem",
+        "clientInfo": "agent.email",
+        "payments": "payments",
+        "total": "sum",
+    }.get(head, rest or "order")

@@ -1,0 +1,1 @@
+"""The Uspacy connector: a deal reaching the "fiscalise" stage becomes a receipt on a box."""

@@ -1,0 +1,139 @@
+"""The pure МойСклад mapping: an order with positions -> the box's receipt task, checked by the
+box's own parser; every refusal names the field in МойСклад's terms."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from gateway.hub.connectors.moysklad.errors import OrderRefused
+from gateway.hub.connectors.moysklad.mapping import Profile, checked, shop_field, to_task
+
+HREF = "https://api.moysklad.ru/api/remap/1.2/entity"
+
+
+def position(
+    name: str = "Чай", price: float = 10000.0, quantity: float = 1, vat: int = 20, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "quantity": quantity,
+        "price": price,
+        "discount": 0,
+        "vat": vat,
+        "vatEnabled": True,
+        "assortment": {"meta": {"href": f"{HREF}/product/p1", "type": "product"}, "name": name},
+        **extra,
+    }
+
+
+def order(**extra: Any) -> dict[str, Any]:
+    return {
+        "id": "o1",
+        "vatEnabled": True,
+        "vatIncluded": True,
+        "taxSystem": "GENERAL_TAX_SYSTEM",
+        "agent": {"name": "Покупатель", "email": "buyer@example.org", "phone": "+79990000000"},
+        **extra,
+    }
+
+
+def refused(doc: dict[str, Any], positions: list[Any], profile: Profile | None = None) -> str:
+    with pytest.raises(OrderRefused) as caught:
+        checked(to_task(doc, positions, profile or Profile()), "u-1")
+    return caught.value.field
+
+
+def test_kopecks_discounts_vat_and_taxation_reach_the_receipt() -> None:
+    lines = [
+        position("Чай", 10000.0, 3, 20, discount=10),  # 3 × 100.00 less 10% = 270.00
+        position("Доставка", 29900.0, 1, 0, vatEnabled=False),
+        position(
+            "Сахар 0,5 кг",
+            4590.0,
+            1.5,
+            10,
+            assortment={"meta": {"href": "x", "type": "variant"}, "name": "Сахар 0,5 кг"},
+        ),
+    ]
+    lines[1]["assortment"] = {"meta": {"href": "x", "type": "service"}, "name": "Доставка"}
+    task = to_task(order(sum=63785.0), lines, Profile())
+    assert task["taxationType"] == "osn"
+    assert task["clientInfo"] == {"emailOrPhone": "buyer@example.org"}
+    tea, delivery, sugar = task["items"]
+    assert (tea["price"], tea["quantity"], tea["amount"]) == (
+        Decimal("100.00"),
+        Decimal(3),
+        Decimal("270.00"),
+    )
+    assert tea["tax"] == {"type": "vat20"}
+    assert (delivery["tax"], delivery["paymentObject"]) == ({"type": "none"}, "service")
+    assert (sugar["amount"], sugar["tax"]["type"]) == (Decimal("68.85"), "vat10")
+    assert task["total"] == Decimal("637.85")
+    assert task["payments"] == [{"type": "electronically", "sum": Decimal("637.85")}]
+    request = checked(task, "u-1")  # the box's own parser takes it unchanged
+    assert request[0]["items"][0]["amount"] == 270
+    assert request[0]["total"] == 637.85
+
+
+def test_vat_zero_with_vat_on_is_zero_percent_and_with_vat_off_no_vat() -> None:
+    on = to_task(order(), [position(vat=0)], Profile())
+    off = to_task(order(vatEnabled=False), [position(vat=20)], Profile())
+    assert on["items"][0]["tax"] == {"type": "vat0"}
+    assert off["items"][0]["tax"] == {"type": "none"}
+
+
+def test_retail_demand_payments_and_the_default_taxation() -> None:
+    doc = order(cashSum=5000.0, noCashSum=5000.0, taxSystem="TAX_SYSTEM_SAME_AS_GROUP")
+    task = to_task(doc, [position()], Profile(taxation="usnIncome"))
+    assert task["taxationType"] == "usnIncome"
+    assert task["payments"] == [
+        {"type": "cash", "sum": Decimal("50.00")},
+        {"type": "electronically", "sum": Decimal("50.00")},
+    ]
+    checked(task, "u-2")
+
+
+@pytest.mark.parametrize(
+    ("doc", "lines", "field"),
+    [
+        (order(), [], "positions"),
+        (order(), [position(vat=18)], "positions[0].vat"),
+        (order(), [position(vat=12)], "positions[0].vat"),
+        (order(vatIncluded=False), [position()], "vatIncluded"),
+        (order(taxSystem="PRESUMPTIVE_TAX_SYSTEM"), [position()], "taxSystem"),
+        (order(taxSystem=None), [position()], "taxSystem"),
+        (order(), [position(discount=-5)], "positions[0].discount"),
+        (order(), [position(price=100.5)], "positions[0].price"),
+        (order(), [position(quantity=0)], "positions[0].quantity"),
+        (order(), [position(trackingCodes=[{"cis": "010460"}])], "positions[0].trackingCodes"),
+        (order(sum=1.0), [position()], "sum"),
+        (order(), [position(name=" ")], "positions[0].assortment.name"),
+        (
+            order(),
+            [{"quantity": 1, "price": 1, "vat": 0, "assortment": {}}],
+            "positions[0].assortment",
+        ),
+    ],
+)
+def test_refusals_name_the_field(doc: dict[str, Any], lines: list[Any], field: str) -> None:
+    if doc.get("taxSystem") is None:
+        doc.pop("taxSystem", None)
+    assert refused(doc, lines) == field
+
+
+def test_marked_goods_and_unknown_payment_items_are_refused_by_name() -> None:
+    marked = position()
+    marked["assortment"]["trackingType"] = "SHOES"
+    assert refused(order(), [marked]) == "positions[0].assortment.trackingType"
+    odd = position()
+    odd["assortment"]["paymentItemType"] = "GAMBLING_BET"
+    assert refused(order(), [odd]) == "positions[0].assortment.paymentItemType"
+
+
+def test_the_box_parser_refusal_is_named_in_moysklad_terms() -> None:
+    long_name = position(name="Я" * 300)
+    assert refused(order(), [long_name]) == "positions[0].assortment.name"
+    assert shop_field("request[0].items[2].amount") == "positions[2].price"
+    assert shop_field("request[0].taxationType") == "taxSystem"
