@@ -10,6 +10,9 @@
 - Webhooks: registration; an unregistered one is unconfirmed and delivers nothing until
   the receiver GETs the link Uspacy POSTs to it (SNS-style `SubscriptionConfirmation`);
   a stage change (by API or by `move()`) POSTs a `Notification` to every confirmed one.
+- Marketplace: `install_app(callback_url)` POSTs `{token, refresh_token, expiry_date}`
+  (epoch seconds) to `<callback_url>/portals/install` with a JWT signed (HS256) by the app's
+  secret, the portal in its header `domain`; `uninstall_app` DELETEs `/portals/uninstall`.
 - Faults: `fail(path_prefix, status, times, retry_after=…)` answers the next calls to a
   path with 429/5xx, with `Retry-After` in seconds or as an HTTP date.
 """
@@ -72,6 +75,8 @@ class FakeUspacy:
         self.port = free_port()
         self.client_id = "app-" + secrets.token_hex(4)
         self.client_secret = secrets.token_hex(16)
+        self.app_id = "market-" + secrets.token_hex(4)  # the marketplace app's client id
+        self.app_secret = secrets.token_hex(16)
         self.token_ttl_s = token_ttl_s
         self.permissions = permissions
         self._key = secrets.token_bytes(32)
@@ -135,6 +140,45 @@ class FakeUspacy:
     def expire_tokens(self) -> None:
         """Every JWT issued so far now answers 401, as after its `exp`."""
         self._jwts = dict.fromkeys(self._jwts, 0.0)
+
+    def subscribe(self, url: str) -> Hook:
+        """A confirmed stage-change webhook to `url`, as left by an earlier install."""
+        hook = Hook(len(self.hooks) + 1, url, [], confirmed=True)
+        self.hooks[hook.id] = hook
+        return hook
+
+    def _app_jwt(self) -> str:
+        now = int(time.time())
+        head = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "domain": self.domain}).encode())
+        claims = {"iss": "uspacy", "iat": now, "exp": now + 300, "domain": self.domain}
+        body = _b64(json.dumps(claims).encode())
+        sig = _b64(
+            hmac.new(self.app_secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+        )
+        return f"{head}.{body}.{sig}"
+
+    async def install_app(self, callback_url: str) -> int:
+        """The portal installs the marketplace app: its tokens go to the app's callback."""
+        issued = self._issue()
+        body = {
+            "token": issued["jwt"],
+            "refresh_token": issued["refreshToken"],
+            "expiry_date": int(time.time()) + self.token_ttl_s,
+        }
+        headers = {"Authorization": f"Bearer {self._app_jwt()}"}
+        assert self._session is not None
+        url = callback_url + "/portals/install"
+        async with asyncio.timeout(10), self._session.post(url, json=body, headers=headers) as resp:
+            await resp.read()
+            return resp.status
+
+    async def uninstall_app(self, callback_url: str) -> int:
+        headers = {"Authorization": f"Bearer {self._app_jwt()}"}
+        assert self._session is not None
+        url = callback_url + "/portals/uninstall"
+        async with asyncio.timeout(10), self._session.delete(url, headers=headers) as resp:
+            await resp.read()
+            return resp.status
 
     def comments_on(self, deal_id: int) -> list[str]:
         return [c["message"] for c in self.comments if c["entityId"] == deal_id]

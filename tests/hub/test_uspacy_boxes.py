@@ -58,7 +58,9 @@ async def rig(tmp_path: Path, broker: Broker, pki: Pki) -> AsyncIterator[Rig]:
     database = f"sqlite:///{tmp_path / 'hub' / 'hub.sqlite3'}"
     async with FakeUspacy() as acme, FakeUspacy() as beta:
         portals = {"acme": acme, "beta": beta}
-        extra = "uspacy:\n  portals:\n" + "".join(portal_yaml(k, f) for k, f in portals.items())
+        extra = "uspacy:\n  hint_lease_s: 2\n  portals:\n" + "".join(
+            portal_yaml(k, f) for k, f in portals.items()
+        )
         atol = {"unused-atol-group": "box-a"}  # HubProcess needs one ATOL Online route
         hub = HubProcess(tmp_path / "hub", "hub-1", database, broker, pki, key, atol, extra=extra)
         await asyncio.to_thread(hub.start)
@@ -140,3 +142,21 @@ async def test_a_refused_deal_prints_nothing_on_any_box(rig: Rig) -> None:
     assert "tax rate 7 % is not mapped" in acme.comments_on(703)[0]
     await asyncio.sleep(1)
     assert all(printed_names(b) == [] for b in rig.boxes.values())
+
+
+async def test_a_hub_killed_between_the_200_and_the_read_prints_the_deal_once_after(
+    rig: Rig,
+) -> None:
+    acme = rig.portals["acme"]
+    acme.add_deal(704, 11, [tea("Чай acme-704", 45.5)])
+    acme.fail("/crm/v1/entities/deals/704", 503, times=100000)  # the re-read cannot succeed
+    await acme.move(704, 12)  # answered 200: the hint is stored
+    await until(lambda: ("GET", "/crm/v1/entities/deals/704", 503) in acme.calls, "a re-read")
+    await asyncio.to_thread(rig.hub.kill)  # SIGKILL before the deal could be read
+    acme.faults.clear()
+    await asyncio.to_thread(rig.hub.start)  # the stored hint, after its lease, brings it back
+    await until(lambda: acme.comments_on(704) != [], "the receipt after the restart")
+    await asyncio.sleep(2)
+    assert printed_names(rig.boxes["box-a"]) == ["Чай acme-704"]
+    assert len(acme.comments_on(704)) == 1
+    assert acme.deals[704]["kanban_stage_id"] == 13

@@ -12,12 +12,15 @@ import email.utils
 import json as json_mod
 import logging
 import time
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import aiohttp
 
 from gateway.hub.connectors.uspacy.errors import UspacyApiError
 from gateway.hub.connectors.uspacy.wire import Comment, Deal, Funnel, ProductLine
+
+if TYPE_CHECKING:
+    from gateway.hub.connectors.uspacy.marketplace import PortalTokens
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,12 +42,14 @@ class UspacyClient:
         *,
         timeout_s: float = 10.0,
         max_wait_s: float = MAX_WAIT_S,
+        tokens: PortalTokens | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client_id = client_id
         self._secret = client_secret
         self.timeout_s = timeout_s
         self.max_wait_s = max_wait_s
+        self.tokens = tokens  # set: a marketplace install's stored tokens, not app_sign_in
         self._jwt: str | None = None
         self._refresh: str | None = None
         self._renew_at = 0.0  # monotonic
@@ -73,7 +78,10 @@ class UspacyClient:
     async def _token(self, *, renew: bool = False) -> str:
         async with self._lock:
             stale = self._jwt is None or time.monotonic() >= self._renew_at
-            if renew or stale:
+            if self.tokens is not None and (renew or stale):
+                self._jwt, usable_s = await self.tokens.token(self, renew=renew, refused=self._jwt)
+                self._renew_at = time.monotonic() + usable_s
+            elif renew or stale:
                 await self._renew()
             assert self._jwt is not None
             return self._jwt
@@ -133,6 +141,14 @@ class UspacyClient:
                     raise
                 renewed = True  # expired or revoked: sign in afresh, once
                 await self._token(renew=True)
+
+    async def check_token(self) -> None:
+        """Renew the token now if it is due (installed portals: read or refresh the store's)."""
+        await self._token()
+
+    async def raw_call(self, method: str, path: str, *, bearer: str | None = None) -> Any:
+        """One call with the given bearer, no renewal (a token refresh)."""
+        return await self._raw(method, path, bearer=bearer)
 
     async def _raw(
         self,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gateway.hub.connectors.uspacy.client import UspacyClient
 from gateway.hub.connectors.uspacy.errors import UspacyError
+from gateway.hub.connectors.uspacy.marketplace import PortalTokens
 from gateway.hub.connectors.uspacy.wire import Funnel, Stage
 from gateway.hub.model import Route
 from gateway.hub.store import Store
@@ -168,7 +169,8 @@ async def run(cfg: HubConfig, args: argparse.Namespace) -> int:
         print(f"no Uspacy portal {args.portal!r} in the config's uspacy.portals", file=sys.stderr)
         return 2
     store = await Store.open(cfg.database)
-    client = UspacyClient(portal.url, portal.client_id, portal.client_secret)
+    tokens = PortalTokens(store, portal.domain) if portal.marketplace else None
+    client = UspacyClient(portal.url, portal.client_id, portal.client_secret, tokens=tokens)
     try:
         done = await install(
             client,

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from gateway.hub.connectors.uspacy.mapping import PAYMENT_TYPES, Rules
 
@@ -31,10 +32,32 @@ class Portal:
     rules: Rules
     done_stage: int | None = None  # set: a fiscalised deal is moved there
 
+    @property
+    def marketplace(self) -> bool:
+        """No External connector: tokens come from the portal's marketplace install."""
+        return not self.client_id
+
+    @property
+    def domain(self) -> str:
+        """The portal's host (and port), the key of its marketplace install."""
+        return urlsplit(self.url).netloc
+
+
+@dataclass(frozen=True, slots=True)
+class MarketplaceApp:
+    """The hub as a Uspacy marketplace app: portals that installed it send their tokens to
+    `<public_url>/uspacy/app/<install_secret>/portals/install`."""
+
+    client_id: str
+    client_secret: str = field(repr=False)  # signs the install call's JWT
+    install_secret: str = field(repr=False)  # the unguessable part of the callback URL
+
 
 @dataclass(frozen=True, slots=True)
 class UspacySettings:
     portals: tuple[Portal, ...] = ()
+    app: MarketplaceApp | None = None
+    hint_lease_s: float = 60.0  # a dead process's leased hints wait this long for another
 
     def portal(self, key: str) -> Portal | None:
         return next((p for p in self.portals if p.key == key), None)
@@ -43,9 +66,14 @@ class UspacySettings:
 def parse_uspacy(raw: object, problem: Problem, base: Path = Path()) -> UspacySettings:
     if raw is None:
         return UspacySettings()
-    if not isinstance(raw, dict) or set(raw) - {"portals"}:
-        problem("uspacy", "must be a mapping with `portals`")
+    if not isinstance(raw, dict) or set(raw) - {"portals", "app", "hint_lease_s"}:
+        problem("uspacy", "must be a mapping with `portals` (and `app`, `hint_lease_s`)")
         return UspacySettings()
+    lease = raw.get("hint_lease_s", 60.0)
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 1 <= lease <= 3600:
+        problem("uspacy.hint_lease_s", "must be seconds from 1 to 3600")
+        lease = 60.0
+    app = _app(raw.get("app"), problem, base)
     items = raw.get("portals") or []
     if not isinstance(items, list):
         problem("uspacy.portals", "must be a list")
@@ -53,15 +81,37 @@ def parse_uspacy(raw: object, problem: Problem, base: Path = Path()) -> UspacySe
     portals = [
         p
         for i, obj in enumerate(items)
-        if (p := _portal(obj, f"uspacy.portals[{i}]", problem, base))
+        if (p := _portal(obj, f"uspacy.portals[{i}]", problem, base, app is not None))
     ]
     keys = [p.key for p in portals]
     if len(set(keys)) != len(keys):
         problem("uspacy.portals", "a key is given twice")
-    return UspacySettings(tuple(portals))
+    return UspacySettings(tuple(portals), app, float(lease))
 
 
-def _portal(obj: object, path: str, problem: Problem, base: Path) -> Portal | None:
+def _app(obj: object, problem: Problem, base: Path) -> MarketplaceApp | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        problem("uspacy.app", "must be a mapping")
+        return None
+    allowed = {"client_id", "client_secret", "client_secret_file", "install_secret"}
+    for key in set(obj) - allowed - {"install_secret_file"}:
+        problem(f"uspacy.app.{key}", "unknown key")
+    before = _Count(problem)
+    client_id = _text(obj, "client_id", "uspacy.app", before.problem)
+    secret = _secret(obj, "client_secret", "uspacy.app", before.problem, base)
+    install = _secret(obj, "install_secret", "uspacy.app", before.problem, base)
+    if install is not None and len(install) < 16:
+        before.problem("uspacy.app.install_secret", "must be at least 16 characters")
+    if before.n or client_id is None or secret is None or install is None:
+        return None
+    return MarketplaceApp(client_id, secret, install)
+
+
+def _portal(
+    obj: object, path: str, problem: Problem, base: Path, has_app: bool = False
+) -> Portal | None:
     if not isinstance(obj, dict):
         problem(path, "must be a mapping")
         return None
@@ -69,8 +119,11 @@ def _portal(obj: object, path: str, problem: Problem, base: Path) -> Portal | No
         problem(f"{path}.{key}", "unknown key")
     before = _Count(problem)
     say = before.problem
-    text = {k: _text(obj, k, path, say) for k in ("key", "url", "client_id", "receipt_field")}
-    secret = _secret(obj, "client_secret", path, say, base)
+    text = {k: _text(obj, k, path, say) for k in ("key", "url", "receipt_field")}
+    # No External connector: the portal's tokens come from its marketplace install.
+    marketplace = has_app and not {"client_id", "client_secret", "client_secret_file"} & set(obj)
+    text["client_id"] = "" if marketplace else _text(obj, "client_id", path, say)
+    secret = "" if marketplace else _secret(obj, "client_secret", path, say, base)
     hook = _secret(obj, "webhook_secret", path, say, base)
     trigger = _stage(obj.get("trigger_stage"), f"{path}.trigger_stage", say, required=False)
     done = _stage(obj.get("done_stage"), f"{path}.done_stage", say, required=False)

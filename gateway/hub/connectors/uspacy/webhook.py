@@ -1,6 +1,9 @@
 """The stage-change webhook and the connector: an event is a hint to re-read one deal.
 
-The webhook answers 200 at once. A worker then re-reads the deal and its product list and
+The webhook stores the hint as a row in the store's connector records (connector
+`uspacy.hint`), then answers 200. Workers lease due rows, so one hub process handles each,
+and delete a row once its deal's order is committed or the deal is found not due; a hint
+survives a crash between the 200 and the commit. A worker then re-reads the deal and its product list and
 accepts an order only when the deal is in the trigger stage and has no receipt yet; the
 deal id is the order's CRM key, so repeated events print one receipt. A deal that cannot
 be a receipt gets a comment naming the problem.
@@ -13,6 +16,8 @@ import contextlib
 import hmac
 import json
 import logging
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -26,6 +31,11 @@ from gateway.hub.connectors.base import WritebackFailed
 from gateway.hub.connectors.uspacy import mapping, writeback
 from gateway.hub.connectors.uspacy.client import UspacyClient
 from gateway.hub.connectors.uspacy.errors import DealRefused, UspacyApiError
+from gateway.hub.connectors.uspacy.marketplace import (
+    REFRESH_BEFORE_S,
+    InstallCallback,
+    PortalTokens,
+)
 from gateway.hub.connectors.uspacy.settings import Portal, UspacySettings
 from gateway.hub.errors import StoreError, UnknownRoute
 from gateway.hub.model import NewOrder, Order, Writeback, WritebackSpec, job_uuid
@@ -40,6 +50,16 @@ RETRY_S: Final = 2.0
 CONFIRM_HOSTS: Final = (".uspacy.ua", ".uspacy.com", ".uspacy.eu")
 QUEUE: Final = 10000
 REPEAT_REFUSAL_S: Final = 600.0  # the same refusal is not commented twice within this
+HINTS: Final = "uspacy.hint"  # connector_records rows: one per accepted event
+POLL_S: Final = 1.0  # due hints are looked for this often (and at once after an event)
+LATER_S: Final = 300.0  # a hint given up for now is tried again after this
+KEEP_S: Final = 86400.0  # ...until it is this old
+WINDOW: Final = 64  # hints worked at once by one process
+SWEEP_S: Final = 60.0  # installed portals' tokens are checked for refresh this often
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class UspacyConnector:
@@ -55,19 +75,38 @@ class UspacyConnector:
         timeout_s: float,
         on_accepted: Callable[[Order], None],
         retry_s: float = RETRY_S,
+        lease_s: float | None = None,  # None: the config's `hint_lease_s`
+        poll_s: float = POLL_S,
+        sweep_s: float = SWEEP_S,
+        refresh_before_s: float = REFRESH_BEFORE_S,
     ) -> None:
         self.store = store
         self.settings = settings
         self.on_accepted = on_accepted
         self.retry_s = retry_s
+        self.lease_s = settings.hint_lease_s if lease_s is None else lease_s
+        self.poll_s = poll_s
+        self.owner = secrets.token_hex(8)  # this process's name on the hints it leases
+        self.sweep_s = sweep_s
         self.clients = {
-            p.key: UspacyClient(p.url, p.client_id, p.client_secret, timeout_s=timeout_s)
+            p.key: UspacyClient(
+                p.url,
+                p.client_id,
+                p.client_secret,
+                timeout_s=timeout_s,
+                tokens=(
+                    PortalTokens(store, p.domain, before_s=refresh_before_s)
+                    if p.marketplace
+                    else None
+                ),
+            )
             for p in settings.portals
         }
+        self.install = InstallCallback(store, settings.app) if settings.app else None
         self.mapping = NameMapping()
-        self._hints: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue(QUEUE)
-        self._busy: set[tuple[str, Any]] = set()
-        self._again: set[tuple[str, str, Any]] = set()  # came while busy: read once more
+        self._wake = asyncio.Event()
+        self._waiting = 0  # hint rows seen at the last look
+        self._busy: set[tuple[str, Any]] = set()  # (portal, deal id or link) being worked
         self._refusals: dict[tuple[str, int], tuple[str, float]] = {}
         self.accepted = 0
         self.refused = 0
@@ -75,6 +114,8 @@ class UspacyConnector:
     # --- HTTP -------------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
+        if self.install is not None:
+            self.install.add_routes(app)
         app.router.add_post("/uspacy/{portal}/{secret}", self.webhook)
 
     async def webhook(self, request: web.Request) -> web.Response:
@@ -92,50 +133,117 @@ class UspacyConnector:
         if hint is None:
             _LOGGER.info("Uspacy %s: an event without a deal id, ignored", portal.key)
         else:
-            try:
-                self._hints.put_nowait((portal.key, *hint))
-            except asyncio.QueueFull:
+            if self._waiting >= QUEUE:
                 return web.Response(status=503)  # full: Uspacy may send it again
+            kind, value = hint
+            row = {"portal": portal.key, "kind": kind, "value": value, "created_ms": _now_ms()}
+            try:
+                # A row per event: a row being worked is never overwritten by a newer event.
+                await self.store.records.put(
+                    HINTS, f"{portal.key}/{kind}/{secrets.token_hex(8)}", row
+                )
+            except (StoreError, TimeoutError) as err:
+                _LOGGER.warning("Uspacy %s: hint not stored: %s", portal.key, err)
+                return web.Response(status=503)  # nothing kept: Uspacy may send it again
+            self._wake.set()
         return web.json_response({"ok": True})
 
     # --- the worker -------------------------------------------------------------------------
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
+            if any(c.tokens is not None for c in self.clients.values()):
+                tg.create_task(self._keep_fresh(), name="uspacy-install-tokens")
             while True:
-                key, kind, value = await self._hints.get()
-                if (key, value) in self._busy:
-                    # The read in progress may predate this change: one more read after it.
-                    self._again.add((key, kind, value))
-                    continue
-                self._busy.add((key, value))
-                tg.create_task(self._work(key, kind, value), name=f"uspacy-{key}-{kind}-{value}")
+                self._wake.clear()
+                try:
+                    await self._take_due(tg)
+                except (StoreError, TimeoutError) as err:
+                    _LOGGER.warning("Uspacy hints: %s", err)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_s):
+                        await self._wake.wait()
 
-    async def _work(self, key: str, kind: str, value: Any) -> None:
+    async def _keep_fresh(self) -> None:
+        """Refresh installed portals' stored tokens before they expire, used or not."""
+        while True:
+            for key, client in self.clients.items():
+                if client.tokens is None:
+                    continue
+                try:
+                    await client.check_token()
+                except (UspacyApiError, StoreError, TimeoutError) as err:
+                    _LOGGER.warning("Uspacy %s: install token: %s", key, err)
+            await asyncio.sleep(self.sweep_s)
+
+    async def _take_due(self, tg: asyncio.TaskGroup) -> None:
+        """Lease the due hints whose deal is not being worked here, and start them."""
+        found = await self.store.records.all(HINTS)
+        self._waiting = len(found)
+        now = _now_ms()
+        for record in found:
+            row = record.value
+            key, kind, value = str(row.get("portal")), str(row.get("kind")), row.get("value")
+            if int(row.get("until_ms", 0)) > now or (key, value) in self._busy:
+                continue  # leased, waiting to be tried again, or after the read in progress
+            if len(self._busy) >= WINDOW:
+                return
+            if self.settings.portal(key) is None or kind not in ("deal", "confirm"):
+                await self.store.records.delete(HINTS, record.key)
+                continue  # the portal left the config
+            leased = {**row, "owner": self.owner, "until_ms": now + int(self.lease_s * 1000)}
+            if not await self.store.records.put(HINTS, record.key, leased, expect=record.version):
+                continue  # another process took it first
+            self._busy.add((key, value))
+            tg.create_task(
+                self._work(record.key, record.version + 1, leased),
+                name=f"uspacy-{key}-{kind}-{value}",
+            )
+
+    async def _work(self, name: str, version: int, row: dict[str, Any]) -> None:
+        key, kind, value = str(row["portal"]), str(row["kind"]), row["value"]
         try:
             for attempt in range(RETRIES):
                 try:
+                    # Renew the lease before each try: a lost lease means another has it.
+                    renewed = {**row, "until_ms": _now_ms() + int(self.lease_s * 1000)}
+                    if not await self.store.records.put(HINTS, name, renewed, expect=version):
+                        return
+                    version += 1
                     if kind == "confirm":
                         await self._confirm(key, str(value))
                     else:
                         await self.handle(key, int(value))
+                    await self.store.records.delete(HINTS, name)
                     return
-                except (UspacyApiError, StoreError) as err:
+                except (UspacyApiError, StoreError, TimeoutError) as err:
                     if isinstance(err, UspacyApiError) and not err.transient:
                         _LOGGER.error("Uspacy %s %s %s: %s", key, kind, value, err)
+                        await self.store.records.delete(HINTS, name)
                         return
                     _LOGGER.warning(
                         "Uspacy %s %s %s (try %d): %s", key, kind, value, attempt + 1, err
                     )
                     if attempt + 1 < RETRIES:
                         await asyncio.sleep(self.retry_s * 2**attempt)
-            _LOGGER.error("Uspacy %s %s %s: given up; move the deal again", key, kind, value)
+            await self._later(name, version, row)
+        except (StoreError, TimeoutError) as err:
+            _LOGGER.warning("Uspacy %s %s %s: %s; the lease runs out", key, kind, value, err)
         finally:
             self._busy.discard((key, value))
-            if (key, kind, value) in self._again:
-                self._again.discard((key, kind, value))
-                with contextlib.suppress(asyncio.QueueFull):
-                    self._hints.put_nowait((key, kind, value))
+            self._wake.set()
+
+    async def _later(self, name: str, version: int, row: dict[str, Any]) -> None:
+        """Tries used up: the hint waits LATER_S, and is dropped once KEEP_S old."""
+        key, kind, value = row["portal"], row["kind"], row["value"]
+        now = _now_ms()
+        if now - int(row.get("created_ms", now)) > KEEP_S * 1000:
+            _LOGGER.error("Uspacy %s %s %s: given up; move the deal again", key, kind, value)
+            await self.store.records.delete(HINTS, name)
+            return
+        _LOGGER.error("Uspacy %s %s %s: tried again in %.0f s", key, kind, value, LATER_S)
+        later = {**row, "until_ms": now + int(LATER_S * 1000)}
+        await self.store.records.put(HINTS, name, later, expect=version)
 
     async def _confirm(self, key: str, url: str) -> None:
         portal = self._portal(key)
@@ -205,7 +313,10 @@ class UspacyConnector:
         client = self.clients.get(row.target)
         if client is None:
             raise WritebackFailed(f"no Uspacy portal {row.target!r} in the config", permanent=True)
-        await writeback.deliver(client, row.body, retry=row.attempts > 0)
+        try:
+            await writeback.deliver(client, row.body, retry=row.attempts > 0)
+        except StoreError as err:  # an installed portal's tokens could not be read
+            raise WritebackFailed(str(err)) from None
 
     def _portal(self, key: str) -> Portal:
         portal = self.settings.portal(key)
