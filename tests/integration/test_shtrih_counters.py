@@ -8,14 +8,9 @@ them; a failure here means the emulator keeps its registers differently.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from gateway.domain import fiscal
-from gateway.registers.emulator.server import EmulatorServer
-from gateway.registers.shtrih import driver as driver_mod
 from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.registers.shtrih.errors_table import ShtrihError
 
@@ -23,25 +18,8 @@ P = fiscal.PaymentType
 R = fiscal.ReceiptType
 CASHIER = fiscal.Operator("Иванова А.", "7707083893")
 
-
-@pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[EmulatorServer]:
-    server = EmulatorServer(tmp_path / "emu.state")
-    await server.start_pty(link=tmp_path / "emu.tty")
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def register(
-    emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[ShtrihRegister]:
-    monkeypatch.setattr(driver_mod, "PRINT_TIMEOUT_S", 1.5)
-    monkeypatch.setattr(driver_mod, "QUERY_TIMEOUT_S", 1.5)
-    reg = ShtrihRegister(str(tmp_path / "emu.tty"))
-    await reg.connect()
-    yield reg
-    await reg.close()
+# The `emulator` and `register` fixtures are the Shtrih driver tests' own (a register on a pty).
+pytest_plugins = ["tests.integration.test_shtrih_driver"]
 
 
 def receipt(kind: fiscal.ReceiptType, price: int, *, cash: int, card: int = 0) -> fiscal.Receipt:
