@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from gateway.atol.names import RECEIPT_TYPE_NAMES
-from gateway.domain import fiscal
+from gateway.domain import fiscal, marking
 
 
 class QueryKind(enum.Enum):
@@ -127,6 +127,44 @@ class CashTask(_Kind):
         return self.direction.value
 
 
+class MarkingAction(enum.Enum):
+    """The ATOL marking-code tasks (ATOL driver 10 JSON task names)."""
+
+    BEGIN = "beginMarkingCodeValidation"  # check one code (ФН + ОИСМ)
+    STATUS = "getMarkingCodeValidationStatus"  # the answer of the last check
+    ACCEPT = "acceptMarkingCode"  # keep the checked code for the receipt
+    DECLINE = "declineMarkingCode"  # reject the checked code
+    CANCEL = "cancelMarkingCodeValidation"  # abandon the check in progress
+    CLEAR = "clearMarkingCodeValidationResult"  # empty the register's table of checked codes
+    VALIDATE = "validateMarks"  # check and accept (or reject) several codes
+    EXCHANGE_STATUS = "ismExchangeStatus"  # marking state and notifications not yet sent
+
+
+@dataclass(frozen=True, slots=True)
+class CodeCheckParams:
+    """One code to check: a `beginMarkingCodeValidation` params object or a `validateMarks`
+    element. `quantity` (×10⁶) and `unit` (2108) are given for measured items only."""
+
+    code: marking.MarkingCode
+    quantity: int | None = None
+    unit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkingTask(_Kind):
+    """A marking task: no fiscal document, but BEGIN/ACCEPT/DECLINE/CLEAR/VALIDATE change the
+    register's table of checked codes, which the next marked receipt uses."""
+
+    FISCAL: ClassVar[bool] = False
+    action: MarkingAction
+    checks: tuple[CodeCheckParams, ...] = ()
+
+    @property
+    def type_name(self) -> str:
+        """The ATOL task type."""
+        return self.action.value
+
+
 FiscalTask = (
     ReceiptTask
     | OpenShiftTask
@@ -135,6 +173,7 @@ FiscalTask = (
     | QueryTask
     | ContinuePrintTask
     | CashTask
+    | MarkingTask
 )
 
 

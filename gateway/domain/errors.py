@@ -152,6 +152,7 @@ class Refusal(enum.Enum):
     UNMAPPED = "unmapped"  # the register has no code for a name in the receipt (VAT, payment)
     NOT_SUPPORTED = "not_supported"
     NOT_FOUND = "not_found"  # no such document or receipt
+    MARKING = "marking"  # a marking code was refused by the ФН or the ОИСМ, or not confirmed
     OTHER = "other"
 
 

@@ -12,6 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from gateway.domain.marking import (
+    CodeCheck,
+    IndustryAttribute,
+    IsmExchange,
+    MarkingCode,
+    MarkingState,
+    MarkResult,
+)
+
 QTY_SCALE = 1_000_000  # quantities are held ×10⁶
 
 
@@ -142,6 +151,8 @@ class Item:
     country_code: str | None = None  # ФФД tag 1230, ОКСМ digital code, 3 digits
     customs_declaration: str | None = None  # ФФД tag 1231
     additional_attribute: str | None = None  # ФФД tag 1191
+    marking: MarkingCode | None = None  # ФФД tag 2000 and its check (marked goods)
+    industry: tuple[IndustryAttribute, ...] = ()  # ФФД STLV 1260 (permissive mode)
 
     @property
     def full_amount(self) -> int:
@@ -173,6 +184,7 @@ class Receipt:
     payments_address: str | None = None  # ФФД tag 1009
     additional_attribute: str | None = None  # ФФД tag 1192
     user_attribute: UserAttribute | None = None  # ФФД STLV 1084
+    industry: tuple[IndustryAttribute, ...] = ()  # ФФД STLV 1261
     job_id: str | None = None
     # Stable id of this one fiscal document across retries and restarts (job uuid + task index).
     # Cloud backends that keep the client's id (Checkbox) use it to answer "was it made?".
@@ -359,6 +371,7 @@ class FiscalResult:
     total: int | None = None
     fns_url: str = "www.nalog.gov.ru"
     extra: dict[str, str] = field(default_factory=dict)  # backend-specific (receipt link, QR)
+    marks: tuple[MarkResult, ...] = ()  # marked items: the check and the bound 2106
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,6 +538,36 @@ class KeyedRegister(Register, Protocol):
         Waits while the backend is still fiscalising it; a receipt the backend refused
         raises a non-transient `RegisterRefused`.
         """
+
+
+@runtime_checkable
+class MarkingRegister(Register, Protocol):
+    """A register that checks and binds marking codes (a ФФД 1.2 register with a ФН-М).
+
+    `print_receipt` checks every marked item's code itself before it opens the receipt (and
+    refuses the receipt with `Refusal.MARKING` when an item's policy refuses the answer), binds
+    it to its line, and returns each item's outcome in `FiscalResult.marks`.
+    `cancel_receipt` also empties the register's table of checked codes.
+    """
+
+    async def check_code(
+        self, code: MarkingCode, *, quantity: int | None = None, unit: int | None = None
+    ) -> CodeCheck:
+        """Check one code in the ФН and with the ОИСМ (may take the ОИСМ's whole timeout).
+        `quantity` (×10⁶) and `unit` (tag 2108) go with a measured item's check."""
+
+    async def accept_code(self, accept: bool) -> int | None:
+        """Accept (keep for the receipt) or reject the code just checked; the 2106 the
+        register stored, None when the register does not say."""
+
+    async def clear_codes(self) -> None:
+        """Empty the table of checked codes; a register without this command is left alone."""
+
+    async def marking_state(self) -> MarkingState:
+        """The marking check and notification state."""
+
+    async def ism_exchange(self) -> IsmExchange:
+        """Notifications waiting for the ОИСМ."""
 
 
 def receipt_lines(items: Sequence[Item], tolerance: int = 1) -> list[PrintLine]:
