@@ -161,6 +161,25 @@ def test_rules_read_the_box_telemetry() -> None:
     assert Rule.SHIFT_MISMATCH not in {c.rule for c in later}
 
 
+def test_an_online_box_whose_telemetry_stopped_is_silent() -> None:
+    cfg = alert_settings(None, None)
+    limit = int(cfg.silent_after_s * 1000)
+    body = telemetry()
+    box = BoxState("shop-1", True, 1_000, None, body, 5_000, None, None)
+    assert box_conditions(box, 5_000 + limit - 1, cfg) == []
+    (silent,) = box_conditions(box, 5_000 + limit, cfg)
+    assert silent.rule is Rule.BOX_SILENT
+    assert "no telemetry for 10 min" in silent.text
+    # Never a word since it came online counts from then; an offline box is offline, not silent.
+    quiet = BoxState("shop-2", True, 1_000, None, None, None, None, None)
+    assert [c.rule for c in box_conditions(quiet, 1_000 + limit, cfg)] == [Rule.BOX_SILENT]
+    gone = BoxState("shop-3", False, 1_000, None, body, 5_000, None, None)
+    assert Rule.BOX_SILENT not in {c.rule for c in box_conditions(gone, 5_000 + limit, cfg)}
+    # A box back online after a long absence is not silent before its first period has passed.
+    back = BoxState("shop-4", True, 5_000 + limit, None, body, 5_000, None, None)
+    assert box_conditions(back, 5_000 + limit + 1, cfg) == []
+
+
 def test_the_alerts_section_names_every_problem() -> None:
     problems: list[str] = []
     parse_alerts(

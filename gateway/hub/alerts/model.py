@@ -11,6 +11,7 @@ class Rule(enum.Enum):
     """What an incident is about; the value is stored and sent in webhooks."""
 
     BOX_OFFLINE = "box_offline"
+    BOX_SILENT = "box_silent"  # online, but no telemetry for too long (a hung daemon)
     FN_EXPIRING = "fn_expiring"
     OFD_BACKLOG = "ofd_backlog"
     CLOCK_DRIFT = "clock_drift"

@@ -21,13 +21,29 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _took(ms: int) -> str:
+    seconds = ms / 1000
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _silent_since(box: BoxState, now_ms: int, cfg: AlertSettings) -> int | None:
+    """When an online box's telemetry stopped, if it stopped `silent_after_s` ago or more.
+
+    The box sends telemetry every `mqtt.telemetry_interval_s` while its daemon runs; its
+    MQTT client lives in the same process, so "online" alone does not prove the daemon works.
+    """
+    if box.online is not True or box.since_ms is None:
+        return None
+    last = box.since_ms if box.telemetry_ms is None else max(box.telemetry_ms, box.since_ms)
+    return last if now_ms - last >= cfg.silent_after_s * 1000 else None
+
+
 def box_conditions(box: BoxState, now_ms: int, cfg: AlertSettings) -> list[Condition]:
     """Every rule that holds for one box now."""
     out: list[Condition] = []
     b = box.box_id
     if box.online is False and box.since_ms is not None:
-        gone_s = (now_ms - box.since_ms) / 1000
-        took = f"{gone_s:.0f} s" if gone_s < 120 else f"{gone_s / 60:.0f} min"
+        took = _took(now_ms - box.since_ms)
         if now_ms - box.since_ms >= cfg.offline_after_s * 1000:
             reason = _dig(box.status, "reason") or "offline"
             out.append(
@@ -39,6 +55,18 @@ def box_conditions(box: BoxState, now_ms: int, cfg: AlertSettings) -> list[Condi
                     {"since_ms": box.since_ms, "reason": reason},
                 )
             )
+    silent = _silent_since(box, now_ms, cfg)
+    if silent is not None:
+        out.append(
+            Condition(
+                Rule.BOX_SILENT,
+                b,
+                "",
+                f"box {b} is online but has sent no telemetry for {_took(now_ms - silent)}: "
+                "its service may hang; open its status page or restart it",
+                {"last_telemetry_ms": box.telemetry_ms, "online_since_ms": box.since_ms},
+            )
+        )
     t = box.telemetry
     reading = _dig(t, "health", "reading")
     days = _number(_dig(reading, "fn_days_left"))

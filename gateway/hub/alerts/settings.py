@@ -38,6 +38,8 @@ class RecipientGroup:
 class AlertSettings:
     evaluate_every_s: float = 15.0
     offline_after_s: float = 300.0  # a box offline this long is an incident
+    # An online box whose telemetry stopped this long ago: ten of the box's default 60 s periods.
+    silent_after_s: float = 600.0
     fn_days: int = 30  # ФН expiring within this many days
     ofd_days: float = 3.0  # oldest document unsent to the OFD for this long
     drift_s: float = 120.0  # register clock this far from the box's
@@ -87,6 +89,7 @@ def parse_alerts(raw: object, problem: Problem) -> AlertSettings:
     return AlertSettings(
         evaluate_every_s=float(number("evaluate_every_s", 1, 3600)),
         offline_after_s=float(number("offline_after_s", 1, 7 * 86400)),
+        silent_after_s=float(number("silent_after_s", 10, 7 * 86400)),
         fn_days=int(number("fn_days", 1, 400)),
         ofd_days=float(number("ofd_days", 0.1, 30)),
         drift_s=float(number("drift_s", 1, 86400)),

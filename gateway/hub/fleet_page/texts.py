@@ -131,6 +131,7 @@ TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "col_rule": ("Rule", "Правило", "Правило"),
     "col_text": ("What", "Что", "Що"),
     "r_box_offline": ("box offline", "устройство не в сети", "пристрій не в мережі"),
+    "r_box_silent": ("box silent", "устройство молчит", "пристрій мовчить"),
     "r_fn_expiring": ("ФН expiring", "ФН истекает", "ФН спливає"),
     "r_ofd_backlog": ("OFD backlog", "очередь в ОФД", "черга в ОФД"),
     "r_clock_drift": ("clock drift", "расхождение часов", "розбіжність годинника"),
