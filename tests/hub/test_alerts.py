@@ -161,6 +161,31 @@ def test_rules_read_the_box_telemetry() -> None:
     assert Rule.SHIFT_MISMATCH not in {c.rule for c in later}
 
 
+def test_each_marking_problem_the_box_reports_is_an_incident() -> None:
+    cfg = alert_settings(None, None)
+    body = telemetry()
+    body["marking"] = {
+        "conditions": [
+            {
+                "kind": "marking_notifications_old",
+                "severity": "warning",
+                "message": "12 marking notifications not sent to the ОИСМ",
+                "action": "check the register's internet connection",
+            },
+            {"kind": "marking_blocked", "severity": "critical", "message": "m", "action": "a"},
+        ]
+    }
+    box = BoxState("shop-1", True, 0, None, body, 0, None, None)
+    found = [c for c in box_conditions(box, 1000, cfg) if c.rule is Rule.MARKING]
+    assert [c.subject for c in found] == ["marking_notifications_old", "marking_blocked"]
+    assert found[0].text == (
+        "box shop-1: 12 marking notifications not sent to the ОИСМ — check the register's "
+        "internet connection"
+    )
+    body["marking"] = {"conditions": []}
+    assert [c for c in box_conditions(box, 1000, cfg) if c.rule is Rule.MARKING] == []
+
+
 def test_an_online_box_whose_telemetry_stopped_is_silent() -> None:
     cfg = alert_settings(None, None)
     limit = int(cfg.silent_after_s * 1000)

@@ -16,6 +16,7 @@ class Rule(enum.Enum):
     OFD_BACKLOG = "ofd_backlog"
     CLOCK_DRIFT = "clock_drift"
     JOB_BLOCKED = "job_blocked"
+    MARKING = "marking"  # the box reports a marking problem (blocked checks, unsent notices)
     SHIFT_MISMATCH = "shift_mismatch"
     WRITEBACK_FAILING = "writeback_failing"
 

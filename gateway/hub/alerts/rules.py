@@ -115,6 +115,19 @@ def box_conditions(box: BoxState, now_ms: int, cfg: AlertSettings) -> list[Condi
                 {"job_uuid": blocked},
             )
         )
+    for problem in _dig(t, "marking", "conditions") or ():
+        kind = _dig(problem, "kind")
+        if not isinstance(kind, str) or not kind:
+            continue
+        out.append(
+            Condition(
+                Rule.MARKING,
+                b,
+                kind,
+                f"box {b}: {_dig(problem, 'message')} — {_dig(problem, 'action')}",
+                {"condition": kind, "severity": _dig(problem, "severity")},
+            )
+        )
     mismatch = box.shift_mismatch
     if (
         mismatch is not None

@@ -136,6 +136,7 @@ TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "r_ofd_backlog": ("OFD backlog", "очередь в ОФД", "черга в ОФД"),
     "r_clock_drift": ("clock drift", "расхождение часов", "розбіжність годинника"),
     "r_job_blocked": ("blocked job", "заблокированное задание", "заблоковане завдання"),
+    "r_marking": ("marking", "маркировка", "маркування"),
     "r_shift_mismatch": ("shift mismatch", "расхождение смены", "розбіжність зміни"),
     "r_writeback_failing": (
         "write-back failing",
