@@ -180,6 +180,7 @@ class Gateway:
             )
             keep.spawn(tg, "clock-monitor", parts.clock.run)
             keep.spawn(tg, "health-monitor", parts.health.run)
+            keep.spawn(tg, "marking-monitor", parts.marking.run)
             if parts.hotplug is not None:
                 keep.spawn(tg, "hotplug", parts.hotplug.run)
             kkmserver: KkmServer | None = None
@@ -242,7 +243,7 @@ async def _start_kkmserver(cfg: Config, parts: Parts) -> KkmServer | None:
     server = KkmServer(
         config=cfg.kkmserver,
         journal=parts.journal,
-        mapping=task_rules(cfg.mapping, parts.register),
+        mapping=task_rules(cfg.mapping, parts.register, cfg.marking),
         device=parts.report.device_summary,
         on_submitted=parts.worker.wake,
     )

@@ -18,15 +18,17 @@ from gateway.app.register import OpenRegister, timezone
 from gateway.app.status import StatusReport
 from gateway.app.telemetry import telemetry
 from gateway.app.update_tasks import Updates
-from gateway.atol.names import NameMapping
+from gateway.atol.names import NameMapping, PermitDefaults
 from gateway.config import Config
-from gateway.domain import fiscal
+from gateway.config.schema import MarkingConfig
+from gateway.domain import fiscal, marking
 from gateway.engine.supervisor import Heartbeat, LinkState, RegisterSupervisor
 from gateway.engine.worker import ShiftPolicy, Worker
 from gateway.ingress.http_api import HttpApi
 from gateway.journal import Journal
 from gateway.monitors.clock import ClockMonitor
 from gateway.monitors.health import HealthMonitor
+from gateway.monitors.marking import MarkingMonitor
 from gateway.runtime.restart import Restarter
 
 if TYPE_CHECKING:
@@ -36,9 +38,16 @@ if TYPE_CHECKING:
     from gateway.web.server import StatusPage
 
 
-def task_rules(mapping: NameMapping, register: fiscal.Register) -> NameMapping:
+def task_rules(
+    mapping: NameMapping, register: fiscal.Register, permits: MarkingConfig
+) -> NameMapping:
     """The config's name mapping with what the register can take: a Shtrih register prints
-    cp1251 and carries every field; a cloud РРО takes any text and declares what it carries."""
+    cp1251 and carries every field; a cloud РРО takes any text and declares what it carries.
+    An `industryInfo` entry without its own document cites `permits` (`marking:`)."""
+    mapping = dataclasses.replace(
+        mapping,
+        permit=PermitDefaults(permits.permit_fois, permits.permit_date, permits.permit_number),
+    )
     carries: frozenset[str] | None = getattr(register, "CARRIES", None)
     if carries is None:
         return mapping
@@ -63,6 +72,7 @@ class Parts:
     worker: Worker
     clock: ClockMonitor
     health: HealthMonitor
+    marking: MarkingMonitor
     hotplug: HotplugMonitor | None
     report: StatusReport
     http: HttpApi
@@ -85,6 +95,7 @@ def _worker(
     *,
     before_shift_open: Callable[[], Awaitable[None]],
     after_job: Callable[[], None],
+    on_code_check: Callable[[marking.CodeCheck], None],
 ) -> Worker:
     operator = (
         fiscal.Operator(cfg.register.operator.name, cfg.register.operator.vatin)
@@ -107,6 +118,7 @@ def _worker(
         device_info=lambda: supervisor.device,
         before_shift_open=before_shift_open,
         after_job=after_job,
+        on_code_check=on_code_check,
     )
 
 
@@ -128,16 +140,20 @@ def build_parts(
         else None
     )
     supervisor = RegisterSupervisor(register, journal=journal, heartbeat=heartbeat)
-    mapping = task_rules(cfg.mapping, register)
+    mapping = task_rules(cfg.mapping, register, cfg.marking)
     # The worker's hooks reach the monitors made just below, which need the worker's lock.
     clock: ClockMonitor
     health: HealthMonitor
+    marking_monitor: MarkingMonitor
 
     async def before_shift_open() -> None:
         await clock.before_shift_open()
 
     def after_job() -> None:
         refresh_after_job(health)
+
+    def on_code_check(check: marking.CodeCheck) -> None:
+        marking_monitor.note_check(check)
 
     worker = _worker(
         cfg,
@@ -147,6 +163,7 @@ def build_parts(
         mapping,
         before_shift_open=before_shift_open,
         after_job=after_job,
+        on_code_check=on_code_check,
     )
     supervisor.share_register_lock(worker.register_lock)
     clock = ClockMonitor(
@@ -167,9 +184,20 @@ def build_parts(
         device_info=lambda: supervisor.device,
         journal_fault=worker.current_journal_fault,
     )
-    # Both are read again on every (re)connect, not only on their own interval.
+    marking_monitor = MarkingMonitor(
+        journal,
+        register,
+        supervisor.connected_event,
+        worker.register_lock,
+        config=cfg.health,
+        tz=tz,
+    )
+    # These are read again on every (re)connect, not only on their own interval.
     supervisor.add_listener(
         lambda state: health.poll_now() if state is LinkState.CONNECTED else None
+    )
+    supervisor.add_listener(
+        lambda state: marking_monitor.poll_now() if state is LinkState.CONNECTED else None
     )
     supervisor.add_listener(
         lambda state: clock.check_now() if state is LinkState.CONNECTED else None
@@ -195,6 +223,7 @@ def build_parts(
         worker=worker,
         clock=clock,
         health=health,
+        marking=marking_monitor,
         hotplug=hotplug,
         mqtt=lambda: mqtt.health() if mqtt is not None else None,
         restarts=lambda: restarter.restarts,
@@ -246,6 +275,7 @@ def build_parts(
         worker=worker,
         clock=clock,
         health=health,
+        marking=marking_monitor,
         hotplug=hotplug,
         report=report,
         http=http,

@@ -97,6 +97,7 @@ def _shtrih(cfg: Config, port: str) -> fiscal.Register:
         answer_timeout_s=reg.answer_timeout_s,
         print_timeout_s=reg.print_timeout_s,
         report_timeout_s=reg.report_timeout_s,
+        marking_order=reg.marking_order,
     )
 
 

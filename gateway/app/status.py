@@ -19,6 +19,7 @@ from gateway.journal import Journal
 from gateway.monitors.clock import ClockMonitor
 from gateway.monitors.health import HealthMonitor
 from gateway.monitors.health_rules import Severity
+from gateway.monitors.marking import MarkingMonitor
 
 if TYPE_CHECKING:
     from gateway.monitors.hotplug import HotplugMonitor
@@ -38,6 +39,7 @@ class StatusReport:
         worker: Worker,
         clock: ClockMonitor,
         health: HealthMonitor,
+        marking: MarkingMonitor,
         hotplug: HotplugMonitor | None,
         mqtt: Callable[[], dict[str, Any] | None],
         restarts: Callable[[], dict[str, int]],
@@ -48,6 +50,7 @@ class StatusReport:
         self._worker = worker
         self._clock = clock
         self._health = health
+        self._marking = marking
         self._hotplug = hotplug
         self._mqtt = mqtt
         self._restarts = restarts
@@ -84,10 +87,14 @@ class StatusReport:
         body["clock"] = clock.as_dict()
         snap = self._health.snapshot()
         body["health"] = snap.as_dict()
+        marking = self._marking.snapshot()
+        body["marking"] = marking.as_dict()
         if self._hotplug is not None:
             body["hotplug"] = self._hotplug.snapshot().as_dict()
         body["tasks"] = {"restarts": self._restarts()}
-        critical = clock.blocking or snap.worst is Severity.CRITICAL
+        critical = (
+            clock.blocking or snap.worst is Severity.CRITICAL or marking.worst is Severity.CRITICAL
+        )
         journal_state = body["journal"]
         if not journal_ok or (isinstance(journal_state, dict) and journal_state["state"] != "ok"):
             status = "down"  # nothing new can be committed, so nothing new is accepted

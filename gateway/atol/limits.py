@@ -29,3 +29,12 @@ MAX_USER_ATTRIBUTE_VALUE_CHARS: Final = 175
 MAX_BUYER_CHARS: Final = 256
 MAX_ITEM_ATTRIBUTE_CHARS: Final = 64
 MAX_CUSTOMS_CHARS: Final = 32
+
+# Marked goods. A Shtrih frame holds 255 bytes: FF61h spends 10 on its header and up to 45 on
+# the measured-sale TLV (2108, 1023, 1291), so a code of up to 200 bytes always fits [PROTO].
+MAX_IMC_BYTES: Final = 200
+MAX_MARK_CHECKS: Final = MAX_ITEMS  # codes in one validateMarks task
+# [FFD] 1260/1261: 1262 ФОИВ id (3 characters), 1263 date dd.mm.yyyy, 1264 ≤ 32, 1265 ≤ 256.
+MAX_INDUSTRY_ATTRIBUTES: Final = 4  # entries of one industryInfo (each becomes one 1260/1261)
+MAX_PERMIT_NUMBER_CHARS: Final = 32
+MAX_INDUSTRY_VALUE_CHARS: Final = 256

@@ -13,13 +13,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from gateway.domain import fiscal
+from gateway.domain import fiscal, marking
 from gateway.domain.errors import escape_controls
 
 NOT_CONFIGURED: Final[Mapping[str, bool]] = {"not_configured": True}
 
 # "₽" is not in cp1251, and CRMs put it in names; the tax office reads "руб." the same.
 DEFAULT_TEXT_REPLACEMENTS: Final[Mapping[str, str]] = {"₽": "руб."}
+
+
+@dataclass(frozen=True, slots=True)
+class PermitDefaults:
+    """What an `industryInfo` entry that leaves out `fois`, `date` or `number` gets ([FFD] tags
+    1262, 1263, 1264): the box config's `marking.permit_*`.
+
+    The default is the permissive-mode regulation, Government decree 21.11.2023 № 1944, ФОИВ
+    "030"; which document a check must cite is not settled (some integrations cite 26.03.2022
+    № 477), so the config can change it.
+    """
+
+    fois: str = "030"
+    date: str = "21.11.2023"
+    number: str = "1944"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +54,8 @@ class NameMapping:
     # the optional receipt data it can carry (names in CARRIED_FIELDS; None = all).
     charset: str | None = field(default="cp1251", metadata=NOT_CONFIGURED)
     carries: frozenset[str] | None = field(default=None, metadata=NOT_CONFIGURED)
+    # Set by the box from its `marking:` config section, not from `mapping:`.
+    permit: PermitDefaults = field(default_factory=PermitDefaults, metadata=NOT_CONFIGURED)
 
 
 # Optional receipt data a register driver may or may not carry (ATOL field paths). A driver
@@ -60,6 +77,10 @@ CARRIED_FIELDS: Final = frozenset(
         "items.customsDeclaration",
         "items.additionalAttribute",
         "items.department",
+        # Marked goods: a register that carries imcParams also runs the marking tasks.
+        "items.imcParams",
+        "items.industryInfo",
+        "industryInfo",
     }
 )
 
@@ -77,7 +98,17 @@ CORRECTIONS: Final = frozenset(
 )
 # ATOL task types this gateway does not run (yet).
 UNSUPPORTED_TASKS: Final = frozenset(
-    {"reportOfdExchangeStatus", "printLastReceiptCopy", "nonFiscal"}
+    {
+        "reportOfdExchangeStatus",
+        "printLastReceiptCopy",
+        "nonFiscal",
+        # [ATOL] marking tasks without a Shtrih counterpart here (yet).
+        "addMarksToBuffer",
+        "checkImcWorkState",
+        "pingIsm",
+        "checkImcTime",
+        "checkMarkingCodeValidationsReady",
+    }
 )
 
 TAXATION: Final[Mapping[str, fiscal.TaxationType]] = {
@@ -136,6 +167,25 @@ MAX_PAYMENT_OBJECT: Final = 33
 PAYMENT_OBJECT_CODES: Final = frozenset({*range(1, 28), 30, 31, 32, 33})
 # [FFD] tag 1212 31 and 33 are marked goods: the ФН refuses them without a checked code.
 MARKED_OBJECTS: Final = frozenset({31, 33})
+# [ATOL] [KSL] `imcType` -> [FFD] tag 2100; "auto" lets the register recognise the code.
+IMC_TYPES: Final[Mapping[str, marking.CodeType | None]] = {
+    "auto": None,
+    "imcUnrecognized": marking.CodeType.UNRECOGNISED,
+    "imcShort": marking.CodeType.SHORT,
+    "imcFmVerifyCode88": marking.CodeType.VERIFY88,
+    "imcVerifyCode44": marking.CodeType.VERIFY44_UNCHECKED,
+    "imcFmVerifyCode44": marking.CodeType.VERIFY44,
+    "imcVerifyCode4": marking.CodeType.VERIFY4,
+}
+# [ATOL] [ATOLJS] `itemEstimatedStatus` -> [FFD] tag 2003.
+ESTIMATED_STATUSES: Final[Mapping[str, marking.PlannedStatus]] = {
+    "itemPieceSold": marking.PlannedStatus.PIECE_SOLD,
+    "itemDryForSale": marking.PlannedStatus.MEASURED_SOLD,
+    "itemPieceReturn": marking.PlannedStatus.PIECE_RETURNED,
+    "itemDryReturn": marking.PlannedStatus.MEASURED_RETURNED,
+    "itemStatusUnchanged": marking.PlannedStatus.UNCHANGED,
+}
+ESTIMATED_STATUS_NAMES: Final = {v: k for k, v in ESTIMATED_STATUSES.items()}
 # [FFD] tag 2108 by ATOL name.
 UNITS: Final[Mapping[str, int]] = {
     "piece": 0,

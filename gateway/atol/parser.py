@@ -15,9 +15,10 @@ Rules worth knowing:
 - The first error found is raised, in a fixed order: the envelope, then each task in turn
   (see `receipts.py` for the order inside a receipt).
 - Every field is carried into the fiscal document or refused by name: a field this format
-  does not have, a known ATOL field that cannot be carried yet (marking codes, agent data,
-  industry requisites…), optional data the configured register cannot carry (`carries`), and
+  does not have, a known ATOL field that cannot be carried yet (agent data, operational
+  requisites…), optional data the configured register cannot carry (`carries`), and
   `text`/`barcode` items (nothing non-fiscal is printed) are all errors, never dropped.
+- Marked goods (`imcParams`, `industryInfo`, the marking tasks) are read in `imc.py`.
 - Text must fit the register's character set after the configured replacements ("₽" ->
   "руб."); a character outside it is refused naming the field and the character.
 """
@@ -29,6 +30,7 @@ import re
 from gateway.atol import names
 from gateway.atol import values as v
 from gateway.atol.decimal_json import NotANumber, dumps, loads
+from gateway.atol.imc import MARKING_TASK_TYPES, canonical_industry, marking_task
 from gateway.atol.limits import MAX_BODY_BYTES, MAX_DEPTH
 from gateway.atol.names import NameMapping
 from gateway.atol.receipts import parse_operator, receipt_task
@@ -136,6 +138,8 @@ def parse_task(
     if kind in _SIMPLE:
         v.check_members(task, path, frozenset({"type"}), {})
         return _SIMPLE[kind]
+    if kind in MARKING_TASK_TYPES:
+        return marking_task(task, path, mapping)
     if kind in names.CORRECTIONS:
         raise ValidationError(type_path, f"receipt type {kind!r} is not supported yet")
     if kind in names.UNSUPPORTED_TASKS:
@@ -185,8 +189,12 @@ def _canonical(raw: object, task: FiscalTask, mapping: NameMapping) -> object:
             entry = {**entry, "tax": {**entry["tax"], "type": item.vat.value}}
             if isinstance(entry.get("measurementUnit"), str):
                 entry["measurementUnit"] = names.UNIT_NAMES[item.measurement_unit]
+            if item.industry:
+                entry["industryInfo"] = canonical_industry(item.industry)
         items.append(entry)
     out["items"] = items
+    if task.receipt.industry:
+        out["industryInfo"] = canonical_industry(task.receipt.industry)
     out["payments"] = [
         {**entry, "type": payment.type.value}
         for entry, payment in zip(out["payments"], task.receipt.payments, strict=True)

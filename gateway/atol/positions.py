@@ -2,17 +2,20 @@
 
 A position's fields are read in order (`name, price, quantity, amount, tax`, then the optional
 ones); its sum is checked against price × quantity as the register checks it (`amounts.py`).
-Text, barcode and picture items are refused: nothing non-fiscal is printed.
+Text, barcode and picture items are refused: nothing non-fiscal is printed. A marked item's
+`imcParams` and any item's `industryInfo` are read in `imc.py`, against the finished line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Final
 
 from gateway.atol import limits, names
 from gateway.atol import values as v
 from gateway.atol.amounts import check_not_above, check_printable
+from gateway.atol.imc import industry_info, marking_code
 from gateway.atol.names import NameMapping
 from gateway.atol.tasks import format_money
 from gateway.domain import fiscal
@@ -35,15 +38,18 @@ _POSITION_FIELDS: Final = frozenset(
         "countryCode",
         "customsDeclaration",
         "additionalAttribute",
+        "imcParams",
+        "industryInfo",
     }
 )
-_MARKING = "marking codes are not supported yet"
 # Known ATOL members of a position that change the fiscal document but cannot be carried yet.
 _REFUSED_ITEM_FIELDS: Final = {
-    "imcParams": _MARKING,
-    "markingCode": _MARKING,
-    "nomenclatureCode": "product codes (tags 1162/1163) come with marking; not supported yet",
-    "productCodes": "product codes (tag 1163) come with marking; not supported yet",
+    "markingCode": "markingCode is the ФФД 1.05 form; send the marking code in imcParams "
+    "{imc (base64), itemEstimatedStatus}",
+    "nomenclatureCode": "tag 1162 is the ФФД 1.05 form; send the marking code in imcParams, "
+    "the register builds the product code from it",
+    "productCodes": "product codes (tag 1163) are not supported yet; for marked goods send "
+    "the marking code in imcParams, the register builds 1163 from it",
     "agentInfo": "agent data (tags 1222, 1223…) is not supported yet",
     "supplierInfo": "supplier data (tag 1224) is not supported yet",
 }
@@ -57,8 +63,16 @@ _REFUSED_ITEM_TYPES: Final = {
 _COUNTRY_CODE = re.compile(r"[0-9]{3}")
 
 
-def parse_items(value: object, path: str, mapping: NameMapping) -> tuple[fiscal.Item, ...]:
-    """The fiscal lines of `items`."""
+def parse_items(
+    value: object,
+    path: str,
+    mapping: NameMapping,
+    *,
+    receipt_type: fiscal.ReceiptType,
+    strict_marking: bool,
+) -> tuple[fiscal.Item, ...]:
+    """The fiscal lines of `items` of a `receipt_type` receipt; `strict_marking`: the receipt's
+    `validateMarkingCodes`, every marked item's code must be confirmed by the ОИСМ."""
     raw = v.array(value, path)
     if len(raw) > limits.MAX_ITEMS:
         raise ValidationError(path, f"more than {limits.MAX_ITEMS} items")
@@ -70,7 +84,8 @@ def parse_items(value: object, path: str, mapping: NameMapping) -> tuple[fiscal.
         if not isinstance(kind, str):
             raise ValidationError(v.key(where, "type"), "must be a string")
         if kind == "position":
-            items.append(_position(members, where, mapping))
+            item = _position(members, where, mapping)
+            items.append(_marked(item, members, where, mapping, receipt_type, strict_marking))
         elif kind in _REFUSED_ITEM_TYPES:
             raise ValidationError(v.key(where, "type"), _REFUSED_ITEM_TYPES[kind])
         else:
@@ -157,9 +172,40 @@ def _payment_object(members: dict[str, object], path: str) -> int:
         code = v.code(raw, where, range(1, names.MAX_PAYMENT_OBJECT + 1))
         if code not in names.PAYMENT_OBJECT_CODES:
             raise ValidationError(where, f"payment object {code} does not exist in ФФД 1.2")
-    if code in names.MARKED_OBJECTS:
-        raise ValidationError(where, f"{_MARKING}: payment object {code} needs a marking code")
     return code
+
+
+def _marked(
+    item: fiscal.Item,
+    members: dict[str, object],
+    path: str,
+    mapping: NameMapping,
+    kind: fiscal.ReceiptType,
+    strict: bool,
+) -> fiscal.Item:
+    """`item` with its `imcParams` (tag 2000 and its check) and `industryInfo` (1260)."""
+    raw = members.get("imcParams")
+    marked = item.payment_object in names.MARKED_OBJECTS
+    if not v.given(raw):
+        if marked:
+            v.carried(mapping, "items.imcParams", v.key(path, "paymentObject"))
+            raise ValidationError(
+                v.key(path, "paymentObject"),
+                f"payment object {item.payment_object} is marked goods: give the item's "
+                "marking code in imcParams {imc (base64), itemEstimatedStatus}",
+            )
+        code = None
+    else:
+        code = marking_code(raw, path, item=item, kind=kind, strict=strict, mapping=mapping)
+    industry = industry_info(
+        members.get("industryInfo"),
+        v.key(path, "industryInfo"),
+        mapping,
+        carried_as="items.industryInfo",
+    )
+    if code is None and not industry:
+        return item
+    return dataclasses.replace(item, marking=code, industry=industry)
 
 
 def _unit(members: dict[str, object], path: str, mapping: NameMapping) -> int:

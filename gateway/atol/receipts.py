@@ -1,7 +1,8 @@
 """Pure: one ATOL receipt task (sell, sellReturn, buy, buyReturn) -> `fiscal.Receipt`.
 
 Fields are read in a fixed order, `type, taxationType, electronically, operator, clientInfo,
-paymentsPlace, paymentsAddress, additionalAttribute, userAttribute, items, payments`, after
+paymentsPlace, paymentsAddress, additionalAttribute, userAttribute, industryInfo,
+validateMarkingCodes, items, payments`, after
 unknown and refused members; then the checks that span fields (total, payments against the
 total, change, taxes). Every field is carried into the fiscal document or refused by name.
 """
@@ -13,6 +14,7 @@ from typing import Final
 
 from gateway.atol import limits, names
 from gateway.atol import values as v
+from gateway.atol.imc import industry_info
 from gateway.atol.names import NameMapping
 from gateway.atol.positions import parse_items
 from gateway.atol.tasks import ReceiptTask, format_money
@@ -33,6 +35,8 @@ _RECEIPT_FIELDS: Final = frozenset(
         "paymentsAddress",
         "additionalAttribute",
         "userAttribute",
+        "industryInfo",
+        "validateMarkingCodes",
         "items",
         "payments",
         "taxes",
@@ -43,7 +47,6 @@ _RECEIPT_FIELDS: Final = frozenset(
 _REFUSED_RECEIPT_FIELDS: Final = {
     "agentInfo": "agent data (tags 1057, 1223…) is not supported yet",
     "supplierInfo": "supplier data (tags 1224…) is not supported yet",
-    "industryInfo": "industry requisites (tag 1261) are not supported yet",
     "operatingInfo": "operational requisites (tag 1270) are not supported yet",
     "companyInfo": "the register sends its own registration data; companyInfo is not supported",
     "preItems": "printing text before the receipt is not supported; remove preItems",
@@ -101,7 +104,15 @@ def receipt_task(
     user_attribute = _user_attribute(
         task.get("userAttribute"), v.key(path, "userAttribute"), mapping
     )
-    items = parse_items(task.get("items"), v.key(path, "items"), mapping)
+    industry = industry_info(
+        task.get("industryInfo"), v.key(path, "industryInfo"), mapping, carried_as="industryInfo"
+    )
+    # [ATOLJS]: with validateMarkingCodes the sale needs the ОИСМ's confirmation of every code;
+    # without it a code the ОИСМ could not be asked about is sold and reported later.
+    strict = v.flag(task, "validateMarkingCodes", path)
+    items = parse_items(
+        task.get("items"), v.key(path, "items"), mapping, receipt_type=kind, strict_marking=strict
+    )
     payments = _payments(task.get("payments"), v.key(path, "payments"), mapping)
     receipt = fiscal.Receipt(
         type=kind,
@@ -116,6 +127,7 @@ def receipt_task(
         payments_address=address,
         additional_attribute=attribute,
         user_attribute=user_attribute,
+        industry=industry,
         job_id=job_id,
     )
     _check_sums(task, path, receipt)

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.atol import marking_results
 from gateway.domain import fiscal
 from gateway.domain.errors import (
     GatewayError,
@@ -36,6 +37,13 @@ ATOL_INTERRUPTED = 502
 ATOL_CANCELED = 503
 ATOL_VALIDATION = 400
 ATOL_OTHER = 999
+# A marking code refused by the ФН or the ОИСМ, or not confirmed when the client required it:
+# the ATOL driver's 404 "invalid КМ status" (its 4xx marking errors, [ATOLJS] utils), which a
+# client written for ATOL already treats as "this item cannot be sold".
+ATOL_MARKING_REFUSED = marking_results.ATOL_INVALID_STATUS
+# A refusal the box itself makes in the ATOL driver's own words (e.g. 401 "validation in
+# progress") carries this source and the ATOL number in its detail.
+ATOL_SOURCE = "atol"
 # A refusal without an ATOL twin is reported as 1000 + the register's own number (a Shtrih-M
 # error byte, a cloud backend's HTTP status) when it has one.
 REGISTER_CODE_BASE = 1000
@@ -51,12 +59,23 @@ _ATOL_CODES: Mapping[Refusal, int] = {
     Refusal.OFD_BACKLOG: ATOL_OFD_TIMEOUT,
     Refusal.INVALID_DATA: ATOL_INVALID_PARAM,
     Refusal.UNMAPPED: ATOL_INVALID_PARAM,
+    Refusal.MARKING: ATOL_MARKING_REFUSED,
+}
+
+# What to do, for refusals whose message does not say it already.
+_DEFAULT_HINTS: Mapping[Refusal, str] = {
+    Refusal.MARKING: (
+        "nothing was printed; take the item off the receipt or scan its code again, and check "
+        "the goods in Честный знак before selling them"
+    ),
 }
 
 
 def error_code(err: BaseException) -> int:
     """The ATOL-style numeric code reported for an error."""
     if isinstance(err, RegisterRefused):
+        if err.detail is not None and err.detail.source == ATOL_SOURCE and err.detail.number:
+            return err.detail.number
         known = _ATOL_CODES.get(err.reason)
         if known is not None:
             return known
@@ -71,7 +90,10 @@ def error_code(err: BaseException) -> int:
 
 def error_text(err: GatewayError) -> str:
     """Description for a client: what happened and, when known, what to do."""
-    return f"{err.message} — {err.hint}" if err.hint else err.message
+    hint = err.hint
+    if hint is None and isinstance(err, RegisterRefused):
+        hint = _DEFAULT_HINTS.get(err.reason)
+    return f"{err.message} — {hint}" if hint else err.message
 
 
 def iso(when: dt.datetime | None, tz: dt.tzinfo | None) -> str | None:
@@ -106,8 +128,12 @@ def fiscal_params(res: fiscal.FiscalResult, tz: dt.tzinfo | None) -> dict[str, A
 
 
 def fiscal_result(res: fiscal.FiscalResult, tz: dt.tzinfo | None) -> dict[str, Any]:
-    """Result of a receipt or shift task."""
-    return {"fiscalParams": fiscal_params(res, tz), "warnings": None}
+    """Result of a receipt or shift task; a receipt with marked items adds `marks`: per item
+    its code (base64), the check result and the tag 2106 bound into the document."""
+    out: dict[str, Any] = {"fiscalParams": fiscal_params(res, tz), "warnings": None}
+    if res.marks:
+        out["marks"] = [marking_results.mark_result(m) for m in res.marks]
+    return out
 
 
 def recovered_result(

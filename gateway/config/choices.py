@@ -22,6 +22,15 @@ class RegisterDriver(enum.StrEnum):
     VCHASNO = "vchasno"
 
 
+class MarkingOrder(enum.StrEnum):
+    """`register.marking_order`: where a Shtrih register takes a marked line's code (FF67h)
+    relative to the line itself (FF46h) [JPOS] [NG]."""
+
+    AUTO = "auto"  # by the register's model: «кассовое ядро» models take core, others classic
+    CORE = "core"  # «кассовое ядро»: FF4Dh (2108, ...) -> FF67h -> FF46h
+    CLASSIC = "classic"  # FF46h -> FF4Dh -> FF67h
+
+
 class TaxationName(enum.StrEnum):
     """`register.taxation_type`: the tax system of receipts whose task names none."""
 

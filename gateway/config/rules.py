@@ -6,6 +6,7 @@ converted value and returns a problem or None.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import urllib.parse
 import zoneinfo
@@ -140,6 +141,39 @@ def check_scrypt(value: Secret) -> str | None:
     if ln > 30 or 128 * r * (1 << ln) > MAX_SCRYPT_MEMORY:
         return "scrypt cost needs more memory than the box can spare (128·r·2^ln <= 256 MiB)"
     return None
+
+
+_FOIS = re.compile(r"[0-9]{3}")
+_PERMIT_DATE = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})")
+
+
+def check_fois(value: str) -> str | None:
+    """ФФД tag 1262: a federal body's 3-digit id, "030" for the marking system."""
+    return None if _FOIS.fullmatch(value) else 'must be 3 digits, like "030" (quote it)'
+
+
+def check_permit_date(value: str) -> str | None:
+    """ФФД tag 1263: the regulation's date as dd.mm.yyyy."""
+    m = _PERMIT_DATE.fullmatch(value)
+    if m is not None:
+        try:
+            dt.date(int(m[3]), int(m[2]), int(m[1]))
+        except ValueError:
+            pass
+        else:
+            return None
+    return 'must be a date as dd.mm.yyyy, like "21.11.2023" (quote it)'
+
+
+def check_permit_number(value: str) -> str | None:
+    """ФФД tag 1264: the regulation's number, at most 32 characters the register prints."""
+    problem = check_text(32)(value)
+    if problem is None:
+        try:
+            value.encode("cp1251")
+        except UnicodeEncodeError:
+            return "must be printable by the register (cp1251)"
+    return problem
 
 
 MIN_KKM_PASSWORD_CHARS: Final = 8

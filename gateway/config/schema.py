@@ -16,6 +16,7 @@ from gateway.atol.names import NameMapping
 from gateway.config.choices import (
     ClockTrust,
     LogLevel,
+    MarkingOrder,
     MqttProtocol,
     OpenShiftClockPolicy,
     RegisterDriver,
@@ -35,7 +36,10 @@ from gateway.config.rules import (
     check_basic_name,
     check_box_id,
     check_by_id,
+    check_fois,
     check_kkm_users,
+    check_permit_date,
+    check_permit_number,
     check_scrypt,
     check_text,
     check_timezone,
@@ -132,6 +136,21 @@ class RegisterConfig:
     pin_code: Secret | None = field(default=None, metadata=rule(check=check_text(64)))
     token: Secret | None = field(default=None, metadata=rule(check=check_text(1024)))
     tax_groups: TaxGroupsConfig | None = None  # driver vchasno only
+    marking_order: MarkingOrder = MarkingOrder.AUTO  # driver shtrih only
+
+
+@dataclass(frozen=True, slots=True)
+class MarkingConfig:
+    """Marked goods: the permissive-mode document an `industryInfo` entry cites when it
+    leaves out its own (ФФД tags 1262, 1263, 1264 of STLV 1260/1261).
+
+    The default is Government decree 21.11.2023 № 1944; which document is current is not
+    settled (some integrations cite 26.03.2022 № 477), so each value can be changed here.
+    """
+
+    permit_fois: str = field(default="030", metadata=rule(check=check_fois))
+    permit_date: str = field(default="21.11.2023", metadata=rule(check=check_permit_date))
+    permit_number: str = field(default="1944", metadata=rule(check=check_permit_number))
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,4 +315,5 @@ class Config:
     clock: ClockConfig = ClockConfig()
     health: HealthConfig = HealthConfig()
     updates: UpdatesConfig = UpdatesConfig()
+    marking: MarkingConfig = MarkingConfig()
     mapping: NameMapping = field(default_factory=NameMapping)

@@ -70,7 +70,7 @@ _CLOUD_ONLY: Final = (
     "token",
     "tax_groups",
 )
-_SERIAL_ONLY: Final = ("port", "baudrate", "device_password", "usb", "emulator")
+_SERIAL_ONLY: Final = ("port", "baudrate", "device_password", "usb", "emulator", "marking_order")
 
 
 @_validator(RegisterConfig)

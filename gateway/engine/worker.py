@@ -21,14 +21,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.atol import results
+from gateway.atol import marking_results, results
 from gateway.atol.names import NameMapping
 from gateway.atol.parser import parse_tasks_json
 from gateway.atol.tasks import (
     CashTask,
     CloseShiftTask,
+    CodeCheckParams,
     ContinuePrintTask,
     FiscalTask,
+    MarkingAction,
+    MarkingTask,
     OpenShiftTask,
     ParsedRequest,
     QueryKind,
@@ -36,7 +39,7 @@ from gateway.atol.tasks import (
     ReceiptTask,
     ReportXTask,
 )
-from gateway.domain import fiscal
+from gateway.domain import fiscal, marking
 from gateway.domain.errors import (
     GatewayError,
     JournalError,
@@ -46,6 +49,7 @@ from gateway.domain.errors import (
     RegisterError,
     RegisterRefused,
     ValidationError,
+    VendorDetail,
 )
 from gateway.engine import journal_faults
 from gateway.engine.reconcile import reconcile_shift
@@ -94,6 +98,18 @@ AUTO_OPEN_STEP = "openShift(auto)"
 AUTO_CLOSE_STEP = "closeShift(auto)"
 
 
+@dataclass(frozen=True, slots=True)
+class KeptCheck:
+    """The last marking-code check a beginMarkingCodeValidation ran, for its status task.
+
+    `waiting`: the register holds the code until it is accepted or declined (FF69h).
+    """
+
+    params: CodeCheckParams
+    check: marking.CodeCheck
+    waiting: bool
+
+
 class Blocked(GatewayError):
     """The outcome of a fiscal step could not be proven: a person must decide."""
 
@@ -122,6 +138,7 @@ class Worker:
         device_info: Callable[[], fiscal.DeviceInfo | None] = lambda: None,
         before_shift_open: Callable[[], Awaitable[None]] | None = None,
         after_job: Callable[[], None] = lambda: None,
+        on_code_check: Callable[[marking.CodeCheck], None] = lambda _check: None,
     ) -> None:
         self._journal = journal
         self._register = register
@@ -134,6 +151,8 @@ class Worker:
         self._before_shift_open = before_shift_open
         self._after_job = after_job  # e.g. the status page reads the register's state again
         self._after_job_due = False
+        # The marking monitor learns from it whether the ОИСМ answered.
+        self.on_code_check = on_code_check
         self._shift = ShiftMemo(journal, register)
         self._wake = asyncio.Event()
         # Held around each job (and idle shift upkeep): monitors take it to keep off the
@@ -145,6 +164,10 @@ class Worker:
         # A task's result the journal failed to commit: committed on the retry, never redone.
         self._unsaved: tuple[str, int, dict[str, Any]] | None = None
         self.current_job: str | None = None
+        # The last marking-code check, kept in memory only: a box restart forgets it, and the
+        # next check declines a code the register still holds (see `_orphan_declined`).
+        self.kept_check: KeptCheck | None = None
+        self._marking_unsure = True  # the register may hold a checked code we do not know
         self.progress = 0  # bumps on every step: the systemd watchdog checks it moves
         self.last_activity = self._now()
 
@@ -372,6 +395,8 @@ class Worker:
             return await self._fiscal(job, index, task)
         if isinstance(task, CashTask):
             return await self._cash(job, index, task)
+        if isinstance(task, MarkingTask):
+            return await self._marking(task)
         raise ValidationError(
             f"request[{index}]", f"task type {type(task).__name__} is not supported"
         )
@@ -395,6 +420,128 @@ class Worker:
         if kind is QueryKind.SHIFT_TOTALS:
             return results.shift_totals(await reg.shift_totals())
         return results.ofd_status(await reg.ofd_status(), self._tz)
+
+    # --- marking codes ---------------------------------------------------------------------
+
+    async def _marking(self, task: MarkingTask) -> dict[str, Any]:
+        """An ATOL marking task ([ATOLJS] myscripts_marks): no fiscal document, so no N0;
+        run once in queue order like a query, under the register lock."""
+        reg = self._register
+        if not isinstance(reg, fiscal.MarkingRegister):
+            raise RegisterRefused(
+                Refusal.NOT_SUPPORTED,
+                "this register does not check marking codes",
+                hint="sell marked goods on a ФФД 1.2 register with a ФН-М registered for marking",
+            )
+        try:
+            return await self._marking_action(reg, task)
+        except LinkError:
+            # The answer was lost: whether a code now waits for a decision is unknown.
+            self._marking_unsure = True
+            raise
+
+    async def _marking_action(
+        self, reg: fiscal.MarkingRegister, task: MarkingTask
+    ) -> dict[str, Any]:
+        action, kept = task.action, self.kept_check
+        if action is MarkingAction.BEGIN:
+            self._refuse_while_waiting(action)
+            await self._orphan_declined(reg)
+            params = task.checks[0]
+            check = await reg.check_code(params.code, quantity=params.quantity, unit=params.unit)
+            self.kept_check = KeptCheck(params, check, waiting=True)
+            self.on_code_check(check)
+            _LOGGER.info("Marking code %s checked: %s", params.code.printable(), check)
+            return marking_results.begin_result(check)
+        if action is MarkingAction.STATUS:
+            if kept is None:
+                raise _atol_refusal(
+                    marking_results.ATOL_WRONG_STATE,
+                    "no marking code check was started",
+                    "send beginMarkingCodeValidation with the code first",
+                )
+            return marking_results.status_result(kept.check, kept.params.code)
+        if action in (MarkingAction.ACCEPT, MarkingAction.DECLINE):
+            if kept is None or not kept.waiting:
+                raise _atol_refusal(
+                    marking_results.ATOL_WRONG_STATE,
+                    "no checked marking code waits for a decision",
+                    "send beginMarkingCodeValidation with the code first",
+                )
+            accept = action is MarkingAction.ACCEPT
+            stored = await reg.accept_code(accept)
+            self.kept_check = dataclasses.replace(kept, waiting=False)
+            _LOGGER.info(
+                "Marking code %s %s",
+                kept.params.code.printable(),
+                "accepted" if accept else "declined",
+            )
+            return marking_results.accept_result(kept.check, stored) if accept else {}
+        if action is MarkingAction.CANCEL:
+            if kept is not None and kept.waiting:
+                await reg.accept_code(False)
+                self.kept_check = dataclasses.replace(kept, waiting=False)
+            else:
+                await self._orphan_declined(reg)
+            return {}
+        if action is MarkingAction.CLEAR:
+            await reg.clear_codes()
+            if kept is not None:
+                self.kept_check = dataclasses.replace(kept, waiting=False)
+            self._marking_unsure = False
+            return {}
+        if action is MarkingAction.VALIDATE:
+            self._refuse_while_waiting(action)
+            await self._orphan_declined(reg)
+            return {"validateMarks": [await self._validate_one(reg, p) for p in task.checks]}
+        state = await reg.marking_state()
+        return marking_results.exchange_status(state, await reg.ism_exchange())
+
+    def _refuse_while_waiting(self, action: MarkingAction) -> None:
+        """The ATOL driver's rule: one check at a time (its error 401)."""
+        kept = self.kept_check
+        if kept is not None and kept.waiting:
+            raise _atol_refusal(
+                marking_results.ATOL_CHECK_IN_PROGRESS,
+                f"{action.value}: validation in progress — the marking code "
+                f"{kept.params.code.printable()} was checked and waits for a decision",
+                "send acceptMarkingCode or declineMarkingCode, or cancelMarkingCodeValidation "
+                "to abandon it, then check again",
+            )
+
+    async def _orphan_declined(self, reg: fiscal.MarkingRegister) -> None:
+        """After a restart or a lost answer the register may hold a checked code no client
+        is deciding on: decline it (FF69h(0)), as no sale can use it unconfirmed."""
+        if not self._marking_unsure:
+            return
+        state = await reg.marking_state()
+        if state.waiting_decision:
+            _LOGGER.warning("Declining a checked marking code no task is waiting for")
+            await reg.accept_code(False)
+        self._marking_unsure = False
+
+    async def _validate_one(
+        self, reg: fiscal.MarkingRegister, params: CodeCheckParams
+    ) -> dict[str, Any]:
+        """validateMarks, one code: check it, accept it when its policy allows, else decline."""
+        try:
+            check = await reg.check_code(params.code, quantity=params.quantity, unit=params.unit)
+        except RegisterRefused as err:
+            if err.transient:
+                raise
+            _LOGGER.warning("Marking code %s: check refused: %s", params.code.printable(), err)
+            return marking_results.validate_error(results.error_code(err), results.error_text(err))
+        self.on_code_check(check)
+        refusal = check.refusal(params.code.policy)
+        stored = await reg.accept_code(refusal is None)
+        self.kept_check = KeptCheck(params, check, waiting=False)
+        _LOGGER.info(
+            "Marking code %s %s%s",
+            params.code.printable(),
+            "accepted" if refusal is None else "declined: ",
+            refusal or "",
+        )
+        return marking_results.validate_item(check, params.code, stored=stored, refusal=refusal)
 
     # --- cash in and out -------------------------------------------------------------------
 
@@ -578,7 +725,12 @@ class Worker:
         _LOGGER.info("Job %s task %d: %s, N0=%d", job.uuid, index, step, n0)
         try:
             if isinstance(task, ReceiptTask):
+                # A marking register rejects a waiting code and empties its table before it
+                # checks the receipt's own codes: an earlier begin/accept is spent either way.
+                self._codes_spent()
                 res = await self._register.print_receipt(self._complete(task.receipt, job, index))
+                for mark in res.marks:
+                    self.on_code_check(mark.check)
             elif isinstance(task, OpenShiftTask):
                 res = await self._register.open_shift(task.operator or self._policy.operator)
                 await self._remember_shift(res)
@@ -605,6 +757,11 @@ class Worker:
                 raise
             return None
         return results.fiscal_result(res, self._tz)
+
+    def _codes_spent(self) -> None:
+        kept = self.kept_check
+        if kept is not None and kept.waiting:
+            self.kept_check = dataclasses.replace(kept, waiting=False)
 
     def _complete(self, receipt: fiscal.Receipt, job: JobRecord, index: int) -> fiscal.Receipt:
         """The receipt as it is printed: the box's cashier and tax system where the task gave
@@ -858,6 +1015,16 @@ class Worker:
         if info.opened_at is not None:
             return info.opened_at  # a cloud РРО reports it directly
         return await self._shift.opened_at(info.number)
+
+
+def _atol_refusal(number: int, message: str, hint: str) -> RegisterRefused:
+    """The box's own refusal of a marking task, with the ATOL driver's error number."""
+    return RegisterRefused(
+        Refusal.WRONG_MODE,
+        message,
+        detail=VendorDetail(results.ATOL_SOURCE, str(number), message, number=number),
+        hint=hint,
+    )
 
 
 def request_id(job_uuid: str, index: int) -> str:

@@ -288,3 +288,73 @@ def firmware_below(version: str, build: int | None, minimum: str) -> bool:
         have = (*have, (1, build))
     n = min(len(have), len(want))  # an unknown build does not count as older
     return have[:n] < want[:n]
+
+
+# --- marking (ФН-М and the ОИСМ) ---------------------------------------------------------
+
+# Tag FF70h area fill at or above which the notification area is nearly full (3: over 90 %).
+MARKING_AREA_NEARLY_FULL = 3
+
+
+@dataclass(frozen=True, slots=True)
+class MarkingReading:
+    """One poll of the register's marking state (FF70h) and ОИСМ exchange (FF68h).
+
+    `read_at` and `oldest_unsent` are naive register wall time; `oldest_unsent` is None when
+    nothing waits or the register does not say when the oldest notification was made.
+    """
+
+    read_at: dt.datetime
+    check_state: int
+    waiting_decision: bool
+    notification_state: int
+    area_fill: int
+    unsent: int
+    oldest_unsent: dt.datetime | None
+
+    @property
+    def oldest_unsent_age(self) -> dt.timedelta | None:
+        """How long the oldest unsent notification has waited for the ОИСМ."""
+        if self.oldest_unsent is None or not self.unsent:
+            return None
+        return self.read_at - self.oldest_unsent
+
+
+def marking_conditions(reading: MarkingReading, limits: HealthThresholds) -> tuple[Condition, ...]:
+    """The marking conditions that need a person. Unsent notifications use the OFD backlog's
+    threshold (`health.ofd_backlog_warn_days`): both are the register's link to the outside."""
+    found: list[Condition] = []
+    if reading.check_state == 0 or reading.notification_state == 2:
+        found.append(
+            Condition(
+                "marking_blocked",
+                Severity.CRITICAL,
+                "the ФН blocks marking-code checks (its check table or notification area is "
+                "full); marked goods cannot be sold",
+                "restore the register's connection to the ОИСМ so it sends its notifications",
+            )
+        )
+    elif reading.area_fill >= MARKING_AREA_NEARLY_FULL:
+        found.append(
+            Condition(
+                "marking_area_nearly_full",
+                Severity.WARNING,
+                "the ФН's notification area is over 90 % full; marked sales stop when it fills",
+                "restore the register's connection to the ОИСМ so it sends its notifications",
+            )
+        )
+    age = reading.oldest_unsent_age
+    if age is not None:
+        days = age.total_seconds() / 86400
+        if days >= limits.ofd_backlog_warn_days:
+            found.append(
+                Condition(
+                    "marking_notifications_old",
+                    Severity.WARNING,
+                    f"{reading.unsent} marking notifications not sent to the ОИСМ, the oldest "
+                    f"since {reading.oldest_unsent:%Y-%m-%d %H:%M} ({days:.1f} days)",
+                    "check the register's internet connection and its ОИСМ address (table 26 "
+                    "on a Shtrih-M)",
+                )
+            )
+    return tuple(found)

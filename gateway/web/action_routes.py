@@ -7,6 +7,8 @@ Every action needs a session and its CSRF token. Printing actions become journal
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,6 +40,10 @@ DIAGNOSTICS_JOBS: Final = 200
 JOB_ACTIONS: Final = {"x-report": "reportX", "open-shift": "openShift", "close-shift": "closeShift"}
 LIVE_ACTIONS: Final = ("sync-clock", "reconnect", "accept-register")
 _ACTION_ID: Final = re.compile(r"[0-9a-f]{32}")
+MAX_CODE_BYTES: Final = 255  # the check command carries the code's length in one byte
+# How a person may write the GS1 group separator (1Dh) in a text field.
+_GS_SPELLINGS: Final = re.compile(r"<GS>|\\u001d|\\x1d|\x1d", re.IGNORECASE)
+_BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
 class _Duplicate(Exception):
@@ -151,6 +157,76 @@ async def selftest_action(request: web.Request) -> web.Response:
     )
     _notify(
         request, session, Notice("ok", t("n_selftest_queued", uuid=job.uuid), f"/jobs/{job.uuid}")
+    )
+    return redirect(f"/jobs/{job.uuid}")
+
+
+def sample_code(text: str) -> bytes:
+    """The marking code a person typed: as scanned (GS written as <GS>, \\u001d or \\x1d) or
+    base64 as ATOL's `imc` carries it. ValueError says what is wrong, for the page."""
+    raw = text.strip()
+    if not raw:
+        raise ValueError("the code is empty")
+    if _GS_SPELLINGS.search(raw) is None and _BASE64.fullmatch(raw):
+        try:
+            decoded = base64.b64decode(raw, validate=True)
+        except binascii.Error:
+            decoded = b""
+        # Plain text that happens to be valid base64 decodes to bytes no code holds.
+        if decoded and all(0x20 <= b < 0x7F or b == 0x1D for b in decoded):
+            return decoded
+    code = _GS_SPELLINGS.sub("\x1d", raw)
+    bad = sorted({c for c in code if not (" " <= c < "\x7f" or c == "\x1d")})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad[:5])
+        raise ValueError(f"a marking code holds only ASCII characters, not {shown}")
+    data = code.encode("ascii")
+    if len(data) > MAX_CODE_BYTES:
+        raise ValueError(f"the code is {len(data)} bytes long, at most {MAX_CODE_BYTES} fit")
+    return data
+
+
+def sample_check_body(uuid: str, code: bytes) -> str:
+    """The request of a sample check: check the code (ФН and ОИСМ), read the answer, decline
+    the code so that it stays out of any receipt ([ATOLJS] task names)."""
+    params = {
+        "imc": base64.b64encode(code).decode("ascii"),
+        "imcType": "auto",
+        "itemEstimatedStatus": "itemPieceSold",
+        "imcModeProcessing": 0,
+    }
+    tasks = [
+        {"type": "beginMarkingCodeValidation", "params": params},
+        {"type": "getMarkingCodeValidationStatus"},
+        {"type": "declineMarkingCode"},
+    ]
+    return dumps({"uuid": uuid, "request": tasks})
+
+
+async def marking_check_action(request: web.Request) -> web.Response:
+    """POST /actions/marking-check: queue a sample code check (begin, status, decline) as one
+    job through the intake, exactly once per form; the job's page shows the answer."""
+    page = request.app[PAGE]
+    session, form = await require_action(request)
+    action_id = _action_id(field(form, "action_id"))
+    if action_id is None:
+        return error_page(request, 403, "err_csrf")
+    t = translator(lang_of(request))
+    try:
+        code = sample_code(field(form, "code"))
+    except ValueError as err:
+        _notify(request, session, Notice("bad", t("n_marking_bad_code", why=str(err))))
+        return redirect("/")
+    uuid = f"{pages.MARKING_CHECK_PREFIX}{action_id}"
+    try:
+        job = await _submit(page, uuid, sample_check_body(uuid, code))
+    except _Duplicate:
+        _notify(request, session, Notice("info", t("n_job_duplicate", uuid=uuid), f"/jobs/{uuid}"))
+        return redirect(f"/jobs/{uuid}")
+    page.count_action("marking-check")
+    _LOGGER.info("Status page: marking code check queued as job %s by %s", job.uuid, peer(request))
+    _notify(
+        request, session, Notice("ok", t("n_marking_queued", uuid=job.uuid), f"/jobs/{job.uuid}")
     )
     return redirect(f"/jobs/{job.uuid}")
 
@@ -278,4 +354,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(r"/actions/{name:x-report|open-shift|close-shift}", job_action)
     router.add_post(r"/actions/{name:sync-clock|reconnect|accept-register}", live_action)
     router.add_post("/actions/selftest", selftest_action)
+    router.add_post("/actions/marking-check", marking_check_action)
     router.add_post("/actions/diagnostics", diagnostics)

@@ -236,6 +236,67 @@ class JobDetail:
     result_text: str
     log: list[LogLine]  # kept log lines naming the job: what the worker and recovery found
     line: JobLine
+    marking: MarkingAnswer | None = None  # a sample code check from the page: its answer
+
+
+MARKING_CHECK_PREFIX: Final = "web-marking-check-"
+
+
+@dataclass(frozen=True, slots=True)
+class MarkingAnswer:
+    """A sample code check in words: each part a text key and its params; None when the
+    job has not run that far. `error` is the register's refusal, as the job recorded it."""
+
+    fn: tuple[str, dict[str, str]] | None
+    ism: tuple[str, dict[str, str]] | None
+    error: str | None
+
+
+def marking_answer(job: JobRecord) -> MarkingAnswer | None:
+    """Pure: read a sample check's results (begin, status, decline); None for other jobs."""
+    if not job.uuid.startswith(MARKING_CHECK_PREFIX):
+        return None
+    results = [r.result if isinstance(r.result, dict) else {} for r in job.task_results]
+    errors = [r.error_description for r in job.task_results if r.error_description]
+    fn: tuple[str, dict[str, str]] | None = None
+    offline = results[0].get("offlineValidation") if results else None
+    if isinstance(offline, dict):
+        if not offline.get("fmCheck"):
+            fn = ("marking_fn_not_checked", {"reason": str(offline.get("fmCheckErrorReason"))})
+        elif offline.get("fmCheckResult"):
+            fn = ("marking_fn_positive", {})
+        else:
+            fn = ("marking_fn_negative", {})
+    ism: tuple[str, dict[str, str]] | None = None
+    status = results[1] if len(results) > 1 else {}
+    online = status.get("onlineValidation")
+    info = online.get("itemInfoCheckResult") if isinstance(online, dict) else None
+    error = status.get("driverError")
+    if isinstance(error, dict) and error.get("code"):
+        ism = ("marking_ism_silent", {"why": str(error.get("description") or error.get("code"))})
+    elif isinstance(info, dict):
+        confirmed = all(
+            info.get(k)
+            for k in (
+                "imcCheckFlag",
+                "imcCheckResult",
+                "imcStatusInfo",
+                "imcEstimatedStatusCorrect",
+            )
+        )
+        refused = (info.get("imcCheckFlag") and not info.get("imcCheckResult")) or (
+            info.get("imcStatusInfo") and not info.get("imcEstimatedStatusCorrect")
+        )
+        if confirmed:
+            ism = ("marking_ism_positive", {})
+        elif refused:
+            ism = ("marking_ism_negative", {})
+        else:
+            ism = (
+                "marking_ism_silent",
+                {"why": "autonomous" if info.get("ecrStandAloneFlag") else "—"},
+            )
+    return MarkingAnswer(fn, ism, errors[0] if errors else None)
 
 
 JOB_LOG_LINES: Final = 30
@@ -253,7 +314,9 @@ async def job_detail(journal: Journal, uuid: str, logs: RecentLogs | None) -> Jo
         [r.to_json() for r in job.task_results], ensure_ascii=False, indent=2, default=str
     )
     log = [ln for ln in logs.lines() if uuid in ln.message][-JOB_LOG_LINES:] if logs else []
-    return JobDetail(job, history, request_text, result_text, log, job_line(job))
+    return JobDetail(
+        job, history, request_text, result_text, log, job_line(job), marking_answer(job)
+    )
 
 
 def job_summary(job: JobRecord) -> dict[str, Any]:
@@ -326,6 +389,16 @@ async def metric_families(
         ),
         g("fn_days_left", "Days until the fiscal storage expires", view.fn_days_left),
         g("ofd_unsent_documents", "Documents not yet acknowledged by the OFD", view.ofd_unsent),
+        g(
+            "marking_unsent_notifications",
+            "Marking notifications not yet sent to the marking system (ОИСМ)",
+            view.marking_unsent,
+        ),
+        g(
+            "marking_ism_reachable",
+            "1 when the marking system answered the last code check",
+            flag(view.ism_reachable),
+        ),
         g(
             "clock_synchronised",
             "1 when the box clock is NTP-synchronised",

@@ -52,6 +52,16 @@ class StatusView:
     queue_paused: str | None = None
     mqtt_state: str | None = None
     mqtt_last_command_at: dt.datetime | None = None
+    # Marking (the marking monitor's snapshot under "marking").
+    marking_enabled: bool | None = None
+    marking_reason: str | None = None  # why marking is not enabled
+    ism_reachable: bool | None = None  # the ОИСМ answered the last check the box made
+    ism_last_answered_at: dt.datetime | None = None
+    ism_unanswered_since: dt.datetime | None = None  # autonomous since
+    marking_unsent: int | None = None  # notifications not yet sent to the ОИСМ
+    marking_oldest: dt.datetime | None = None  # naive = the register's wall time
+    marking_check_state: str | None = None  # idle | code_checked | blocked | …
+    marking_problems: tuple[str, ...] | None = None  # the monitor's active conditions
 
 
 def _section(status: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -183,6 +193,10 @@ def read_status(status: Mapping[str, Any], now: dt.datetime) -> StatusView:
     queue = _section(status, "queue")
     mqtt = _section(status, "mqtt")
     journal = _section(status, "journal")
+    marking = _section(status, "marking")
+    ism = _section(marking, "ism")
+    notifications = _section(marking, "notifications")
+    marking_check = _section(marking, "check")
 
     opened_at = timestamp(shift.get("opened_at"))
     age_h = number(shift.get("age_h"))
@@ -244,4 +258,25 @@ def read_status(status: Mapping[str, Any], now: dt.datetime) -> StatusView:
         queue_paused=text(queue.get("paused")),
         mqtt_state=text(mqtt.get("state")),
         mqtt_last_command_at=timestamp(mqtt.get("last_command_at")),
+        marking_enabled=flag(marking.get("enabled")),
+        marking_reason=text(marking.get("reason")),
+        ism_reachable=flag(ism.get("reachable")),
+        ism_last_answered_at=timestamp(ism.get("last_answered_at")),
+        ism_unanswered_since=timestamp(ism.get("unanswered_since")),
+        marking_unsent=integer(notifications.get("unsent")),
+        marking_oldest=timestamp(notifications.get("oldest")),
+        marking_check_state=text(marking_check.get("state")),
+        marking_problems=_problems(marking.get("conditions")),
     )
+
+
+def _problems(value: object) -> tuple[str, ...] | None:
+    """The messages of a monitor's `conditions` list; anything else is ignored."""
+    if not isinstance(value, list | tuple):
+        return None
+    out = []
+    for item in value:
+        if isinstance(item, Mapping) and text(item.get("message")):
+            action = text(item.get("action"))
+            out.append(f"{item['message']} — {action}" if action else str(item["message"]))
+    return tuple(out)

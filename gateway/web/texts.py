@@ -513,6 +513,126 @@ TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Сверьте Z-отчёт кассы с заданиями смены: ищите чек, пробитый вручную, или потерянный.",
         "Звірте Z-звіт каси із завданнями зміни: шукайте чек, пробитий вручну, або втрачений.",
     ),
+    # --- marking (Честный знак)
+    "sec_marking": (
+        "Marking (Chestny ZNAK)",
+        "Маркировка (Честный знак)",
+        "Маркування (Чесний знак)",
+    ),
+    "f_marking_enabled": (
+        "Marking checks",
+        "Проверка кодов маркировки",
+        "Перевірка кодів маркування",
+    ),
+    "marking_on": ("enabled", "включена", "увімкнена"),
+    "marking_off": (
+        "not enabled: {reason}",
+        "не включена: {reason}",
+        "не увімкнена: {reason}",
+    ),
+    "f_ism_reachable": (
+        "Marking system (ОИСМ) answers",
+        "ОИСМ отвечает",
+        "ОІСМ відповідає",
+    ),
+    "ism_not_checked": (
+        "no code checked since the start",
+        "с запуска коды не проверялись",
+        "з запуску коди не перевірялися",
+    ),
+    "f_ism_last_answered": (
+        "Last answered check",
+        "Последняя проверка с ответом",
+        "Остання перевірка з відповіддю",
+    ),
+    "f_ism_autonomous_since": (
+        "No answer (autonomous) since",
+        "Без ответа (автономно) с",
+        "Без відповіді (автономно) з",
+    ),
+    "f_marking_unsent": (
+        "Notifications not sent",
+        "Не передано уведомлений",
+        "Не передано повідомлень",
+    ),
+    "f_marking_oldest": (
+        "Oldest unsent notification",
+        "Самое старое непереданное уведомление",
+        "Найстаріше непередане повідомлення",
+    ),
+    "f_marking_check_state": ("Check state", "Состояние проверки", "Стан перевірки"),
+    "v_idle": ("nothing in progress", "нет проверки", "немає перевірки"),
+    "v_code_checked": (
+        "a code waits for a decision",
+        "код ждёт решения",
+        "код чекає рішення",
+    ),
+    "v_request_formed": ("request formed", "запрос сформирован", "запит сформовано"),
+    "v_answer_passed": (
+        "answer passed to the ФН",
+        "ответ передан в ФН",
+        "відповідь передано до ФН",
+    ),
+    "v_blocked": ("blocked", "заблокирована", "заблокована"),
+    "act_marking_check": (
+        "Check a sample code",
+        "Проверить код маркировки",
+        "Перевірити код маркування",
+    ),
+    "marking_code_label": ("Marking code", "Код маркировки", "Код маркування"),
+    "marking_code_help": (
+        "Scan or paste the code as it is (write the group separator as <GS> or \\u001d) or "
+        "in base64. The register checks it with the ФН and the ОИСМ and then declines it: "
+        "nothing is sold.",
+        "Отсканируйте или вставьте код как есть (разделитель групп — <GS> или \\u001d) или в "
+        "base64. Касса проверит его в ФН и ОИСМ и затем откажется от него: ничего не продаётся.",
+        "Відскануйте або вставте код як є (роздільник груп — <GS> або \\u001d) або в base64. "
+        "Каса перевірить його у ФН та ОІСМ і потім відмовиться від нього: нічого не продається.",
+    ),
+    "n_marking_queued": (
+        "Code check queued as job {uuid}; its answer is shown on the job's page.",
+        "Проверка кода поставлена в очередь: задание {uuid}; ответ — на странице задания.",
+        "Перевірку коду поставлено в чергу: завдання {uuid}; відповідь — на сторінці завдання.",
+    ),
+    "n_marking_bad_code": (
+        "Not checked: {why}.",
+        "Не проверено: {why}.",
+        "Не перевірено: {why}.",
+    ),
+    "marking_title": ("Code check", "Проверка кода", "Перевірка коду"),
+    "marking_fn_check": ("ФН check", "Проверка в ФН", "Перевірка у ФН"),
+    "marking_fn_positive": ("the code is valid", "код верный", "код правильний"),
+    "marking_fn_negative": (
+        "the code is invalid (forged or misread)",
+        "код неверный (поддельный или считан с ошибкой)",
+        "код неправильний (підроблений або зчитаний з помилкою)",
+    ),
+    "marking_fn_not_checked": (
+        "not checked in the ФН ({reason})",
+        "в ФН не проверялся ({reason})",
+        "у ФН не перевірявся ({reason})",
+    ),
+    "marking_ism_check": ("ОИСМ answer", "Ответ ОИСМ", "Відповідь ОІСМ"),
+    "marking_ism_positive": (
+        "the code and its status are confirmed",
+        "код и его статус подтверждены",
+        "код і його статус підтверджено",
+    ),
+    "marking_ism_negative": (
+        "refused (unknown, sold already or withdrawn)",
+        "отказ (неизвестен, уже продан или выбыл)",
+        "відмова (невідомий, уже проданий або вибув)",
+    ),
+    "marking_ism_silent": (
+        "no answer: {why}",
+        "нет ответа: {why}",
+        "немає відповіді: {why}",
+    ),
+    "marking_running": (
+        "The check has not run yet.",
+        "Проверка ещё не выполнена.",
+        "Перевірку ще не виконано.",
+    ),
     "act_selftest": (
         "Self-test: sell and return 1.00 per payment type",
         "Самопроверка: приход и возврат 1,00 на каждый вид оплаты",

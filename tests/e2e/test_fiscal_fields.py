@@ -10,6 +10,7 @@ tag list ([FFD]), not from the driver.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -80,6 +81,12 @@ RECEIPT_TAGS: dict[str, tuple[object, tuple[int, ...], object]] = {
     "taxes": ([{"type": "vat20", "sum": 16.67}], (1102,), 1667),
     "total": (100.00, (1020,), 10000),
     "payments": ([{"type": "electronically", "sum": 100.00}], (1081,), 10000),
+    # fois left out: the config's marking.permit_* (set in the daemon's config below).
+    "industryInfo": (
+        [{"industryAttribute": "mode=horeca"}],
+        (1261,),
+        {"1262": "030", "1263": "26.03.2022", "1264": "477", "1265": "mode=horeca"},
+    ),
 }
 ITEM_TAGS: dict[str, tuple[object, tuple[int, ...], object]] = {
     "name": ("Батон нарезной", (1030,), "Батон нарезной"),
@@ -94,11 +101,46 @@ ITEM_TAGS: dict[str, tuple[object, tuple[int, ...], object]] = {
     "countryCode": ("250", (1230,), "250"),
     "customsDeclaration": ("10702070/010120/0000001", (1231,), "10702070/010120/0000001"),
     "additionalAttribute": ("партия 7", (1191,), "партия 7"),
+    "industryInfo": (
+        [{"fois": "030", "date": "21.11.2023", "number": "1944", "industryAttribute": "UUID=1"}],
+        (1260,),
+        {"1262": "030", "1263": "21.11.2023", "1264": "1944", "1265": "UUID=1"},
+    ),
+}
+# A dairy code as scanned ([NG] #165): a 4-character check code after GS.
+DAIRY = b"010460065310599021" + b"52CUnq" + b"\x1d" + b"93Gk30"
+IMC = base64.b64encode(DAIRY).decode("ascii")
+# Marked-goods fields of the first item of a marked receipt: (edits of that item, tag path in
+# its tags, the tag's value on the tape). [FFD] 2000 the code (bytes, shown in hex), 2102 the
+# processing mode, 1291 the fractional quantity {1293 numerator, 1294 denominator}.
+MARKED_ITEM_TAGS: dict[str, tuple[Json, tuple[int, ...], object]] = {
+    "imcParams": ({}, (2000,), DAIRY.hex()),
+    "imcParams.imc": ({}, (2000,), DAIRY.hex()),
+    "imcParams.imcModeProcessing": ({"imcParams.imcModeProcessing": 0}, (2102,), 0),
+    "imcParams.itemFractionalAmount": (
+        {"imcParams.itemFractionalAmount": "1/2", "quantity": 0.5, "amount": 50.00},
+        (1291,),
+        {"1293": 1, "1294": 2},
+    ),
 }
 # Fields carried by means other than a tag, each with its own test below.
 CARRIED_OTHERWISE = {
-    "receipt": {"electronically", "ignoreNonFiscalPrintErrors", "items", "clientInfo"},
-    "item": {"type", "quantity", "department"},
+    "receipt": {
+        "electronically",
+        "ignoreNonFiscalPrintErrors",
+        "items",
+        "clientInfo",
+        "validateMarkingCodes",
+    },
+    "item": {
+        "type",
+        "quantity",
+        "department",
+        "imcParams.imcType",
+        "imcParams.itemEstimatedStatus",
+        "imcParams.itemInfoCheckResult",
+        "imcParams.acceptOnBad",
+    },
 }
 
 
@@ -132,6 +174,7 @@ def test_every_field_of_the_schema_is_classified() -> None:
         for path, sub in ITEM_FIELDS
         if "x-refused" not in sub
         and path not in ITEM_TAGS
+        and path not in MARKED_ITEM_TAGS
         and path not in CARRIED_OTHERWISE["item"]
         and path != "tax.type"
     ]
@@ -176,6 +219,28 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError(f"{uuid} not finished in {RESULT_TIMEOUT_S} s")
 
+    def run_tasks(self, tasks: list[Json]) -> list[Json]:
+        """POST `tasks` as one request; each task's final result."""
+        self.seq += 1
+        uuid = f"tasks-{self.seq}"
+        data = json.dumps({"uuid": uuid, "request": tasks}, ensure_ascii=False).encode()
+        req = urllib.request.Request(
+            f"{self.base}/api/v2/requests",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+        deadline = time.monotonic() + RESULT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"{self.base}/api/v2/requests/{uuid}", timeout=10) as r:
+                results = json.loads(r.read())["results"]
+            if all(t["status"] not in ("wait", "inProgress") for t in results):
+                return [dict(t) for t in results]
+            time.sleep(0.05)
+        raise AssertionError(f"{uuid} not finished in {RESULT_TIMEOUT_S} s")
+
     def document(self, number: int) -> Json:
         """The tape line of fiscal document `number`."""
         for line in self.tape.read_text(encoding="utf-8").splitlines():
@@ -199,7 +264,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     port = free_port()
     config = home / "gw.yaml"
     config.write_text(
-        f"state_dir: {home / 'var'}\nhttp:\n  listen: 127.0.0.1:{port}\nweb:\n  enabled: false\n",
+        f"state_dir: {home / 'var'}\nhttp:\n  listen: 127.0.0.1:{port}\nweb:\n  enabled: false\n"
+        "marking:\n  permit_date: '26.03.2022'\n  permit_number: '477'\n",
         encoding="utf-8",
     )
     proc = subprocess.Popen(
@@ -263,6 +329,101 @@ def test_item_field_reaches_the_document(daemon: Daemon, path: str) -> None:
     _set(task["items"][0], path, value)
     doc = daemon.fiscalise(task)
     assert _tag(doc["items"][0]["tags"], tag) == expected
+
+
+def marked_receipt(edits: Json | None = None, **receipt: object) -> Json:
+    """base_receipt() with its loaf sold as marked goods, the item edited by `edits` (dotted
+    paths); paid in full."""
+    task = base_receipt()
+    item = task["items"][0]
+    item["paymentObject"] = "commodityWithMarking"
+    item["imcParams"] = {"imc": IMC, "imcType": "auto", "itemEstimatedStatus": "itemPieceSold"}
+    for path, value in (edits or {}).items():
+        _set(item, path, value)
+    task["payments"][0]["sum"] = item["amount"]
+    task.update(receipt)
+    return task
+
+
+@pytest.mark.parametrize("path", sorted(MARKED_ITEM_TAGS))
+def test_marked_item_field_reaches_the_document(daemon: Daemon, path: str) -> None:
+    edits, tag, expected = MARKED_ITEM_TAGS[path]
+    doc = daemon.fiscalise(marked_receipt(edits))
+    assert _tag(doc["items"][0]["tags"], tag) == expected
+
+
+def test_a_marked_sale_binds_the_code_and_reports_its_check(daemon: Daemon) -> None:
+    # The emulator's ОИСМ confirms every code: 2106 = 0x0F (checked, right, status checked,
+    # status right), bound into the item and listed in the result.
+    status, body, uuid = daemon.post(marked_receipt(validateMarkingCodes=True))
+    assert status == 201, body
+    result = daemon.result(uuid)
+    assert result["status"] == "ready", result
+    doc = daemon.document(result["result"]["fiscalParams"]["fiscalDocumentNumber"])
+    tags = doc["items"][0]["tags"]
+    assert (tags["1212"], tags["2000"], tags["2106"]) == (33, DAIRY.hex(), 0x0F)
+    (mark,) = result["result"]["marks"]
+    assert (mark["item"], mark["imc"], mark["tag2106"], mark["offline"]) == (0, IMC, 0x0F, False)
+    assert mark["itemInfoCheckResult"] == {
+        "imcCheckFlag": True,
+        "imcCheckResult": True,
+        "imcStatusInfo": True,
+        "imcEstimatedStatusCorrect": True,
+        "ecrStandAloneFlag": False,
+    }
+
+
+def test_a_return_of_marked_goods(daemon: Daemon) -> None:
+    task = marked_receipt({"imcParams.itemEstimatedStatus": "itemPieceReturn"})
+    task["type"] = "sellReturn"
+    doc = daemon.fiscalise(task)
+    assert doc["tags"]["1054"] == 2
+    assert doc["items"][0]["tags"]["2000"] == DAIRY.hex()
+
+
+def test_the_expected_code_type_is_checked(daemon: Daemon) -> None:
+    # The register recognises the dairy code as one with a 4-character check code (2100 = 5).
+    doc = daemon.fiscalise(marked_receipt({"imcParams.imcType": "imcVerifyCode4"}))
+    assert doc["items"][0]["tags"]["2000"] == DAIRY.hex()
+    before = daemon.tape.read_text(encoding="utf-8")
+    status, body, uuid = daemon.post(marked_receipt({"imcParams.imcType": "imcShort"}))
+    assert status == 201, body
+    result = daemon.result(uuid)
+    assert result["status"] == "error"
+    assert result["error"]["code"] == 404
+    assert daemon.tape.read_text(encoding="utf-8") == before
+    # acceptOnBad: the client decided already; the same mismatch is sold.
+    edits = {"imcParams.imcType": "imcShort", "imcParams.acceptOnBad": True}
+    doc = daemon.fiscalise(marked_receipt(edits))
+    assert doc["items"][0]["tags"]["2000"] == DAIRY.hex()
+
+
+def test_check_first_then_sell_with_the_check_result(daemon: Daemon) -> None:
+    params = {"imc": IMC, "imcType": "auto", "itemEstimatedStatus": "itemPieceSold"}
+    checked = daemon.run_tasks(
+        [
+            {"type": "beginMarkingCodeValidation", "params": params},
+            {"type": "getMarkingCodeValidationStatus"},
+            {"type": "acceptMarkingCode"},
+        ]
+    )
+    assert [r["status"] for r in checked] == ["ready"] * 3, checked
+    begin, status, accept = (r["result"] for r in checked)
+    assert begin["offlineValidation"]["fmCheckErrorReason"] == "typeIncorrect"
+    assert status["ready"] is True
+    assert status["onlineValidation"]["itemInfoCheckResult"]["imcEstimatedStatusCorrect"]
+    claimed = accept["itemInfoCheckResult"]
+    doc = daemon.fiscalise(marked_receipt({"imcParams.itemInfoCheckResult": claimed}))
+    assert doc["items"][0]["tags"]["2106"] == 0x0F
+
+
+def test_validate_marks_accepts_confirmed_codes(daemon: Daemon) -> None:
+    params = {"imc": IMC, "imcType": "auto", "itemEstimatedStatus": "itemPieceSold"}
+    (result,) = daemon.run_tasks([{"type": "validateMarks", "params": [params]}])
+    assert result["status"] == "ready", result
+    (entry,) = result["result"]["validateMarks"]
+    assert entry["driverError"]["code"] == 0
+    assert entry["itemInfoCheckResult"]["imcCheckResult"] is True
 
 
 def test_a_piece_line_says_so_too(daemon: Daemon) -> None:

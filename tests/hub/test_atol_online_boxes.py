@@ -4,6 +4,7 @@ two real boxes (the daemon on its emulator) that accept only the office's signed
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,24 @@ async def test_an_order_prints_once_on_its_box_reports_done_and_calls_back_once(
     assert rig.callbacks.counts[uuid] == 1
 
 
+async def test_a_marked_order_is_checked_and_bound_on_its_box(rig: Rig) -> None:
+    code = b"0104600653105990215" + b"2CUnq\x1d93Gk30"  # as scanned, GS kept
+    doc = atol_sell("order-mark-ok", "Молоко 3,2%", price=95)
+    doc["receipt"]["items"][0].update(
+        payment_object=33,
+        mark_code={"gs1m": base64.b64encode(code).decode()},
+        mark_processing_mode="0",
+    )
+    status, body = await rig.client.sell("shop-a", doc)
+    assert status == 200, body
+    report = await rig.client.wait_done("shop-a", body["uuid"])
+    assert report["status"] == "done", report
+    [line] = [i for d in rig.boxes["box-a"].tape() for i in d.get("items", [])]
+    assert line["tags"]["1212"] == 33
+    assert line["tags"]["2000"] == code.hex()
+    assert line["tags"]["2106"] == 0x0F  # the marking system confirmed it
+
+
 async def test_bad_bodies_unknown_routes_and_tokens_are_refused_by_name(rig: Rig) -> None:
     bad = atol_sell("order-bad", "Хлеб")
     bad["receipt"]["items"][0]["price"] = -1
@@ -109,9 +128,9 @@ async def test_bad_bodies_unknown_routes_and_tokens_are_refused_by_name(rig: Rig
     assert body["error"]["field"] == "receipt.items[0].price"
 
     marked = atol_sell("order-mark", "Сыр")
-    marked["receipt"]["items"][0]["mark_code"] = {"gs1m": "AAAA"}
+    marked["receipt"]["items"][0]["mark_code"] = {"ean13": "4600000000000"}  # no marking code
     status, body = await rig.client.sell("shop-a", marked)
-    assert (status, body["error"]["field"]) == (400, "receipt.items[0].mark_code")
+    assert (status, body["error"]["field"]) == (400, "receipt.items[0].mark_code.ean13")
 
     status, body = await rig.client.sell("unrouted", atol_sell("order-x", "Хлеб"))
     assert status == 400

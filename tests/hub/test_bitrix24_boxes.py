@@ -198,6 +198,35 @@ async def test_a_sell_prints_once_and_check_apply_survives_two_503s(rig: Rig) ->
     assert (check.apply_answers, back.apply_answers, prepaid.apply_answers) == (1, 1, 1)
 
 
+async def test_a_marked_check_prints_with_its_checked_code_and_its_return_returns_it(
+    rig: Rig,
+) -> None:
+    code = "0104600439931256215Nkw9q\x1d93dGVz"  # as scanned, GS kept
+    milk = {
+        "name": "Молоко 3,2%",
+        "price": 95,
+        "sum": 95,
+        "quantity": 1,
+        "measure_code": 796,
+        "vat": 3,
+        "vat_sum": 8.64,
+        "payment_object": "commodity_marking",
+        "payment_method": "full_payment",
+        "marking_code": code,
+    }
+    payments = [{"type": "cashless", "is_cash": "N", "sum": 95}]
+    check = rig.portal.new_check(rig.cashbox_id, "sell", [milk], payments)
+    await rig.portal.print_check(check)
+    await _until(lambda: check.status == "Y")
+    [printed] = receipts(rig.box)
+    tags = printed["items"][0]["tags"]
+    assert (tags["1212"], tags["2000"], tags["2106"]) == (33, code.encode().hex(), 0x0F)
+    back = rig.portal.new_check(rig.cashbox_id, "sellreturn", [milk], payments)
+    await rig.portal.print_check(back)
+    await _until(lambda: back.status == "Y")
+    assert receipts(rig.box)[1]["items"][0]["tags"]["2000"] == code.encode().hex()
+
+
 async def test_a_check_waits_while_the_box_is_offline(rig: Rig) -> None:
     await asyncio.to_thread(rig.box.stop)
     check = rig.sell(name="Чай, пока касса выключена")

@@ -3,6 +3,7 @@ task parser), field names in refusals, and the CHECK_URL / check.apply answers."
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,8 @@ VATS: list[dict[str, Any]] = [
     {"id": "9", "name": "НДС 18%", "rate": "18.00"},  # no such rate any more
 ]
 VAT = vat_table(VATS, {})
+# A dairy code as scanned ([NG] #165): GS (1Dh) between the serial and the check key.
+CODE = "0104600653105990215" + "2CUnq\x1d93Gk30"
 
 
 def check(check_type: str = "sell", **extra: Any) -> dict[str, Any]:
@@ -156,8 +159,17 @@ def test_returns_and_prepayments_map_to_their_receipt_type_and_method() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"items": {"0": {"marking_code": "010460..."}}}, "items[0][marking_code]"),
-        ({"items": {"0": {"payment_object": "commodity_marking"}}}, "items[0][payment_object]"),
+        ({"items": {"2": {"marking_code": CODE}}}, "items[2][payment_object]"),
+        ({"items": {"2": {"payment_object": "commodity_marking"}}}, "items[2][marking_code]"),
+        ({"items": {"2": {"nomenclature_code": "444d00"}}}, "items[2][nomenclature_code]"),
+        (
+            {"items": {"2": {"payment_object": "commodity_marking", "marking_code": "01ю"}}},
+            "items[2][marking_code]",
+        ),
+        (
+            {"items": {"2": {"payment_object": "commodity_marking", "marking_code": "01\x0193"}}},
+            "items[2][marking_code]",
+        ),
         ({"items": {"0": {"vat": "9"}}}, "items[0][vat]"),
         ({"items": {"0": {"vat": "77"}}}, "items[0][vat]"),
         ({"items": {"0": {"supplier_info": {"inn": "7700000000"}}}}, "items[0][supplier_info]"),
@@ -249,3 +261,67 @@ def test_status_answers_wait_done_and_error() -> None:
 
 def _print(doc: dict[str, Any]) -> None:
     checked_request("job-x", to_task(doc, VAT).task)
+
+
+def _marked(check_type: str = "sell", **item: Any) -> dict[str, Any]:
+    """A check whose 'Пакет' line is a marked pack with its code."""
+    line = {"payment_object": "commodity_marking", "marking_code": CODE, **item}
+    doc = check(check_type)
+    doc["items"][2].update(line)
+    return doc
+
+
+def test_a_marked_line_carries_its_code_status_and_payment_object() -> None:
+    task = to_task(_marked(), VAT).task
+    line = task["items"][2]
+    assert line["paymentObject"] == 33
+    assert line["imcParams"] == {
+        "imc": base64.b64encode(CODE.encode()).decode(),
+        "imcType": "auto",
+        "itemEstimatedStatus": "itemPieceSold",
+        "imcModeProcessing": 0,
+    }
+    stored = checked_request("job-m", task)
+    assert stored[0]["items"][2]["imcParams"]["imc"] == line["imcParams"]["imc"]
+    assert "imcParams" not in stored[0]["items"][0]
+
+
+def test_a_return_returns_the_pack_and_excise_goods_are_31() -> None:
+    task = to_task(_marked("sellreturn", payment_object="commodity_marking_excise"), VAT).task
+    assert task["type"] == "sellReturn"
+    line = task["items"][2]
+    assert (line["paymentObject"], line["imcParams"]["itemEstimatedStatus"]) == (
+        31,
+        "itemPieceReturn",
+    )
+    checked_request("job-r", task)
+
+
+def test_the_code_survives_the_portals_form_encoding_with_its_gs() -> None:
+    doc = _marked()
+    assert doc["items"][2]["marking_code"] == CODE  # %1D in the PHP form
+    code = base64.b64decode(to_task(doc, VAT).task["items"][2]["imcParams"]["imc"])
+    assert code == CODE.encode()
+    assert code.count(b"\x1d") == 1
+
+
+def test_one_code_for_several_pieces_is_refused_naming_the_quantity() -> None:
+    doc = _marked(quantity=2, sum=10, price=5)
+    with pytest.raises(CheckRefused) as err:
+        to_task(doc, VAT)
+    assert err.value.field == "items[2][quantity]"
+    assert "one code is one pack" in err.value.reason
+
+
+def test_a_measured_marked_line_is_sold_by_weight() -> None:
+    doc = check()
+    doc["items"][0].update(payment_object="commodity_marking", marking_code=CODE)
+    task = to_task(doc, VAT).task
+    assert task["items"][0]["imcParams"]["itemEstimatedStatus"] == "itemDryForSale"
+    assert task["items"][0]["measurementUnit"] == 11  # kilogram
+    checked_request("job-w", task)
+
+
+def test_a_product_code_with_the_marking_code_is_the_same_pack() -> None:
+    task = to_task(_marked(nomenclature_code="444d00000c"), VAT).task
+    assert task["items"][2]["imcParams"]["itemEstimatedStatus"] == "itemPieceSold"

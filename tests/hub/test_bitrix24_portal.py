@@ -4,6 +4,7 @@ and CHECK_URL on aiohttp's real server over the hub's real store (SQLite on disk
 from __future__ import annotations
 
 import argparse
+import base64
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -223,20 +224,55 @@ async def test_print_url_stores_one_order_per_check_and_check_url_waits(rig: Rig
     assert check.status == "P"
 
 
+async def test_a_marked_check_is_stored_with_each_code_for_the_box_to_check(rig: Rig) -> None:
+    installed = await rig.install()
+    assert installed.cashbox_id is not None
+    code = "0104600439931256215Nkw9q\x1d93dGVz"
+    items = sell_items()
+    items.insert(
+        1,
+        {
+            "name": "Молоко 3,2%",
+            "price": 95,
+            "sum": 95,
+            "quantity": 1,
+            "measure_code": 796,
+            "vat": 3,
+            "vat_sum": 8.64,
+            "payment_object": "commodity_marking",
+            "payment_method": "full_payment",
+            "marking_code": code,
+        },
+    )
+    check = rig.portal.new_check(
+        installed.cashbox_id, "sell", items, [{"type": "cashless", "is_cash": "N", "sum": 695}]
+    )
+    await rig.portal.print_check(check)
+    assert check.status == "P", check.errors
+    [task] = (await rig.store.orders.get(check.external_uuid)).request
+    milk = task["items"][1]
+    assert milk["paymentObject"] == 33
+    assert base64.b64decode(milk["imcParams"]["imc"]) == code.encode()
+    assert milk["imcParams"]["itemEstimatedStatus"] == "itemPieceSold"
+    assert "imcParams" not in task["items"][0]
+
+
 async def test_a_check_that_cannot_print_is_an_error_on_the_portal_naming_the_field(
     rig: Rig,
 ) -> None:
     installed = await rig.install()
     assert installed.cashbox_id is not None
     items = sell_items()
-    items[0]["marking_code"] = "0104600439931256215Nkw9q"
+    items[0]["marking_code"] = "0104600439931256215Nkw9q"  # on a line not marked as such
     check = rig.portal.new_check(
         installed.cashbox_id, "sell", items, [{"type": "cash", "is_cash": "Y", "sum": 600}]
     )
     await rig.portal.print_check(check)
     assert check.status == "E"
     assert check.errors == [
-        "Fiscal hub: items[0][marking_code]: marking codes are not supported yet"
+        "Fiscal hub: items[0][payment_object]: a line with a marking code must be "
+        "commodity_marking or commodity_marking_excise: set the product's marking type on "
+        "the portal"
     ]
     assert await rig.store.orders.recent() == []
 

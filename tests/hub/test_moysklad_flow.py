@@ -138,6 +138,24 @@ async def test_webhook_order_prints_once_and_writes_back_once(rig: Rig) -> None:
     assert len(rig.fake.puts) == 1
 
 
+async def test_a_marked_position_prints_one_checked_line_per_code(rig: Rig) -> None:
+    codes = [f"010460065310599021{serial}\x1d93Gk3{n}" for n, serial in enumerate("AB")]
+    milk = product("Молоко 3,2%", 9500.0, 2, 10)
+    milk["assortment"]["trackingType"] = "MILK"
+    milk["trackingCodes"] = [{"cis": code, "type": "trackingcode"} for code in codes]
+    order_id = rig.fake.add_order([milk], taxSystem="GENERAL_TAX_SYSTEM")
+    (delivery,) = await rig.fake.set_state(order_id, rig.state)
+    assert delivery.status == 204
+    await _until(lambda: rig.fiscal(order_id) is not None, 60)
+    assert "ФД" in (rig.fiscal(order_id) or ""), rig.fiscal(order_id)
+    [receipt] = [d for d in rig.box.tape() if d["type"] == "sell"]
+    lines = receipt["items"]
+    assert [(i["name"], i["sum"]) for i in lines] == [("Молоко 3,2%", 9500)] * 2
+    # Each line carries its own code, checked by the marking system (2106 = 0Fh).
+    assert [i["tags"].get("2106") for i in lines] == [0x0F, 0x0F]
+    assert [i["tags"].get("2000") for i in lines] == [code.encode().hex() for code in codes]
+
+
 async def test_refused_orders_print_nothing_and_say_why_on_the_order(rig: Rig) -> None:
     empty = rig.fake.add_order([])
     (delivery,) = await rig.fake.set_state(empty, rig.state)

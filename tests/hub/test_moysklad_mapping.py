@@ -3,6 +3,7 @@ box's own parser; every refusal names the field in МойСклад's terms."""
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from typing import Any
 
@@ -123,10 +124,10 @@ def test_refusals_name_the_field(doc: dict[str, Any], lines: list[Any], field: s
     assert refused(doc, lines) == field
 
 
-def test_marked_goods_and_unknown_payment_items_are_refused_by_name() -> None:
+def test_marked_goods_without_codes_and_unknown_payment_items_are_refused_by_name() -> None:
     marked = position()
     marked["assortment"]["trackingType"] = "SHOES"
-    assert refused(order(), [marked]) == "positions[0].assortment.trackingType"
+    assert refused(order(), [marked]) == "positions[0].trackingCodes"
     odd = position()
     odd["assortment"]["paymentItemType"] = "GAMBLING_BET"
     assert refused(order(), [odd]) == "positions[0].assortment.paymentItemType"
@@ -137,3 +138,98 @@ def test_the_box_parser_refusal_is_named_in_moysklad_terms() -> None:
     assert refused(order(), [long_name]) == "positions[0].assortment.name"
     assert shop_field("request[0].items[2].amount") == "positions[2].price"
     assert shop_field("request[0].taxationType") == "taxSystem"
+
+
+# Three packs of milk as scanned ([NG] #165 shape): GS (1Dh) before the check key.
+CODES = [f"010460065310599021{serial}\x1d93Gk3{n}" for n, serial in enumerate("ABC")]
+
+
+def marked(quantity: float = 3, codes: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    line = position("Молоко 3,2%", 4590.0, quantity, 10, discount=5, **extra)
+    line["assortment"]["trackingType"] = "MILK"
+    line["assortment"]["paymentItemType"] = "GOOD"
+    if codes is not None:
+        line["trackingCodes"] = [{"cis": c, "type": "trackingcode"} for c in codes]
+    return line
+
+
+def test_a_marked_position_becomes_one_line_per_code_summing_to_the_kopeck() -> None:
+    tea = position()
+    task = to_task(order(), [tea, marked(codes=CODES)], Profile())
+    lines = task["items"][1:]
+    assert len(lines) == 3
+    # 3 × 45.90 less 5 % = 130.82: 43.61 + 43.61 + 43.60, the first lines a kopeck more.
+    assert [line["amount"] for line in lines] == [
+        Decimal("43.61"),
+        Decimal("43.61"),
+        Decimal("43.60"),
+    ]
+    assert sum(line["amount"] for line in lines) == Decimal("130.82")
+    for line, code in zip(lines, CODES, strict=True):
+        assert (line["quantity"], line["price"], line["paymentObject"]) == (1, Decimal("45.90"), 33)
+        assert base64.b64decode(line["imcParams"]["imc"]) == code.encode()
+        assert line["imcParams"]["itemEstimatedStatus"] == "itemPieceSold"
+    assert task["total"] == Decimal("100.00") + Decimal("130.82")
+    stored = checked(task, "u-m")
+    assert "_positions" not in stored[0]
+    assert [i.get("imcParams", {}).get("imcModeProcessing") for i in stored[0]["items"]] == [
+        None,
+        0,
+        0,
+        0,
+    ]
+
+
+def test_pos_marks_a_return_and_excise_goods() -> None:
+    line = marked(quantity=2, marks=[{"cis": CODES[0]}, CODES[1]])
+    line["assortment"]["paymentItemType"] = "EXCISABLE_GOOD"
+    task = to_task(order(), [line], Profile(), "sellReturn")
+    assert task["type"] == "sellReturn"
+    assert {i["paymentObject"] for i in task["items"]} == {31}
+    assert {i["imcParams"]["itemEstimatedStatus"] for i in task["items"]} == {"itemPieceReturn"}
+    assert [base64.b64decode(i["imcParams"]["imc"]) for i in task["items"]] == [
+        c.encode() for c in CODES[:2]
+    ]
+    checked(task, "u-r")
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "words"),
+    [
+        (marked(codes=CODES[:2]), "positions[1].trackingCodes", "3 pieces"),
+        (
+            marked(codes=[*CODES, "0104600653105990215xyz"]),
+            "positions[1].trackingCodes",
+            "4 marking",
+        ),
+        (marked(quantity=1.5, codes=CODES[:1]), "positions[1].quantity", "whole pieces"),
+        (marked(codes=[CODES[0]] * 3), "positions[1].trackingCodes", "twice"),
+        (marked(quantity=1, marks=["01\x0146"]), "positions[1].marks[0]", "as scanned"),
+        (
+            marked(quantity=1, trackingCodes=[{"cis": CODES[0], "type": "transportpack"}]),
+            "positions[1].trackingCodes[0].type",
+            "transport pack",
+        ),
+        (
+            marked(quantity=1, trackingCodes=[{"cis": CODES[0]}], marks=[CODES[0]]),
+            "positions[1].marks",
+            "twice",
+        ),
+    ],
+)
+def test_codes_that_do_not_fit_the_pieces_are_refused_naming_the_position(
+    line: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(OrderRefused) as caught:
+        checked(to_task(order(), [position(), line], Profile()), "u-x")
+    assert caught.value.field == field
+    assert words in caught.value.reason
+
+
+def test_a_box_refusal_of_a_split_line_names_its_position() -> None:
+    long_name = marked(codes=CODES)
+    long_name["assortment"]["name"] = "Я" * 300
+    task = to_task(order(), [position(), long_name], Profile())
+    with pytest.raises(OrderRefused) as caught:
+        checked(task, "u-n")
+    assert caught.value.field == "positions[1].assortment.name"

@@ -315,3 +315,50 @@ def test_cli_power_cut_leaves_receipt_open(tmp_path: Path) -> None:
     assert state.receipt is not None
     assert [line.name for line in state.receipt.lines] == ["Кефир"]
     assert [r.type for r in read_tape(tape_path(tmp_path / "e.state"))] == ["openShift"]
+
+
+def test_cli_marking_switches_over_a_real_line(tmp_path: Path) -> None:
+    """The fake ОИСМ and the firmware family set on the command line and switched over the
+    control socket; the [NG] #165 FF61h frame replayed byte for byte on the pty."""
+    tobacco = b"04606203103348a3=EfODAB=UpGbL"
+    proc = _start(
+        tmp_path,
+        "--firmware",
+        "core",
+        "--ism-answer",
+        "autonomous",
+        "--ism-code",
+        f"{tobacco.decode()}=negative",
+    )
+    try:
+        host = Host(_ready(proc))
+        try:
+            device = host.command(codec.encode_request(codec.DeviceTypeRequest()))
+            assert device[6] == 45  # «кассовое ядро»: FCh model id
+            dairy = b"0104600653105990" + b"2152CUnq" + b"\x1d" + b"93Gk30"
+            assert host.enq() == bytes((NAK,))
+            host.port.write(bytes.fromhex("0229ff611e00000001001f00") + dairy + b"\x85")
+            assert bytes(host.port.read(1)) == bytes((ACK,))
+            assert bytes(host.port.read(10)) == bytes.fromhex("0207ff6100000105009d")
+            host.ack()
+            sysadmin = bytes((30, 0, 0, 0))
+            assert host.command(b"\xff\x69" + sysadmin + b"\x00") == b"\xff\x69\x00\x10"
+            check = b"\xff\x61" + sysadmin + bytes((1, 0, len(tobacco), 0)) + tobacco
+            answer = host.command(check)
+            assert answer[3:9] == bytes((0, 1, 1, 20, 0, 0x05))  # negative, 2106 = 05h
+            assert host.command(b"\xff\x69" + sysadmin + b"\x00") == b"\xff\x69\x00\x05"
+            control = tmp_path / "e.state.control"
+            switch = {"fault": "ism_code_answer", "value": None}
+            assert _control(control, switch) == {"ok": True}
+            switch = {"fault": "ism_answer", "value": "timeout"}
+            assert _control(control, switch) == {"ok": True}
+            answer = host.command(check)
+            assert answer[3:9] == bytes((0, 1, 1, 2, 0xFF, 0))  # no answer in time
+        finally:
+            host.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(SUBPROCESS_TIMEOUT_S) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -189,6 +189,8 @@ async def test_bad_receipt_field_is_named_and_nothing_printed(
     ("register", "field"),
     [
         ({"GoodCodeData": {"BarCode": "0104601234567890215abc"}}, "GoodCodeData"),
+        ({"GoodCodeData": {"BarCode": "4601234567890"}}, "GoodCodeData.BarCode"),
+        ({"PackageQuantity": 22}, "PackageQuantity"),
         ({"AgentSign": 2}, "AgentSign"),
         ({"Price": 45.505}, "Price"),
         ({"Amount": 95}, "Amount"),
@@ -412,3 +414,102 @@ def test_config_section_is_off_when_absent(tmp_path: Path) -> None:
     assert cfg.kkmserver is not None
     assert cfg.kkmserver.listen == Listen("127.0.0.1", 5893)
     assert cfg.kkmserver.users[0].password.reveal() == "kassa-secret-1"
+
+
+# A dairy code as scanned ([NG] #165): GS (1Dh) between the serial and its check key.
+MILK = "0104600653105990215" + "2CUnq\x1d93Gk30"
+
+
+def marked_sale(id_command: str, code: str = MILK, **good: Any) -> dict[str, Any]:
+    """A RegisterCheck with one marked pack of milk besides the bread."""
+    body = sale(id_command)
+    body["CheckStrings"].append(
+        {
+            "Register": {
+                "Name": "Молоко 3,2%",
+                "Quantity": 1,
+                "Price": 95,
+                "Amount": 95,
+                "Tax": 10,
+                "SignMethodCalculation": 4,
+                "SignCalculationObject": 33,
+                "MeasureOfQuantity": 0,
+                "GoodCodeData": {"BarCode": code, "ContainsSerialNumber": True, **good},
+            }
+        }
+    )
+    body["Cash"] = 200
+    return body
+
+
+def _item_tags(kkm: Kkm, name: str) -> dict[str, Any]:
+    [tags] = [i["tags"] for d in kkm.box.tape() for i in d.get("items", []) if i["name"] == name]
+    assert isinstance(tags, dict)
+    return tags
+
+
+async def test_a_marked_sale_checks_binds_and_answers_each_codes_result(tmp_path: Path) -> None:
+    async with kkm_box(tmp_path) as kkm:
+        body = marked_sale("mark-0001", IndustryProps="UUID=7f1c&Time=1764800000000")
+        answer = await kkm.execute(body, sync=True)
+        assert answer["Status"] == 0, answer
+        assert kkm.box.printed("Молоко 3,2%") == 1
+        [mark] = answer["MarkingCodeValidation"]
+        assert mark["Name"] == "Молоко 3,2%"
+        assert mark["BarCode"] == MILK
+        assert mark["ValidationKKT"]["ValidationResult"] == 0x0F  # the ОИСМ confirmed it
+        assert mark["ValidationKKT"]["DecryptionResult"].startswith("[М+]")
+        assert mark["IndustryProps"] == "UUID=7f1c&Time=1764800000000"
+        tags = _item_tags(kkm, "Молоко 3,2%")
+        assert tags.get("2106") == 0x0F, tags
+        assert tags.get("2000") == MILK.encode().hex()  # the code as scanned, GS kept
+        assert tags.get("1260") == {
+            "1262": "030",
+            "1263": "21.11.2023",
+            "1264": "1944",
+            "1265": "UUID=7f1c&Time=1764800000000",
+        }
+        assert "2000" not in _item_tags(kkm, "Хлеб бородинский")
+        # The same answer later through GetRezult.
+        again = await kkm.rezult("mark-0001")
+        assert again["MarkingCodeValidation"] == answer["MarkingCodeValidation"]
+
+
+async def test_a_refused_code_prints_nothing_unless_accept_on_bad(tmp_path: Path) -> None:
+    async with kkm_box(tmp_path) as kkm:
+        await kkm.box.emulator.apply_fault("ism_answer", "sold")
+        refused = await kkm.execute(marked_sale("mark-0002"), sync=True)
+        assert refused["Status"] == 2
+        assert "0104600653105990215" in refused["Error"], refused["Error"]
+        assert [d for d in kkm.box.tape() if d.get("items")] == []
+        sold = await kkm.execute(marked_sale("mark-0003", AcceptOnBad=True), sync=True)
+        assert sold["Status"] == 0, sold
+        assert sold["MarkingCodeValidation"][0]["ValidationKKT"]["ValidationResult"] == 0x07
+        assert sold["MarkingCodeValidation"][0]["ValidationKKT"]["DecryptionResult"].startswith(
+            "[М-]"
+        )
+        assert _item_tags(kkm, "Молоко 3,2%").get("2106") == 0x07
+
+
+async def test_validation_marking_code_answers_each_codes_check(tmp_path: Path) -> None:
+    async with kkm_box(tmp_path) as kkm:
+        sold_code = "0104600653105990215" + "9XYZq\x1d93Gk31"
+        await kkm.box.emulator.apply_fault("ism_code_answer", {"code": sold_code, "answer": "sold"})
+        body = {
+            "Command": "ValidationMarkingCode",
+            "IdCommand": "check-0001",
+            "TypeCheck": 0,
+            "GoodCodeDatas": [
+                {"BarCode": MILK},
+                {"BarCode": sold_code, "AcceptOnBad": False},
+            ],
+        }
+        answer = await kkm.execute(body, sync=True)
+        assert answer["Status"] == 0, answer
+        assert answer["Command"] == "ValidationMarkingCode"
+        good, bad = answer["MarkingCodeValidation"]
+        assert (good["BarCode"], good["ValidationKKT"]["ValidationResult"]) == (MILK, 0x0F)
+        assert bad["BarCode"] == sold_code
+        assert bad["ValidationKKT"]["ValidationResult"] == 0x07
+        assert bad["ValidationPR"]["ValidationDisabled"] is True
+        assert [d for d in kkm.box.tape() if d.get("items")] == []  # a check prints nothing

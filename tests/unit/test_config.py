@@ -184,6 +184,14 @@ def test_unknown_key_suggestions() -> None:
         ("mapping:\n  vat:\n    НДС 18%: vat18\n", "mapping.vat['НДС 18%']", 3, "not one of"),
         ("mapping:\n  payment_types:\n    cash: credit\n", "mapping.payment_types['cash']", 3, ""),
         ("log_level: info\nlog_level: debug\n", "log_level", 2, "given twice (first on line 1)"),
+        ("register:\n  marking_order: kernel\n", "register.marking_order", 2, "core"),
+        ("marking:\n  permit_fois: 30\n", "marking.permit_fois", 2, "3 digits"),
+        ("marking:\n  permit_fois: '30a'\n", "marking.permit_fois", 2, "3 digits"),
+        ("marking:\n  permit_date: 2023-11-21\n", "marking.permit_date", 2, "dd.mm.yyyy"),
+        ("marking:\n  permit_date: '30.02.2024'\n", "marking.permit_date", 2, "dd.mm.yyyy"),
+        ("marking:\n  permit_number: ''\n", "marking.permit_number", 2, "empty"),
+        ("marking:\n  permit_number: '№ 1944 🙂'\n", "marking.permit_number", 2, "cp1251"),
+        ("marking:\n  permit: x\n", "marking.permit", 2, "unknown key"),
     ],
 )
 def test_each_error_names_its_path_and_line(text: str, path: str, line: int, fragment: str) -> None:
@@ -611,3 +619,27 @@ def test_mapping_targets_are_the_task_parsers_own_names() -> None:
     assert "20" in names.VATS_AND_BARE_RATES
     with pytest.raises(ConfigError):
         parse_config("mapping:\n  vat:\n    НДС 20%: '20'\n")
+
+
+def test_marking_settings() -> None:
+    cfg = default_config()
+    assert cfg.register.marking_order == "auto"
+    assert (cfg.marking.permit_fois, cfg.marking.permit_date, cfg.marking.permit_number) == (
+        "030",
+        "21.11.2023",
+        "1944",
+    )
+    cfg = parse_config(
+        "register:\n  marking_order: classic\n"
+        "marking:\n  permit_date: '26.03.2022'\n  permit_number: '477'\n"
+    )
+    assert cfg.register.marking_order == "classic"
+    assert (cfg.marking.permit_fois, cfg.marking.permit_date, cfg.marking.permit_number) == (
+        "030",
+        "26.03.2022",
+        "477",
+    )
+    cloud = "register:\n  driver: vchasno\n  url: https://v.example/api\n  token: t\n"
+    path, _, message = one_issue(cloud + "  marking_order: core\n")
+    assert path == "register.marking_order"
+    assert "only for serial registers" in message

@@ -328,17 +328,16 @@ def test_unknown_vat_byte_refused(box: Box) -> None:
 @pytest.mark.parametrize("subject", [31, 33])
 def test_marked_goods_without_a_code_refused(box: Box, subject: int) -> None:
     box.send(OPEN_SHIFT)
-    # No marking command bound a code before FF46h: A4h «В блоке TLV отсутствуют необходимые
-    # реквизиты» ([PROTO] p.70); no receipt is opened by the refused line.
-    assert box.send(ff46(subject=subject)) == b"\xff\x46\xa4"
-    assert box.state.receipt is None
-    # Inside an open receipt too, and the lines already there stay.
+    # Classic firmware binds the code (FF67h) after the line's FF46h, so a marked line without
+    # one is refused at the next FF46h or at the close: A4h «В блоке TLV отсутствуют
+    # необходимые реквизиты» ([PROTO] p.70); the lines already there stay.
     assert box.send(ff46()) == b"\xff\x46\x00"
-    assert box.send(ff46(subject=subject)) == b"\xff\x46\xa4"
+    assert box.send(ff46(subject=subject)) == b"\xff\x46\x00"
+    assert box.send(ff46()) == b"\xff\x46\xa4"
     assert box.state.receipt is not None
-    assert len(box.state.receipt.lines) == 1
-    assert box.send(ff45(cash=10_000))[:3] == b"\xff\x45\x00"
-    assert box.state.last_document.number == 3
+    assert len(box.state.receipt.lines) == 2
+    assert box.send(ff45(cash=20_000))[:3] == b"\xff\x45\xa4"
+    assert box.state.last_document.number == 2
 
 
 def test_tlv_block_refusals(box: Box) -> None:

@@ -83,6 +83,15 @@ REQUESTS: list[c.Request] = [
     c.OperationRegisterRequest(register=255),
     c.FnDocumentTlvRequest(number=0xFFFFFFFF),
     c.FnReadDocumentTlvRequest(),
+    # Marked goods: the real wire traces are in test_shtrih_marking_codec.
+    c.MarkingCheckRequest(planned_status=2, code=b"0104\x1d93ab", tlv=bytes.fromhex("3c0801000b")),
+    c.MarkingBindRequest(code=b"0104\x1d93ab", volume_sort=True),
+    c.IsmExchangeStatusRequest(),
+    c.MarkingAcceptRequest(action=2),
+    c.MarkingStatusRequest(),
+    c.NotificationBeginRequest(),
+    c.NotificationReadRequest(),
+    c.NotificationConfirmRequest(number=7, crc=0xBEEF),
 ]
 
 ANSWERS: list[c.Answer] = [
@@ -219,6 +228,24 @@ ANSWERS: list[c.Answer] = [
     c.OperationRegister(operator=30, value=0),
     c.FnDocumentTlv(document_type=3, length=300),
     c.FnDocumentTlvBlock(tlv=c.tlv_str(1021, "Иванова А.")),
+    c.MarkingCheck(
+        local=3, reason=0, code_type=2, server=bytes.fromhex("000f") + b"\x39\x08\x01\x00\x00"
+    ),
+    c.MarkingBind(code_kind=b"DM", dm_type=0),
+    c.IsmExchangeStatus(state=2, unsent=3, current_number=12, current_datetime=W, fill_percent=4),
+    c.MarkingAcceptAnswer(result=0x0F),
+    c.MarkingStatus(
+        check_state=1,
+        notification_state=0,
+        flags=0x1F,
+        saved_results=2,
+        codes_in_notification=0,
+        area_fill=0,
+        unsent=0x0102,
+    ),
+    c.NotificationBegin(count=2, first_number=5, first_size=300),
+    c.NotificationBlock(number=5, full_size=300, offset=128, block=bytes(range(128))),
+    c.NotificationConfirmAnswer(),
 ]
 
 
@@ -611,7 +638,13 @@ def _ends_in_optional_field(answer: c.Answer) -> bool:
     if isinstance(answer, c.FnExpiry):
         return answer.registrations_done is not None
     return isinstance(
-        answer, c.DeviceType | c.FnDocument | c.OpenShiftAnswer | c.FnDocumentTlvBlock
+        answer,
+        c.DeviceType
+        | c.FnDocument
+        | c.OpenShiftAnswer
+        | c.FnDocumentTlvBlock
+        | c.MarkingAcceptAnswer
+        | c.NotificationBlock,
     )
 
 

@@ -260,8 +260,8 @@ UNKNOWN = "unknown field; every field is carried into the fiscal document or ref
         ),
         (
             sell(industryInfo=[{"fois": "030"}]),
-            "request[0].industryInfo",
-            "industry requisites (tag 1261) are not supported yet",
+            "request[0].industryInfo[0].industryAttribute",
+            "required",
         ),
         (
             sell(operatingInfo={"operationId": 1}),
@@ -276,22 +276,26 @@ UNKNOWN = "unknown field; every field is carried into the fiscal document or ref
         (
             sell(position(productCodes={"ean13": "4600000000000"})),
             "request[0].items[0].productCodes",
-            "product codes (tag 1163) come with marking; not supported yet",
+            "product codes (tag 1163) are not supported yet; for marked goods send the marking "
+            "code in imcParams, the register builds 1163 from it",
         ),
         (
             sell(position(nomenclatureCode="444D00")),
             "request[0].items[0].nomenclatureCode",
-            "product codes (tags 1162/1163) come with marking; not supported yet",
+            "tag 1162 is the ФФД 1.05 form; send the marking code in imcParams, the register "
+            "builds the product code from it",
         ),
         (
             sell(position(paymentObject=33)),
             "request[0].items[0].paymentObject",
-            "marking codes are not supported yet: payment object 33 needs a marking code",
+            "payment object 33 is marked goods: give the item's marking code in imcParams "
+            "{imc (base64), itemEstimatedStatus}",
         ),
         (
             sell(position(paymentObject="exciseWithMarking")),
             "request[0].items[0].paymentObject",
-            "marking codes are not supported yet: payment object 31 needs a marking code",
+            "payment object 31 is marked goods: give the item's marking code in imcParams "
+            "{imc (base64), itemEstimatedStatus}",
         ),
         (
             sell(position(paymentObject=28)),
@@ -831,10 +835,11 @@ REJECTIONS: list[tuple[str, Callable[[Json], None], str, str]] = [
     ("department 0", _item(department=0), f"{I0}.department", "must be from 1 to 16"),
     ("department 17", _item(department=17), f"{I0}.department", "must be from 1 to 16"),
     (
-        "marking",
+        "marking code on an unmarked item",
         _item(imcParams={"imc": "x"}),
         f"{I0}.imcParams",
-        "marking codes are not supported yet",
+        "a marking code goes with paymentObject 33 (commodityWithMarking) or 31 "
+        "(exciseWithMarking); this item's paymentObject is 1",
     ),
     (
         "item agent",

@@ -18,6 +18,7 @@ from typing import Final
 from gateway.atol import values as v
 from gateway.atol.decimal_json import loads
 from gateway.domain.errors import ValidationError
+from gateway.ingress.kkmserver import marking
 from gateway.ingress.kkmserver.wire import KNOWN_UNSUPPORTED, Command
 
 _ID_COMMAND = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # the journal's uuid rule
@@ -31,6 +32,7 @@ _COMMON: Final = frozenset({"Command", "IdCommand", "NumDevice", "Timeout", "Inn
 _CASHIER: Final = frozenset({"CashierName", "CashierVATIN"})
 _SHIFT_FIELDS: Final = _COMMON | _CASHIER | {"TaxVariant", "NotPrint", "IdDevice"}
 _CASH_FIELDS: Final = _COMMON | _CASHIER | {"TaxVariant", "Amount"}
+_CHECK_COMMAND_FIELDS: Final = _COMMON | {"TaxVariant", "TypeCheck", "GoodCodeDatas"}
 _RECEIPT_FIELDS: Final = (
     _COMMON
     | _CASHIER
@@ -72,8 +74,8 @@ _REFUSED_RECEIPT: Final = {
     "RRNCode": _ACQUIRING,
     "AuthorizationCode": _ACQUIRING,
 }
-_MARKING = "marking codes are not supported yet"
 _AGENT = "agent data (tags 1222-1226) is not supported yet"
+_LINE_FIELDS: Final = {"GoodCodeData"}
 _REGISTER_FIELDS: Final = {
     # KKMServer name -> ATOL position member
     "Name": "name",
@@ -91,8 +93,11 @@ _REGISTER_FIELDS: Final = {
     "AdditionalAttribute": "additionalAttribute",
 }
 _REFUSED_REGISTER: Final = {
-    "GoodCodeData": _MARKING,
-    "PackageQuantity": _MARKING,
+    # [KKMSERVER] leaves open what Price means for part of a pack; refused, not guessed.
+    "PackageQuantity": (
+        "selling part of a marked pack (tag 1291) is not supported through this API yet; "
+        "the ATOL API takes it as imcParams.itemFractionalAmount"
+    ),
     "AgentSign": _AGENT,
     "AgentData": _AGENT,
     "PurveyorData": _AGENT,
@@ -179,7 +184,9 @@ def read_command(body: bytes | str) -> Request:
         _search_only(doc, "TaxVariant")
         atol = builder.request([{"type": t} for t in DATA_KKT_TASKS])
         return Request(command, id_command, timeout, atol, builder.fields, generated)
-    if command is Command.REGISTER_CHECK:
+    if command is Command.VALIDATION_MARKING_CODE:
+        task = builder.code_checks(doc)
+    elif command is Command.REGISTER_CHECK:
         task = builder.receipt(doc)
     elif command in (Command.DEPOSITING_CASH, Command.PAYMENT_CASH):
         _members(doc, _CASH_FIELDS, {})
@@ -211,7 +218,16 @@ def kkm_field(atol_field: str, fields: Mapping[str, str]) -> str:
 
 
 # ATOL words in the parser's reasons, in the client's terms.
-_REASON_WORDS: Final = {"electronically is true": "NotPrint is true"}
+_REASON_WORDS: Final = {
+    "electronically is true": "NotPrint is true",
+    "imcParams {imc (base64), itemEstimatedStatus}": "GoodCodeData {BarCode}",
+    "a part of a pack needs imcParams.itemFractionalAmount, ": "",
+    "imcParams.itemFractionalAmount": "PackageQuantity",
+    "itemFractionalAmount": "PackageQuantity",
+    "imcParams": "GoodCodeData",
+    "measurementUnit": "MeasureOfQuantity",
+    "paymentObject": "SignCalculationObject",
+}
 
 
 def kkm_reason(reason: str) -> str:
@@ -343,7 +359,7 @@ class _Builder:
             self.map("userAttribute", "UserAttribute")
             self.map("userAttribute.name", "UserAttribute.Name")
             self.map("userAttribute.value", "UserAttribute.Value")
-        task["items"] = self._lines(doc.get("CheckStrings"))
+        task["items"] = self._lines(doc.get("CheckStrings"), returned=task["type"] != "sell")
         task["payments"] = self._payments(doc)
         return task
 
@@ -375,7 +391,39 @@ class _Builder:
         if client:
             task["clientInfo"] = client
 
-    def _lines(self, value: object) -> list[object]:
+    def code_checks(self, doc: dict[str, object]) -> dict[str, object]:
+        """ValidationMarkingCode -> an ATOL `validateMarks` task, one element per code."""
+        _members(doc, _CHECK_COMMAND_FIELDS, {})
+        _search_only(doc, "TaxVariant")
+        kind = doc.get("TypeCheck")
+        code = 0 if kind is None else v.number(kind, "TypeCheck")
+        if code not in (0, 1):
+            raise ValidationError(
+                "TypeCheck", "must be 0 (sale) or 1 (sale return): codes go into those only"
+            )
+        raw = v.array(doc.get("GoodCodeDatas"), "GoodCodeDatas")
+        if not raw:
+            raise ValidationError("GoodCodeDatas", "required: at least one code")
+        self.map("params", "GoodCodeDatas")
+        params: list[object] = []
+        for j, entry in enumerate(raw):
+            where = f"GoodCodeDatas[{j}]"
+            data = v.obj(entry, where)
+            params.append(marking.check_params(data, where, returned=code == 1))
+            field = "MarkingCodeBase64" if v.given(data.get("MarkingCodeBase64")) else "BarCode"
+            for atol, kkm in (
+                ("", ""),
+                (".imc", f".{field}"),
+                (".itemQuantity", ".Quantity"),
+                (".itemUnits", ".MeasureOfQuantity"),
+                (".itemEstimatedStatus", ".MeasureOfQuantity"),
+                (".waitForResult", ".WaitForResult"),
+                (f".{marking.ACCEPT_ANY}", ".AcceptOnBad"),
+            ):
+                self.map(f"params[{j}]{atol}", f"{where}{kkm}")
+        return {"type": marking.VALIDATE_TASK, "params": params}
+
+    def _lines(self, value: object, *, returned: bool) -> list[object]:
         lines = v.array(value, "CheckStrings")
         self.map("items", "CheckStrings")
         items: list[object] = []
@@ -393,12 +441,15 @@ class _Builder:
                     raise ValidationError(f"{where}.{name}", _UNKNOWN)
             if not v.given(register):
                 raise ValidationError(where, "a line must hold a Register (a fiscal line)")
-            items.append(self._position(len(items), v.obj(register, f"{where}.Register"), where))
+            reg = v.obj(register, f"{where}.Register")
+            items.append(self._position(len(items), reg, where, returned=returned))
         return items
 
-    def _position(self, i: int, reg: dict[str, object], where: str) -> dict[str, object]:
+    def _position(
+        self, i: int, reg: dict[str, object], where: str, *, returned: bool
+    ) -> dict[str, object]:
         path = f"{where}.Register"
-        _members(reg, frozenset(_REGISTER_FIELDS), _REFUSED_REGISTER, path)
+        _members(reg, frozenset(_REGISTER_FIELDS) | _LINE_FIELDS, _REFUSED_REGISTER, path)
         atol_path = f"items[{i}]"
         self.map(atol_path, path)
         item: dict[str, object] = {"type": "position"}
@@ -419,7 +470,33 @@ class _Builder:
                 f"{path}.Tax",
                 "required: -1 (no VAT), 0, 5, 7, 10, 20, 22, 105, 107, 110, 120 or 122",
             )
+        good = reg.get("GoodCodeData")
+        if v.given(good):
+            self._marked(item, v.obj(good, f"{path}.GoodCodeData"), atol_path, path, returned)
         return item
+
+    def _marked(
+        self,
+        item: dict[str, object],
+        good: dict[str, object],
+        atol_path: str,
+        path: str,
+        returned: bool,
+    ) -> None:
+        """GoodCodeData -> imcParams (tag 2000 and its check), IndustryProps -> 1260."""
+        where = f"{path}.GoodCodeData"
+        params, props = marking.imc_params(
+            good, where, returned=returned, unit=item.get("measurementUnit")
+        )
+        item["imcParams"] = params
+        field = "MarkingCodeBase64" if v.given(good.get("MarkingCodeBase64")) else "BarCode"
+        self.map(f"{atol_path}.imcParams", where)
+        self.map(f"{atol_path}.imcParams.imc", f"{where}.{field}")
+        self.map(f"{atol_path}.imcParams.itemEstimatedStatus", f"{path}.MeasureOfQuantity")
+        self.map(f"{atol_path}.imcParams.{marking.ACCEPT_ANY}", f"{where}.AcceptOnBad")
+        if props is not None:
+            item["industryInfo"] = [{"industryAttribute": props}]
+            self.map(f"{atol_path}.industryInfo", f"{where}.IndustryProps")
 
     def _payments(self, doc: dict[str, object]) -> list[object]:
         payments: list[object] = []

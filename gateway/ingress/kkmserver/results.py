@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from gateway.atol.decimal_json import loads
+from gateway.ingress.kkmserver import marking
 from gateway.ingress.kkmserver.parse import DATA_KKT_TASKS, PAYMENTS
 from gateway.ingress.kkmserver.wire import Answer, Command, KktInfo, Status
 from gateway.journal import JobRecord, JobState
@@ -32,6 +33,7 @@ _COMMANDS: Final = {
     "reportX": Command.X_REPORT,
     "cashIn": Command.DEPOSITING_CASH,
     "cashOut": Command.PAYMENT_CASH,
+    marking.VALIDATE_TASK: Command.VALIDATION_MARKING_CODE,
 }
 # [FFD] tag 1054 as the receipt QR code's `n`.
 _QR_TYPES: Final = {"sell": 1, "sellReturn": 2, "buy": 3, "buyReturn": 4}
@@ -72,6 +74,9 @@ def job_answer(job: JobRecord) -> Answer:
     results = [t.result or {} for t in job.task_results]
     if command == Command.GET_DATA_KKT:
         _data_kkt(answer, results)
+    elif command == Command.VALIDATION_MARKING_CODE:
+        if results:
+            answer["MarkingCodeValidation"] = marking.check_answer(tasks[0], results[0])
     elif results:
         _document(answer, types[0], tasks[0], results[0])
     return answer
@@ -128,6 +133,9 @@ def _document(
     answer["URL"] = str(params.get("fnsUrl") or "")
     answer["QRCode"] = _qr(kind, params)
     if kind in _QR_TYPES:
+        marks = marking.receipt_answer(task, result)
+        if marks:
+            answer["MarkingCodeValidation"] = marks
         for payment in task.get("payments", ()):
             name = _ATOL_PAYMENTS.get(str(payment.get("type")))
             if name is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final, TypedDict
 
+from gateway.ingress.kkmserver.marking import CodeValidation
+
 
 class Command(enum.StrEnum):
     """The commands this box runs; any other is refused naming `Command`."""
@@ -18,6 +20,7 @@ class Command(enum.StrEnum):
     GET_REZULT = "GetRezult"
     DEPOSITING_CASH = "DepositingCash"
     PAYMENT_CASH = "PaymentCash"
+    VALIDATION_MARKING_CODE = "ValidationMarkingCode"
 
 
 class Status(enum.IntEnum):
@@ -36,7 +39,6 @@ KNOWN_UNSUPPORTED: Final = frozenset(
         "ZReport",
         "GetDataCheck",
         "GetCounters",
-        "ValidationMarkingCode",
         "KkmRegOfd",
         "OpenCashDrawer",
         "PrintDocument",
@@ -114,5 +116,7 @@ class Answer(TypedDict, total=False):
     Info: KktInfo
     # List
     ListUnit: list[ListUnit]
+    # RegisterCheck with marked lines, ValidationMarkingCode: each code's check
+    MarkingCodeValidation: list[CodeValidation]
     # GetRezult: the answer of the command asked about
     Rezult: Answer

@@ -2,6 +2,8 @@
 
     (--pty [--link PATH] | --tcp HOST:PORT) [--state FILE] [--clock-offset S] [--baudrate N]
     [--pace] [--ofd-interval S] [--tax-systems osn,usnIncome,...]
+    [--firmware classic|core] [--marking | --no-marking]
+    [--ism-answer ANSWER] [--ism-code CODE=ANSWER ...] [--ism-timeout S] [--no-ism-uploads]
     [--control PATH | --no-control] [fault flags]
 
 Prints `READY <device-path-or-address>` as the first line on stdout (the link path when
@@ -21,6 +23,7 @@ import sys
 from pathlib import Path
 
 from gateway.registers.emulator.faults import FaultName
+from gateway.registers.emulator.marking import Firmware, IsmAnswer, parse_code
 from gateway.registers.emulator.server import DEFAULT_BAUDRATE, EmulatorServer
 from gateway.registers.emulator.state import TAX_SYSTEM_NAMES, parse_tax_systems
 
@@ -97,6 +100,32 @@ _FAULT_FLAGS: tuple[tuple[str, FaultName, dict[str, object]], ...] = (
         FaultName.OFD_BACKLOG,
         {"type": int, "metavar": "N", "help": "the last N documents wait for the OFD"},
     ),
+    (
+        "--ism-answer",
+        FaultName.ISM_ANSWER,
+        {
+            "choices": [a.value for a in IsmAnswer],
+            "help": "the fake ОИСМ's answer to every code check (default positive)",
+        },
+    ),
+    (
+        "--ism-timeout",
+        FaultName.ISM_TIMEOUT,
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "how long a code check waits for a silent ОИСМ (default 0.05)",
+        },
+    ),
+    (
+        "--no-ism-uploads",
+        FaultName.ISM_UPLOADS,
+        {
+            "action": "store_false",
+            "default": None,
+            "help": "the ОИСМ acknowledges no uploaded notification (FF73h)",
+        },
+    ),
 )
 
 
@@ -138,6 +167,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tax systems the register is registered with, comma-separated: "
         f"{', '.join(TAX_SYSTEM_NAMES)} (default: all; FF45h refuses others)",
     )
+    parser.add_argument(
+        "--firmware",
+        choices=[f.value for f in Firmware],
+        help="firmware family: classic (FF46h, FF4Dh, FF67h) or core, «кассовое ядро» "
+        "(8Dh, FF4Dh, FF67h, FF46h; model 45); default classic, an existing register keeps its own",
+    )
+    parser.add_argument(
+        "--marking",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the ФН-М is registered for marked goods (default yes; --no-marking: FF61h gets "
+        "A0h, FF68h 32h)",
+    )
+    parser.add_argument(
+        "--ism-code",
+        action="append",
+        type=_ism_code,
+        default=[],
+        metavar="CODE=ANSWER",
+        help="the fake ОИСМ answers this code ANSWER (repeatable); <GS> between AIs, or hex:BYTES",
+    )
     control = parser.add_mutually_exclusive_group()
     control.add_argument(
         "--control", type=Path, metavar="PATH", help="control socket (default <state>.control)"
@@ -154,6 +204,19 @@ def _tax_systems(value: str) -> int:
         return parse_tax_systems(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _ism_code(value: str) -> dict[str, str]:
+    """CODE=ANSWER of --ism-code, as the `ism_code_answer` fault takes it."""
+    code, sep, answer = value.rpartition("=")
+    known = [a.value for a in IsmAnswer]
+    if not sep or answer not in known:
+        raise argparse.ArgumentTypeError(f"expected CODE=ANSWER with ANSWER one of {known}")
+    try:
+        parse_code(code)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return {"code": code, "answer": answer}
 
 
 def _parse_tcp(value: str) -> tuple[str, int]:
@@ -173,6 +236,8 @@ async def run(args: argparse.Namespace) -> int:
         baudrate=args.baudrate,
         pace=args.pace,
         tax_systems=getattr(args, "tax_systems", None),
+        firmware=getattr(args, "firmware", None),
+        marking_enabled=getattr(args, "marking", None),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -189,6 +254,8 @@ async def run(args: argparse.Namespace) -> int:
             value = getattr(args, flag.lstrip("-").replace("-", "_"))
             if value is not None and value is not False:
                 await server.apply_fault(fault, value)
+        for override in getattr(args, "ism_code", []):
+            await server.apply_fault(FaultName.ISM_CODE_ANSWER, override)
         if not args.no_control:
             try:
                 await server.start_control(args.control)

@@ -24,6 +24,12 @@ are one-shot counters held in memory (`WireFaults`).
 | ofd_interval            | float seconds    | RTC seconds per acknowledged document (0: at once) |
 | ofd_backlog             | int N            | the last N documents wait for the OFD again |
 | ofd_ack                 | int N            | the OFD acknowledges the N oldest waiting documents now |
+| ism_answer              | str              | the fake ОИСМ's answer to every FF61h check: positive, negative, sold, timeout, autonomous (see `marking`) |
+| ism_code_answer         | {"code", "answer"} / null | one code answered its own way (`answer` null: the default again); null forgets every such code. The code is text with `<GS>` (or the GS character) between AIs, or `hex:` and its bytes |
+| ism_timeout             | float seconds    | how long FF61h waits when the ОИСМ is silent (answer `timeout`) |
+| ism_uploads             | bool             | the ОИСМ acknowledges notifications uploaded with FF71h–FF73h (false: FF73h gets no ticket) |
+| firmware                | "classic" / "core" | the firmware family: order of FF46h, FF4Dh and FF67h; «кассовое ядро» reports model 45 in FCh |
+| fn_marking              | bool             | the ФН-М is registered with the marking flag (false: FF61h… answer A0h, FF68h 32h) |
 """
 
 from __future__ import annotations
@@ -56,6 +62,12 @@ class FaultName(enum.StrEnum):
     OFD_INTERVAL = "ofd_interval"
     OFD_BACKLOG = "ofd_backlog"
     OFD_ACK = "ofd_ack"
+    ISM_ANSWER = "ism_answer"
+    ISM_CODE_ANSWER = "ism_code_answer"
+    ISM_TIMEOUT = "ism_timeout"
+    ISM_UPLOADS = "ism_uploads"
+    FIRMWARE = "firmware"
+    FN_MARKING = "fn_marking"
 
 
 class FaultError(GatewayError, ValueError):
@@ -125,3 +137,11 @@ def as_date(name: FaultName, value: object) -> dt.date:
         except ValueError:
             pass
     raise FaultError(f"{name}: expected YYYY-MM-DD, got {value!r}")
+
+
+def as_choice(name: FaultName, value: object, choices: type[enum.StrEnum]) -> str:
+    """One of the values of `choices`."""
+    known = [c.value for c in choices]
+    if not isinstance(value, str) or value not in known:
+        raise FaultError(f"{name}: expected one of {', '.join(known)}, got {value!r}")
+    return value

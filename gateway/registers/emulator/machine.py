@@ -12,7 +12,11 @@ Modes follow [PROTO] Appendix 1 (p.71) and [GUIDE] pp.74–76:
 - E0h / FF41h+FF0Bh open a shift in mode 4; 40h, 41h, FF42h+FF43h run in modes 2 and 3.
 - 8Dh opens a receipt; 80h/82h and FF46h open one themselves in mode 2 and add lines in mode 8;
   85h and FF45h close it in the ФН; 88h / FF08h cancel it; FF4Dh (mode 8) binds tags to the
-  last line.
+  last line (classic firmware) or to the next FF46h («кассовое ядро», see `marking.Firmware`).
+- Marked goods: FF61h checks a code, FF69h accepts it into the ФН's table of checked codes (or
+  rejects it, or clears the table), FF67h binds an accepted code to a line; FF68h/FF70h report
+  the state, FF71h–FF73h hand out the notifications of sales the ОИСМ never confirmed. The
+  rules are written next to the handlers ("marking" below).
 - 50h/51h run in modes 2, 3 and 4 ([GUIDE] p.75); 1Ah/1Bh, FF09h, FF0Ah, FF3Ah/FF3Bh, FF40h in
   any mode.
 - 21h/22h only with the shift closed; 22h waits in mode 6 for 23h with the same date; no date
@@ -34,7 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway.registers.emulator import counters, fn, protocol, tlv
+from gateway.registers.emulator import counters, fn, marking, protocol, tlv
+from gateway.registers.emulator.marking import CheckedCode, Firmware, FnMarking, IsmAnswer
 from gateway.registers.emulator.protocol import Cmd
 from gateway.registers.emulator.refusals import Fn, Kkt, Refused
 from gateway.registers.emulator.state import (
@@ -110,10 +115,21 @@ TABLE_REGIONAL = 17
 FIELD_NO_PRINT = 7
 NO_PRINT_ONE = 1
 
-# [FFD] 1212: 31 excise goods with a marking code, 33 other goods with one (marked goods). A
-# ФФД 1.2 register binds the marking code to the line before FF46h (the FF6xh marking commands,
-# which the emulator does not have), so FF46h with these can only lack it.
+# [FFD] 1212: 31 excise goods with a marking code, 33 other goods with one (marked goods). Such a
+# line needs a code bound with FF67h: classic firmware binds after FF46h, so the line is checked
+# at the next FF46h or at the close; «кассовое ядро» binds before, so at its own FF46h. Without
+# one the ФН refuses with A4h, required tags missing ([PROTO] p.70).
 MARKED_PAYMENT_OBJECTS = (31, 33)
+# FCh model ids of «кассовое ядро» registers ([JPOS] isCashCore: 16, 20, 21, 45, 46); the
+# emulator with `firmware: core` reports 45. Classic firmware keeps MODEL_ID.
+CORE_MODEL_ID = 45
+# «кассовое ядро» extended error codes ([NG] #249, examples #42): 2108 must come before FF67h;
+# FF67h is not allowed in this document; an empty code ([NG] examples #42).
+EXT_UNIT_BEFORE_BIND = 0x00330054
+EXT_NOT_IN_THIS_DOCUMENT = 0x005E0013
+EXT_EMPTY_CODE = 0x00D30015
+# Receipt types in which «кассовое ядро» takes a marked item: 0 приход, 2 возврат прихода.
+CORE_MARKED_RECEIPT_TYPES = (0, 2)
 # 2108 unit when the host sends none. [PROTO] v1.17 says nothing of a default (2108 appears only
 # in FF61h p.58); UNSURE: 0, "штука", the unit of goods sold by the piece.
 DEFAULT_UNIT = 0
@@ -189,6 +205,7 @@ class Outcome:
     error: int = 0
     printed: TapeRecord | None = None  # a document was made: its paper-tape record
     added_line: bool = False  # 80h/82h/FF46h added a receipt line
+    delay_s: float = 0.0  # the register takes this long before it answers (a silent ОИСМ)
 
     @property
     def closes_document(self) -> bool:
@@ -219,6 +236,8 @@ def execute(state: EmulatorState, request: protocol.Request, host: dt.datetime) 
         operator = _check_password(request)
         return handler(state, request, _Ctx(host, rtc, operator))
     except Refused as refusal:
+        if refusal.extended:
+            state = replace(state, marking=replace(state.marking, extended_error=refusal.extended))
         return Outcome(state, error=refusal.code)
 
 
@@ -529,7 +548,8 @@ def _item_tlvs(line: Line, rate: VatRate) -> tuple[Tlv, ...]:
         members.append(tlv.vln(tlv.TAG_ITEM_VAT, line.tax))
     if tlv.TAG_UNIT not in bound:
         members.append(tlv.byte(tlv.TAG_UNIT, DEFAULT_UNIT))
-    return (*members, *line.tlvs)
+    marked = line.mark.item_tags() if line.mark is not None else ()
+    return (*members, *line.tlvs, *marked)
 
 
 def _close_receipt(
@@ -543,6 +563,12 @@ def _close_receipt(
     """Close the open receipt with payment `sums` (slot types `kinds`); returns the change."""
     receipt = state.receipt
     assert receipt is not None
+    if state.identity.firmware == Firmware.CORE:
+        if receipt.staged_tlvs or receipt.staged_mark is not None:
+            # Tags or a code sent for an operation that never came (UNSURE what КЯ answers).
+            raise Refused(Fn.WRONG_STATE)
+    else:
+        _require_marks_bound(receipt)
     total = receipt.total - discount
     paid = sum(sums)
     cash = sum(s for s, k in zip(sums, kinds, strict=True) if k == "cash")
@@ -614,7 +640,31 @@ def _close_receipt(
         items=items,
         payments=tuple(TapePayment(kind, amount) for kind, amount in by_kind.items()),
     )
-    return new, doc, change
+    return replace(new, marking=_marking_after_receipt(state.marking, receipt, doc)), doc, change
+
+
+def _marking_after_receipt(
+    marking_state: FnMarking, receipt: OpenReceipt, doc: Document
+) -> FnMarking:
+    """The ФН-М after a receipt closed: the table of checked codes is emptied, a code still
+    waiting for FF69h too (UNSURE: no source says when the ФН-М empties it; the vendor's drivers
+    clear it themselves with FF69h(2), [OPOS] at every receipt), and the items the ОИСМ never
+    confirmed owe one notification of sale."""
+    unconfirmed = tuple(
+        line.mark for line in receipt.lines if line.mark is not None and line.mark.without_ism
+    )
+    notifications = marking_state.notifications
+    number = marking_state.next_notification
+    if unconfirmed:
+        notifications += (marking.notification(number, doc.number, doc.datetime, unconfirmed),)
+        number += 1
+    return replace(
+        marking_state,
+        pending=None,
+        table=(),
+        notifications=notifications,
+        next_notification=number,
+    )
 
 
 def _open_receipt(state: EmulatorState, ctx: _Ctx, receipt_type: int) -> EmulatorState:
@@ -690,7 +740,7 @@ def _device_type(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Outc
             DEVICE_SUBTYPE,
             PROTOCOL_VERSION,
             PROTOCOL_SUBVERSION,
-            MODEL_ID,
+            CORE_MODEL_ID if state.identity.firmware == Firmware.CORE else MODEL_ID,
             LANGUAGE_RUSSIAN,
         )
     )
@@ -1020,9 +1070,18 @@ def _fn_operation(state: EmulatorState, req: protocol.OperationV2, ctx: _Ctx) ->
     rate = _RATE_OF_BYTE.get(req.tax_rate)
     if rate is None:
         raise Refused(Kkt.BAD_PARAMETERS)
-    if req.payment_object in MARKED_PAYMENT_OBJECTS:
-        # No marking code was bound: the ФН lacks a required tag, A4h ([PROTO] p.70).
+    core = state.identity.firmware == Firmware.CORE
+    receipt = state.receipt
+    staged_tlvs: tuple[Tlv, ...] = ()
+    staged_mark: CheckedCode | None = None
+    if core and receipt is not None:
+        staged_tlvs, staged_mark = receipt.staged_tlvs, receipt.staged_mark
+    if core and req.payment_object in MARKED_PAYMENT_OBJECTS and staged_mark is None:
+        # No marking code was bound before this line: the ФН lacks a required tag, A4h.
         raise Refused(Fn.MISSING_TAGS)
+    if not core and receipt is not None:
+        # Classic: the previous line had its chance to get its code (FF67h after its FF46h).
+        _require_marks_bound(receipt)
     line = Line(
         name=req.name,
         price=req.price,
@@ -1033,9 +1092,24 @@ def _fn_operation(state: EmulatorState, req: protocol.OperationV2, ctx: _Ctx) ->
         payment_method=req.payment_method,
         payment_object=req.payment_object,
         tax=req.tax,
+        tlvs=staged_tlvs,
+        mark=staged_mark,
     )
     receipt_type = fn.RECEIPT_TYPE_OF_OPERATION[operation]
-    return _add_line(state, ctx, receipt_type, line, b"")
+    outcome = _add_line(state, ctx, receipt_type, line, b"")
+    opened = outcome.state.receipt
+    if opened is not None and (opened.staged_tlvs or opened.staged_mark is not None):
+        unstaged = replace(opened, staged_tlvs=(), staged_mark=None)
+        outcome = replace(outcome, state=replace(outcome.state, receipt=unstaged))
+    return outcome
+
+
+def _require_marks_bound(receipt: OpenReceipt) -> None:
+    """Classic firmware: the last line, if it is a marked item, has its code (else A4h)."""
+    if receipt.lines:
+        last = receipt.lines[-1]
+        if last.payment_object in MARKED_PAYMENT_OBJECTS and last.mark is None:
+            raise Refused(Fn.MISSING_TAGS)
 
 
 def _fn_send_tlv(state: EmulatorState, req: protocol.TlvBlock, ctx: _Ctx) -> Outcome:
@@ -1057,12 +1131,17 @@ def _fn_send_tlv(state: EmulatorState, req: protocol.TlvBlock, ctx: _Ctx) -> Out
 def _fn_send_operation_tlv(state: EmulatorState, req: protocol.TlvBlock, ctx: _Ctx) -> Outcome:
     """FF4Dh ([PROTO] p.56): tags bound to the last operation of the open receipt (mode 8,
     [GUIDE] p.76). A document-level tag does not belong to an item: ФН 09h (p.67); no line to
-    bind to: ФН 02h."""
+    bind to: ФН 02h. «кассовое ядро» keeps them for the next FF46h instead."""
     _require_mode(state, ctx, MODE_DOCUMENT)
     tlvs = _host_tlvs(req.data)
     if any(t.tag in tlv.DOCUMENT_ONLY for t in tlvs):
         raise Refused(Fn.BAD_VALUE)
     receipt = state.receipt
+    if receipt is not None and state.identity.firmware == Firmware.CORE:
+        # «кассовое ядро» takes an operation's tags before the operation ([JPOS]
+        # getCapOperationTagsFirst): they wait for the next FF46h.
+        staged = replace(receipt, staged_tlvs=receipt.staged_tlvs + tlvs)
+        return Outcome(replace(state, receipt=staged), b"")
     if receipt is None or not receipt.lines:
         raise Refused(Fn.WRONG_STATE)
     last = receipt.lines[-1]
@@ -1123,14 +1202,22 @@ def _close_receipt_v2(state: EmulatorState, req: protocol.CloseV2, ctx: _Ctx) ->
 def _cancel_receipt(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Outcome:
     """88h: cancel the open receipt."""
     _require_mode(state, ctx, MODE_DOCUMENT)
-    return Outcome(replace(state, receipt=None), _op(ctx))
+    return Outcome(_receipt_cancelled(state), _op(ctx))
+
+
+def _receipt_cancelled(state: EmulatorState) -> EmulatorState:
+    """No receipt, no begun document. Codes bound in the cancelled receipt are free again in
+    the table: a cancel does not clear it (the choice here; the host clears it with FF69h(2),
+    and ATOL's cancel keeps checked codes unless told otherwise, [ATOLJS] base_receipt)."""
+    table = tuple(replace(entry, bound=False) for entry in state.marking.table)
+    return replace(state, receipt=None, begun=None, marking=replace(state.marking, table=table))
 
 
 def _fn_cancel_document(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Outcome:
     """FF08h: cancel the open receipt or the begun shift document."""
     if state.receipt is None and state.begun is None:
         raise Refused(Fn.WRONG_STATE)
-    return Outcome(replace(state, receipt=None, begun=None), b"")
+    return Outcome(_receipt_cancelled(state), b"")
 
 
 def _continue_print(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Outcome:
@@ -1141,6 +1228,263 @@ def _continue_print(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> O
         raise Refused(Kkt.NO_PAPER)
     new = replace(state, printer=replace(state.printer, interrupted=False))
     return Outcome(new, _op(ctx))
+
+
+# --- handlers: marking ------------------------------------------------------------------
+#
+# Rules (the reference for each is next to it):
+# - a ФН registered without the marking flag refuses every marking command with A0h, FF68h
+#   with 32h ([JPOS] messages; [NG]);
+# - FF61h checks one code; until FF69h(0/1) decides it, another FF61h is out of order: A1h
+#   (UNSURE: the ФН-М may instead drop the undecided code; A1h is "bad Bxh sequence");
+# - FF69h(1) puts the code into the table of checked codes, FF69h(0) drops it, FF69h(2)
+#   empties the table (a code still waiting goes too); closing a receipt empties it as well;
+# - FF67h binds only a code accepted into the table (ФН ACh otherwise), once per receipt;
+# - the table is ФН state: it is saved like everything else and survives a power cut.
+
+
+def _require_marking(state: EmulatorState) -> FnMarking:
+    """The ФН-М's marking state; A0h when the ФН is registered without marking."""
+    if not state.identity.marking:
+        raise Refused(Fn.MARKING_FORBIDDEN)
+    return state.marking
+
+
+def _fn_check_mark(state: EmulatorState, req: protocol.MarkCheck, ctx: _Ctx) -> Outcome:
+    """FF61h: check a code in the ФН and with the ОИСМ; the answer is 2004, reason, 2100, n and
+    n bytes: fnCode, 2106, the ОИСМ's TLV ([JPOS] FSCheckMC, [OPOS]). The code then waits for
+    FF69h. An empty code: 33h, extended D30015h ([NG] examples #42); a planned status other than
+    1–4 or 255, a processing mode other than 0 or a TLV with other tags than 2108, 1023, 1291:
+    33h. A silent ОИСМ makes the register wait `IsmConfig.timeout_s` before it answers."""
+    state_marking = _require_marking(state)
+    if not req.code:
+        raise Refused(Kkt.BAD_PARAMETERS, EXT_EMPTY_CODE)
+    if req.planned_status not in marking.PLANNED_STATUSES or req.mode != marking.PROCESSING_MODE:
+        raise Refused(Kkt.BAD_PARAMETERS)
+    if req.tlv:
+        try:
+            sent = tlv.parse(req.tlv)
+        except tlv.TlvError:
+            raise Refused(Kkt.BAD_PARAMETERS) from None
+        if any(t.tag not in marking.CHECK_TLV_TAGS for t in sent):
+            raise Refused(Kkt.BAD_PARAMETERS)
+    if state_marking.pending is not None:
+        raise Refused(Fn.MARKING_SEQUENCE)
+    if len(state_marking.notifications) >= marking.NOTIFICATION_CAPACITY:
+        raise Refused(Fn.MARKING_BLOCKED)
+    if len(state_marking.table) >= marking.TABLE_CAPACITY:
+        raise Refused(Fn.MARKING_TABLE_FULL)
+    checked = marking.check(req.code, req.planned_status, req.mode, req.tlv, state.ism, ctx.rtc)
+    delay = state.ism.timeout_s if checked.answer == IsmAnswer.TIMEOUT else 0.0
+    new = replace(state, marking=replace(state_marking, pending=checked))
+    return Outcome(new, checked.check_block(), delay_s=delay)
+
+
+DECIDE_REJECT = 0
+DECIDE_ACCEPT = 1
+DECIDE_CLEAR = 2
+
+
+def _fn_decide_mark(state: EmulatorState, req: protocol.MarkDecision, ctx: _Ctx) -> Outcome:
+    """FF69h: 0 reject or 1 accept the code FF61h checked (the answer is its 2106, [JPOS]
+    FSAcceptMC); 2 empty the table of checked codes (no answer data). 0/1 with no code waiting:
+    A1h; another action: 33h."""
+    state_marking = _require_marking(state)
+    if req.action == DECIDE_CLEAR:
+        return Outcome(replace(state, marking=replace(state_marking, pending=None, table=())), b"")
+    if req.action not in (DECIDE_REJECT, DECIDE_ACCEPT):
+        raise Refused(Kkt.BAD_PARAMETERS)
+    pending = state_marking.pending
+    if pending is None:
+        raise Refused(Fn.MARKING_SEQUENCE)
+    table = state_marking.table
+    if req.action == DECIDE_ACCEPT:
+        table = (*table, pending)
+    new = replace(state, marking=replace(state_marking, pending=None, table=table))
+    return Outcome(new, bytes((pending.result,)))
+
+
+def _fn_bind_mark(state: EmulatorState, req: protocol.MarkBind, ctx: _Ctx) -> Outcome:
+    """FF67h: bind an accepted code to an item; the answer is the code type(2), the DataMatrix
+    kind(1) and the block FF61h answered ([JPOS] FSBindMC). Classic firmware binds it to the
+    last line (none: ФН 02h; one bound already: A1h). «кассовое ядро» keeps it for the next
+    FF46h: only in приход / возврат прихода (5Eh, extended 5E0013h), only after FF4Dh gave the
+    line's 2108 (33h, extended 330054h), one per line (A1h). A code not accepted in the table:
+    ФН ACh (UNSURE: a real КЯ checks it itself instead). The ОСУ flag (FFh after the code) is
+    taken; the emulator keeps no volume-sort accounting, so it changes nothing."""
+    state_marking = _require_marking(state)
+    _require_mode(state, ctx, MODE_DOCUMENT)
+    receipt = state.receipt
+    assert receipt is not None
+    core = state.identity.firmware == Firmware.CORE
+    if core:
+        if receipt.receipt_type not in CORE_MARKED_RECEIPT_TYPES:
+            raise Refused(Kkt.NOT_IN_THIS_DOCUMENT, EXT_NOT_IN_THIS_DOCUMENT)
+        if not any(t.tag == tlv.TAG_UNIT for t in receipt.staged_tlvs):
+            raise Refused(Kkt.BAD_PARAMETERS, EXT_UNIT_BEFORE_BIND)
+        if receipt.staged_mark is not None:
+            raise Refused(Fn.MARKING_SEQUENCE)
+    else:
+        if not receipt.lines:
+            raise Refused(Fn.WRONG_STATE)
+        if receipt.lines[-1].mark is not None:
+            raise Refused(Fn.MARKING_SEQUENCE)
+    entry = state_marking.accepted(req.code)
+    if entry is None:
+        raise Refused(Fn.MARK_NOT_CHECKED)
+    bound = replace(entry, bound=True)
+    position = state_marking.table.index(entry)
+    table = (*state_marking.table[:position], bound, *state_marking.table[position + 1 :])
+    if core:
+        receipt = replace(receipt, staged_mark=bound)
+    else:
+        last = replace(receipt.lines[-1], mark=bound)
+        receipt = replace(receipt, lines=(*receipt.lines[:-1], last))
+    new = replace(state, receipt=receipt, marking=replace(state_marking, table=table))
+    return Outcome(new, entry.bind_answer())
+
+
+# FF68h exchange states ([JPOS] commands.xml): 0 idle, 1 a notification is being read,
+# 2 read whole, waiting for the ОИСМ's ticket (FF73h).
+ISM_IDLE = 0
+ISM_READING = 1
+ISM_WAITING_TICKET = 2
+
+
+def _fn_ism_status(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Outcome:
+    """FF68h: exchange state(1), notifications waiting(2), the current one's number(4), the
+    oldest one's date-time(5), notification area fill %(1). 32h without marking."""
+    if not state.identity.marking:
+        raise Refused(Kkt.NO_MARKING)
+    notifications = state.marking.notifications
+    reading = state.marking.reading
+    exchange = ISM_IDLE
+    current = notifications[0].number if notifications else 0
+    if reading is not None:
+        current = reading.number
+        read = _notification(state.marking, reading.number)
+        exchange = ISM_WAITING_TICKET if reading.offset >= len(read.data) else ISM_READING
+    oldest = notifications[0].created if notifications else None
+    fill = min(100, len(notifications) * 100 // marking.NOTIFICATION_CAPACITY)
+    data = bytes((exchange,)) + protocol.u(len(notifications), 2) + protocol.u(current, 4)
+    return Outcome(state, data + protocol.date_time(oldest) + bytes((fill,)))
+
+
+# FF70h check states ([JPOS] FSReadMCStatus): 0 blocked, 1 no check in progress, 2 the code
+# passed to the ФН (B1h), 3 the ОИСМ request formed (B5h), 4 its answer passed to the ФН (B6h).
+CHECK_BLOCKED = 0
+CHECK_IDLE = 1
+CHECK_CODE_PASSED = 2
+CHECK_REQUEST_FORMED = 3
+CHECK_ANSWER_PASSED = 4
+# Its command flags: bit0 B1h … bit4 B6h. Which ФН commands the middle bits stand for is not
+# given; UNSURE: bit 0 B1h (code given), bit 3 B5h (request formed), bit 4 B6h (answer given).
+FLAG_B1 = 1 << 0
+FLAG_B5 = 1 << 3
+FLAG_B6 = 1 << 4
+# Notification states: 0 none, 1 one is being formed (a receipt with marked items is open),
+# 2 blocked (the notification area is full).
+NOTICE_NONE = 0
+NOTICE_FORMING = 1
+NOTICE_BLOCKED = 2
+
+
+def _fn_marking_status(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Outcome:
+    """FF70h: check state(1), notification state(1), command flags(1), codes in the table(1),
+    codes in the notification being formed(1), notification area fill(1), notifications
+    waiting(2) ([JPOS] FSReadMCStatus)."""
+    state_marking = _require_marking(state)
+    pending = state_marking.pending
+    waiting = len(state_marking.notifications)
+    full = waiting >= marking.NOTIFICATION_CAPACITY
+    flags = 0
+    if full or len(state_marking.table) >= marking.TABLE_CAPACITY:
+        check_state = CHECK_BLOCKED
+    elif pending is None:
+        check_state = CHECK_IDLE
+    elif pending.server is None:
+        check_state, flags = CHECK_CODE_PASSED, FLAG_B1
+    elif pending.server == marking.SERVER_TIMEOUT:
+        check_state, flags = CHECK_REQUEST_FORMED, FLAG_B1 | FLAG_B5
+    else:
+        check_state, flags = CHECK_ANSWER_PASSED, FLAG_B1 | FLAG_B5 | FLAG_B6
+    in_receipt = 0
+    if state.receipt is not None:
+        in_receipt = sum(line.mark is not None for line in state.receipt.lines)
+        in_receipt += state.receipt.staged_mark is not None
+    notice = NOTICE_BLOCKED if full else NOTICE_FORMING if in_receipt else NOTICE_NONE
+    data = bytes(
+        (
+            check_state,
+            notice,
+            flags,
+            min(0xFF, len(state_marking.table)),
+            in_receipt,
+            marking.area_fill(waiting),
+        )
+    )
+    return Outcome(state, data + protocol.u(waiting, 2))
+
+
+def _notification(state_marking: FnMarking, number: int) -> marking.Notification:
+    """Notification `number` among those waiting; ФН 08h when it is gone."""
+    for notice in state_marking.notifications:
+        if notice.number == number:
+            return notice
+    raise Refused(Fn.NO_DATA)
+
+
+def _fn_notifications_begin(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Outcome:
+    """FF71h: start reading the oldest notification: waiting count(2), its number(4), its
+    size(2) ([JPOS] commands.xml). None waiting: ФН 08h."""
+    state_marking = _require_marking(state)
+    if not state_marking.notifications:
+        raise Refused(Fn.NO_DATA)
+    first = state_marking.notifications[0]
+    reading = marking.NotificationRead(first.number)
+    new = replace(state, marking=replace(state_marking, reading=reading))
+    data = protocol.u(len(state_marking.notifications), 2) + protocol.u(first.number, 4)
+    return Outcome(new, data + protocol.u(len(first.data), 2))
+
+
+def _fn_notification_read(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Outcome:
+    """FF72h: the next block of the notification FF71h chose: its number(4), full size(2),
+    this block's offset(2), up to 128 bytes. Without FF71h: 02h; all read: 08h."""
+    state_marking = _require_marking(state)
+    reading = state_marking.reading
+    if reading is None:
+        raise Refused(Fn.WRONG_STATE)
+    notice = _notification(state_marking, reading.number)
+    if reading.offset >= len(notice.data):
+        raise Refused(Fn.NO_DATA)
+    block = notice.data[reading.offset : reading.offset + marking.NOTIFICATION_BLOCK]
+    moved = replace(reading, offset=reading.offset + len(block))
+    new = replace(state, marking=replace(state_marking, reading=moved))
+    data = protocol.u(notice.number, 4) + protocol.u(len(notice.data), 2)
+    return Outcome(new, data + protocol.u(reading.offset, 2) + block)
+
+
+def _fn_notification_confirm(
+    state: EmulatorState, req: protocol.NotificationConfirm, ctx: _Ctx
+) -> Outcome:
+    """FF73h: the notification read whole went to the ОИСМ; its ticket removes it from the ФН.
+    Not the one read, or not read whole: 02h; a wrong checksum (CRC-32 of the data, UNSURE):
+    09h; the fake ОИСМ set to refuse uploads gives no ticket: 08h (UNSURE which code a real
+    ФН gives), and the notification stays."""
+    state_marking = _require_marking(state)
+    reading = state_marking.reading
+    if reading is None or reading.number != req.number:
+        raise Refused(Fn.WRONG_STATE)
+    notice = _notification(state_marking, reading.number)
+    if reading.offset < len(notice.data):
+        raise Refused(Fn.WRONG_STATE)
+    if req.crc != notice.crc:
+        raise Refused(Fn.BAD_VALUE)
+    if not state.ism.uploads_ok:
+        raise Refused(Fn.NO_DATA)
+    left = tuple(n for n in state_marking.notifications if n.number != notice.number)
+    new = replace(state, marking=replace(state_marking, notifications=left, reading=None))
+    return Outcome(new, b"")
 
 
 _HANDLERS: dict[int, Handler] = {
@@ -1182,6 +1526,14 @@ _HANDLERS: dict[int, Handler] = {
     Cmd.FN_CLOSE_RECEIPT_V2: _close_receipt_v2,
     Cmd.FN_OPERATION_V2: _fn_operation,
     Cmd.FN_SEND_OPERATION_TLV: _fn_send_operation_tlv,
+    Cmd.FN_CHECK_MARK: _fn_check_mark,
+    Cmd.FN_DECIDE_MARK: _fn_decide_mark,
+    Cmd.FN_BIND_MARK: _fn_bind_mark,
+    Cmd.FN_ISM_STATUS: _fn_ism_status,
+    Cmd.FN_MARKING_STATUS: _fn_marking_status,
+    Cmd.FN_NOTIFICATIONS_BEGIN: _fn_notifications_begin,
+    Cmd.FN_NOTIFICATION_READ: _fn_notification_read,
+    Cmd.FN_NOTIFICATION_CONFIRM: _fn_notification_confirm,
 }
 
 # [PROTO] 40h/41h p.26: administrator or system administrator.

@@ -58,6 +58,14 @@ class Cmd(enum.IntEnum):
     FN_CLOSE_RECEIPT_V2 = 0xFF45
     FN_OPERATION_V2 = 0xFF46
     FN_SEND_OPERATION_TLV = 0xFF4D
+    FN_CHECK_MARK = 0xFF61
+    FN_BIND_MARK = 0xFF67
+    FN_ISM_STATUS = 0xFF68
+    FN_DECIDE_MARK = 0xFF69
+    FN_MARKING_STATUS = 0xFF70
+    FN_NOTIFICATIONS_BEGIN = 0xFF71
+    FN_NOTIFICATION_READ = 0xFF72
+    FN_NOTIFICATION_CONFIRM = 0xFF73
 
 
 class Malformed(ValueError):
@@ -280,9 +288,46 @@ class OperationV2(Request):
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class MarkCheck(Request):
+    """FF61h «Проверка маркированного товара» ([JPOS] commands.xml, FSCheckMC; [OPOS]):
+    planned status 2003 (1), processing mode 2102 (1), code length(1), TLV length(1), the code,
+    the TLV (2108, 1023, 1291 of a measured item)."""
+
+    planned_status: int
+    mode: int
+    code: bytes
+    tlv: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MarkBind(Request):
+    """FF67h «Привязка маркированного товара к позиции» ([JPOS] FSBindMC): code length(1), the
+    code, then optionally one byte FFh, the volume-sort (ОСУ) flag."""
+
+    code: bytes
+    volume_sort: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MarkDecision(Request):
+    """FF69h «Принять или отвергнуть» ([JPOS] FSAcceptMC): action(1) 0 reject, 1 accept,
+    2 clear the table of checked codes."""
+
+    action: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationConfirm(Request):
+    """FF73h: notification number(4), its checksum(4) ([JPOS] commands.xml)."""
+
+    number: int
+    crc: int
+
+
 _NOT_GIVEN = b"\xff" * 5  # [PROTO] FF46h p.54 notes 1 and 2
 
-# Commands that carry only a password ([PROTO]: 10h p.17, 11h p.18, 40h/41h p.26, 88h p.32,
+# Commands that carry only a password ([PROTO]: 10h p.17; FF68h, FF70h–FF72h per [JPOS], 11h p.18, 40h/41h p.26, 88h p.32,
 # B0h p.33, E0h p.38, FF01h p.42, FF03h/FF04h p.43, FF08h/FF09h p.44, FF0Bh p.46, FF39h/FF3Bh
 # p.50, FF40h/FF41h p.51, FF42h/FF43h pp.51–52).
 _BARE = frozenset(
@@ -291,7 +336,8 @@ _BARE = frozenset(
         Cmd.CONTINUE_PRINT, Cmd.OPEN_SHIFT, Cmd.FN_STATUS, Cmd.FN_EXPIRY, Cmd.FN_VERSION,
         Cmd.FN_CANCEL_DOCUMENT, Cmd.FN_REGISTRATION, Cmd.FN_OPEN_SHIFT, Cmd.FN_OFD_STATUS,
         Cmd.FN_READ_DOCUMENT_TLV, Cmd.FN_SHIFT_PARAMS, Cmd.FN_BEGIN_OPEN_SHIFT,
-        Cmd.FN_BEGIN_CLOSE_SHIFT, Cmd.FN_CLOSE_SHIFT,
+        Cmd.FN_BEGIN_CLOSE_SHIFT, Cmd.FN_CLOSE_SHIFT, Cmd.FN_ISM_STATUS, Cmd.FN_MARKING_STATUS,
+        Cmd.FN_NOTIFICATIONS_BEGIN, Cmd.FN_NOTIFICATION_READ,
     }
 )  # fmt: skip
 
@@ -391,6 +437,19 @@ def _parse_params(command: Cmd, password: int, r: _Reader) -> Request:
             subject,
             r.text(None, ITEM_NAME),
         )
+    if command is Cmd.FN_CHECK_MARK:
+        status, mode, code_len, tlv_len = r.uint(1), r.uint(1), r.uint(1), r.uint(1)
+        return MarkCheck(command, password, status, mode, r.take(code_len), r.take(tlv_len))
+    if command is Cmd.FN_BIND_MARK:
+        code = r.take(r.uint(1))
+        flag = r.rest(1)
+        if flag not in (b"", b"\xff"):
+            raise Malformed(f"FF67h: the byte after the code is FFh or absent, got {flag.hex()}")
+        return MarkBind(command, password, code, bool(flag))
+    if command is Cmd.FN_DECIDE_MARK:
+        return MarkDecision(command, password, r.uint(1))
+    if command is Cmd.FN_NOTIFICATION_CONFIRM:
+        return NotificationConfirm(command, password, r.uint(4), r.uint(4))
     raise AssertionError(f"no layout for {command!r}")
 
 

@@ -20,11 +20,13 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.registers.emulator import machine, protocol
+from gateway.registers.emulator import machine, marking, protocol
 from gateway.registers.emulator.faults import (
+    FaultError,
     FaultName,
     WireFaults,
     as_bool,
+    as_choice,
     as_count,
     as_date,
     as_seconds,
@@ -97,6 +99,8 @@ class Emulator:
         ofd_interval_s: float | None = None,
         host_clock: HostClock = dt.datetime.now,
         tax_systems: int | None = None,
+        firmware: str | None = None,
+        marking_enabled: bool | None = None,
     ) -> Emulator:
         """Load `state_path` (or create a freshly fiscalised register there) and finish the tape.
 
@@ -104,6 +108,8 @@ class Emulator:
         RTC that far from the host clock; `ofd_interval_s` the OFD's pace; `tax_systems` (a
         bitmask of ФФД 1055 bits) the tax systems the register is registered with — all five
         when a new register is made without it; an existing one keeps its own unless given.
+        `firmware` ("classic" or "core", `marking.Firmware`) and `marking_enabled` (the ФН-М is
+        registered for marked goods) work the same way: classic and with marking by default.
         """
         host = host_clock()
         if state_path.exists():
@@ -126,6 +132,12 @@ class Emulator:
         if tax_systems is not None:
             # A re-registration is not emulated: the option simply sets the registered systems.
             state = replace(state, identity=replace(state.identity, tax_systems=tax_systems))
+        if firmware is not None:
+            state = replace(
+                state, identity=replace(state.identity, firmware=marking.Firmware(firmware).value)
+            )
+        if marking_enabled is not None:
+            state = replace(state, identity=replace(state.identity, marking=marking_enabled))
         store = StateStore(state_path, state)
         emulator = cls(state_path, state, host_clock=host_clock, store=store)
         emulator.tape.reconcile(state.last_tape)
@@ -165,6 +177,9 @@ class Emulator:
                 _LOGGER.debug("Request %s refused (%#04x): %s", body.hex(), code, err)
                 return Reply(body, protocol.error(command, code), command)
             outcome = machine.execute(self._state, request, self._host_clock())
+            if outcome.delay_s:
+                # The register waits for an ОИСМ that does not answer; the port stays busy.
+                await asyncio.sleep(outcome.delay_s)
             if outcome.state != self._state:
                 await self._write(self._store.save, outcome.state)
                 self._state = outcome.state
@@ -261,6 +276,20 @@ class Emulator:
                 state,
                 ofd=replace(ofd, first_unacked=first, head_since=rtc if first <= last else None),
             )
+        if fault is FaultName.ISM_ANSWER:
+            answer = as_choice(fault, value, marking.IsmAnswer)
+            return replace(state, ism=replace(state.ism, answer=answer))
+        if fault is FaultName.ISM_CODE_ANSWER:
+            return replace(state, ism=_code_answer(state.ism, value))
+        if fault is FaultName.ISM_TIMEOUT:
+            return replace(state, ism=replace(state.ism, timeout_s=as_seconds(fault, value)))
+        if fault is FaultName.ISM_UPLOADS:
+            return replace(state, ism=replace(state.ism, uploads_ok=as_bool(fault, value)))
+        if fault is FaultName.FIRMWARE:
+            family = as_choice(fault, value, marking.Firmware)
+            return replace(state, identity=replace(state.identity, firmware=family))
+        if fault is FaultName.FN_MARKING:
+            return replace(state, identity=replace(state.identity, marking=as_bool(fault, value)))
         if fault is FaultName.OFD_ACK:
             first = min(last + 1, ofd.first_unacked + as_count(fault, value))
             return replace(
@@ -281,6 +310,23 @@ class Emulator:
         async with asyncio.timeout(FILE_WRITE_TIMEOUT_S):
             # A write already started cannot be taken back: let it finish even if we stop waiting.
             await asyncio.shield(future)
+
+
+def _code_answer(ism: marking.IsmConfig, value: object) -> marking.IsmConfig:
+    """`ism_code_answer`: {"code": text, "answer": name or null}, or null to forget them all."""
+    fault = FaultName.ISM_CODE_ANSWER
+    if value is None:
+        return replace(ism, overrides=())
+    if not isinstance(value, dict) or not isinstance(value.get("code"), str):
+        raise FaultError(f'{fault}: expected {{"code": CODE, "answer": ANSWER}}, got {value!r}')
+    try:
+        code = marking.parse_code(value["code"])
+    except ValueError as err:
+        raise FaultError(f"{fault}: {err}") from None
+    answer = value.get("answer")
+    if answer is None:
+        return ism.with_override(code, None)
+    return ism.with_override(code, marking.IsmAnswer(as_choice(fault, answer, marking.IsmAnswer)))
 
 
 def _log_write_failure(future: asyncio.Future[None]) -> None:

@@ -50,12 +50,15 @@ class EmulatorServer:
         pace: bool = False,
         host_clock: HostClock = dt.datetime.now,
         tax_systems: int | None = None,
+        firmware: str | None = None,
+        marking_enabled: bool | None = None,
     ) -> None:
         self.state_path = state_path
         self.baudrate = baudrate
         self.pace = pace
         self._options = (clock_offset_s, ofd_interval_s, host_clock)
         self._tax_systems = tax_systems
+        self._marking_options = (firmware, marking_enabled)
         self._emulator: Emulator | None = None
         self._link: DeviceLink | None = None
         self._pty: Pty | None = None
@@ -115,6 +118,8 @@ class EmulatorServer:
                     ofd_interval_s=ofd_interval_s,
                     host_clock=host_clock,
                     tax_systems=self._tax_systems,
+                    firmware=self._marking_options[0],
+                    marking_enabled=self._marking_options[1],
                 )
             bytes_per_s = self.baudrate / BITS_PER_BYTE if self.pace else None
             self._link = DeviceLink(self._emulator, bytes_per_s=bytes_per_s)

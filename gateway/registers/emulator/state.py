@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from gateway.domain.errors import GatewayError
 from gateway.registers.emulator import fn, tlv
 from gateway.registers.emulator.clock import ClockState
+from gateway.registers.emulator.marking import CheckedCode, Firmware, FnMarking, IsmConfig
 from gateway.registers.emulator.tape import TapeRecord
 from gateway.registers.emulator.tlv import Tlv
 from gateway.runtime.durable import fsync_dir, write_atomic
@@ -105,6 +106,7 @@ class Line:
     payment_object: int = 1  # ФФД 1212, 1 = goods
     tax: int | None = None  # FF46h "Налог": the host's VAT of the line (1200), None if not given
     tlvs: tuple[Tlv, ...] = ()  # bound to this line with FF4Dh
+    mark: CheckedCode | None = None  # the marking code FF67h bound to this line
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,9 @@ class OpenReceipt:
     opened_at: dt.datetime
     lines: tuple[Line, ...] = ()
     tlvs: tuple[Tlv, ...] = ()
+    # «кассовое ядро»: FF4Dh tags and the FF67h code waiting for the line's FF46h.
+    staged_tlvs: tuple[Tlv, ...] = ()
+    staged_mark: CheckedCode | None = None
 
     @property
     def total(self) -> int:
@@ -195,6 +200,8 @@ class Identity:
     payments_place: str = DEFAULT_PAYMENTS_PLACE  # ФФД 1187
     tax_systems: int = ALL_TAX_SYSTEMS  # ФФД 1062, registered tax systems
     work_mode: int = 0  # [PROTO] FF06h p.44 "Режим работы": 0, online and with receipts
+    firmware: str = Firmware.CLASSIC.value  # a `marking.Firmware`: where FF4Dh/FF67h go
+    marking: bool = True  # the ФН-М is registered with the marking flag (ФФД 1.2 marked goods)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +239,8 @@ class EmulatorState:
     registers: Registers = field(default_factory=Registers)
     no_print: int = 0  # table 17 field 7 «не печатать документ» ([GUIDE] p.62)
     reading: DocumentRead | None = None  # FF3Ah/FF3Bh in progress
+    marking: FnMarking = field(default_factory=FnMarking)  # the ФН-М's marking state
+    ism: IsmConfig = field(default_factory=IsmConfig)  # the fake ОИСМ the register talks to
     version: int = STATE_VERSION
 
     @property

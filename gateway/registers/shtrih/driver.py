@@ -1,19 +1,36 @@
-"""Shtrih-M driver: the `Register` protocol over a Shtrih-M link.
+"""Shtrih-M driver: the `Register` and `MarkingRegister` protocols over a Shtrih-M link.
 
 Receipt flow as real drivers run it ([PROTO] FF46h/FF4Dh/FF0Ch/FF45h; [PHP]): FF46h per line
 (opens the receipt in mode 2) with its FF4Dh item tags, FF0Ch document tags, FF45h close. Shifts: FF41h + TLVs + FF0Bh, FF42h + TLVs + FF43h.
+
+Marked goods (ФФД 1.2): before anything is opened every code is checked (FF61h) and accepted
+or rejected (FF69h) as the vendor's drivers do ([NG] #145, [JPOS] checkItemCode); a code the
+item's policy refuses refuses the whole receipt with nothing printed. Then each code is bound
+to its line (FF67h) in the firmware's order: «кассовое ядро» opens every receipt with 8Dh and
+sends each line's tags (FF4Dh, 2108 first) and FF67h before its FF46h ([NG] examples #42,
+#180; [JPOS] getCapOperationTagsFirst); classic firmware takes FF46h, FF4Dh, then FF67h
+([OPOS] PrintFSSale, [JPOS] default). `cancel_receipt` also empties the table of checked
+codes, so a receipt interrupted after its codes were accepted is re-run from the checks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from typing import TypeVar
 
-from gateway.domain import fiscal
-from gateway.domain.errors import NotConnected, ProtocolError, Refusal, RegisterRefused
+from gateway.domain import fiscal, marking
+from gateway.domain.errors import (
+    NotConnected,
+    ProtocolError,
+    Refusal,
+    RegisterRefused,
+    escape_controls,
+)
 from gateway.registers import serial_port
 from gateway.registers.shtrih import codec, counters, tags
+from gateway.registers.shtrih.codec import marking as codec_marking
 from gateway.registers.shtrih.errors_table import ShtrihError
 from gateway.registers.shtrih.link import ShtrihLink
 
@@ -25,6 +42,8 @@ QUERY_TIMEOUT_S = 5.0
 PRINT_TIMEOUT_S = 30.0
 REPORT_TIMEOUT_S = 90.0
 CONNECT_TIMEOUT_S = 10.0
+# FF61h and FF67h wait for the ОИСМ's answer: [JPOS] gives them 40 s, every other command 30.
+MARKING_TIMEOUT_S = 40.0
 
 # Shtrih mode byte, low nibble ([PROTO] Appendix 1).
 MODE_SHIFT_OPEN = 2
@@ -65,6 +84,31 @@ _TURNOVER_SLOT = {fiscal.Vat.VAT0: 2, fiscal.Vat.NONE: 3}
 _TABLE_REGIONAL = 17
 _FIELD_NO_PRINT = 7
 
+# FCh model ids of «кассовое ядро» firmware ([JPOS] getCapOperationTagsFirst): their lines
+# take FF4Dh (and a marked line's FF67h) before FF46h, in a receipt opened with 8Dh.
+CORE_MODEL_IDS = frozenset({16, 19, 20, 21, 45, 46})
+MARKING_ORDERS = ("auto", "core", "classic")
+# 8Dh receipt types: 0 sale, 1 buy, 2 sale return, 3 buy return ([PROTO] 8Dh).
+_OPEN_TYPE = {
+    fiscal.ReceiptType.SELL: 0,
+    fiscal.ReceiptType.BUY: 1,
+    fiscal.ReceiptType.SELL_RETURN: 2,
+    fiscal.ReceiptType.BUY_RETURN: 3,
+}
+# Answers that mean "this register does not do marked goods": 32h to FF68h (the ФН was
+# registered without them, [OPOS]), ФН A0h (marking forbidden), 37h (no such command).
+ERR_MARKING_NOT_REGISTERED = 0x32
+ERR_FN_MARKING_FORBIDDEN = 0xA0
+ERR_NOT_SUPPORTED = 0x37
+# ФН 02h to FF68h: the ФН works autonomously, with no exchange with the ОИСМ ([OPOS]).
+ERR_FN_WRONG_STATE = 0x02
+_MARKING_OFF = frozenset({ERR_MARKING_NOT_REGISTERED, ERR_FN_MARKING_FORBIDDEN, ERR_NOT_SUPPORTED})
+_RESCAN = "scan the code again from the pack's DataMatrix"
+_CALL_ENGINEER = (
+    "the ФН is not registered for marked goods: call your service engineer to register it "
+    "for them, or sell marked goods on another register"
+)
+
 _FN_WARNING_BITS = {
     0: fiscal.FnWarning.REPLACE_URGENTLY,
     1: fiscal.FnWarning.RESOURCE_EXHAUSTED,
@@ -87,8 +131,19 @@ class ShtrihRegister:
         answer_timeout_s: float | None = None,
         print_timeout_s: float | None = None,
         report_timeout_s: float | None = None,
+        marking_order: str = "auto",
     ) -> None:
-        """Timeouts left None take this module's defaults when a command is sent."""
+        """Timeouts left None take this module's defaults when a command is sent.
+
+        `marking_order` is the firmware's receipt order: "core" («кассовое ядро»: 8Dh, then per
+        line FF4Dh, [FF67h,] FF46h), "classic" (FF46h, FF4Dh, [FF67h]), or "auto": core for
+        the model ids of `CORE_MODEL_IDS` in the FCh answer, read on the first receipt after
+        each connect.
+        """
+        if str(marking_order) not in MARKING_ORDERS:
+            raise ValueError(f"marking_order must be one of {', '.join(MARKING_ORDERS)}")
+        self._marking_order = str(marking_order)
+        self._core: bool | None = None  # "auto": decided on the first receipt
         self._port = port
         self._baudrate = baudrate
         self._password = password
@@ -119,6 +174,7 @@ class ShtrihRegister:
         """Open the port and read the ФН number (which also proves the register answers)."""
         if self.connected:
             return
+        self._core = None  # another register may answer on the port now
         spec = serial_port.parse_port(self._port)
         _transport, link = await serial_port.open_connection(
             self._port,
@@ -323,41 +379,59 @@ class ShtrihRegister:
     async def print_receipt(self, receipt: fiscal.Receipt) -> fiscal.FiscalResult:
         """FF46h per line with its FF4Dh tags, FF0Ch document tags, [1Eh no print], FF45h.
 
+        «кассовое ядро» firmware: 8Dh first, then each line's FF4Dh tags before its FF46h.
+        With marked items: their codes are checked and accepted first (nothing is opened when
+        one is refused), then each is bound to its line (FF67h) in the firmware's order (see
+        the module's text); the result's `marks` hold each marked item's check and 2106.
+
         A refusal before FF45h cancels the receipt. `receipt.taxation` must be set: the worker
         fills in the box's configured system, so the register never guesses one.
         """
         if receipt.taxation is None:
             raise ValueError("the receipt has no taxation system")
-        try:
-            for line in fiscal.receipt_lines(receipt.items):
-                item = line.item
-                await self._call(
-                    codec.FnOperationV2Request(
-                        password=self._password,
-                        operation=int(receipt.type),
-                        quantity=line.quantity,
-                        price=line.price,
-                        amount=line.amount,
-                        tax_amount=_line_tax(line),
-                        tax_rate=codec.VAT_TO_TAX_RATE[item.vat],
-                        department=item.department,
-                        payment_method=int(item.payment_method),
-                        payment_object=item.payment_object,
-                        name=item.name,
-                    ),
-                    codec.FnOperationV2Answer,
+        plan = [(index, item, fiscal.print_lines(item)) for index, item in enumerate(receipt.items)]
+        marks: dict[int, marking.MarkResult] = {}
+        for index, item, lines in plan:
+            if item.marking is not None and len(lines) > 1:
+                raise RegisterRefused(
+                    Refusal.INVALID_DATA,
+                    f"{_item_label(index, item)}: a marked item cannot be printed as two "
+                    f"lines, and its amount {item.amount} is not price × quantity",
+                    hint="give the marked item's discounted price so that price × quantity "
+                    "equals its amount within 1 kopeck",
                 )
-                for tlv in tags.item_tags(item):
-                    await self._call(
-                        codec.FnSendOperationTlvRequest(password=self._password, tlv=tlv),
-                        codec.FnSendOperationTlvAnswer,
-                    )
+        # «кассовое ядро» takes every line's tags before the line, so every receipt opens
+        # with 8Dh there, marked or not ([JPOS] getCapOperationTagsFirst).
+        core = await self._core_order()
+        if any(item.marking is not None for item in receipt.items):
+            marks = await self._check_marked(receipt)
+        try:
+            if core:
+                await self._call(
+                    codec.OpenReceiptRequest(
+                        password=self._password, receipt_type=_OPEN_TYPE[receipt.type]
+                    ),
+                    codec.OpenReceiptAnswer,
+                )
+            for index, item, lines in plan:
+                for line in lines:
+                    if core:
+                        await self._item_tags(item)
+                        if item.marking is not None:
+                            marks[index] = await self._bind(index, item, marks[index])
+                        await self._operation(receipt, line)
+                    else:
+                        await self._operation(receipt, line)
+                        await self._item_tags(item)
+                        if item.marking is not None:
+                            marks[index] = await self._bind(index, item, marks[index])
             for tlv in tags.receipt_tags(receipt):
                 await self._send_tlv(tlv)
             if receipt.electronically:
                 await self._skip_printing(True)
-        except ShtrihError:
-            # The register refused a line: nothing was fiscalised, so the open receipt goes.
+        except RegisterRefused:
+            # The register refused a line: nothing was fiscalised, so the open receipt goes
+            # (and with it the accepted codes).
             await self._cancel_quietly(receipt.electronically)
             raise
         close = self._call(
@@ -392,7 +466,7 @@ class ShtrihRegister:
         shift = await self._call(
             codec.FnShiftParamsRequest(password=self._password), codec.FnShiftParams
         )
-        return await self._result(
+        result = await self._result(
             closed.document_number,
             closed.fiscal_sign,
             total=receipt.total,
@@ -400,6 +474,243 @@ class ShtrihRegister:
             shift=shift.shift_number,
             receipt_number=shift.receipt_number,
         )
+        if not marks:
+            return result
+        return dataclasses.replace(result, marks=tuple(marks[i] for i in sorted(marks)))
+
+    async def _operation(self, receipt: fiscal.Receipt, line: fiscal.PrintLine) -> None:
+        """FF46h: one receipt line (opens the receipt on classic firmware)."""
+        item = line.item
+        await self._call(
+            codec.FnOperationV2Request(
+                password=self._password,
+                operation=int(receipt.type),
+                quantity=line.quantity,
+                price=line.price,
+                amount=line.amount,
+                tax_amount=_line_tax(line),
+                tax_rate=codec.VAT_TO_TAX_RATE[item.vat],
+                department=item.department,
+                payment_method=int(item.payment_method),
+                payment_object=item.payment_object,
+                name=item.name,
+            ),
+            codec.FnOperationV2Answer,
+        )
+
+    async def _item_tags(self, item: fiscal.Item) -> None:
+        """FF4Dh: the line's tags, one per command."""
+        for tlv in tags.item_tags(item):
+            await self._call(
+                codec.FnSendOperationTlvRequest(password=self._password, tlv=tlv),
+                codec.FnSendOperationTlvAnswer,
+            )
+
+    # --- marked goods ------------------------------------------------------------------
+
+    async def _core_order(self) -> bool:
+        """True when receipts go in the «кассовое ядро» order."""
+        if self._marking_order != "auto":
+            return self._marking_order == "core"
+        if self._core is None:
+            kind = await self._call(codec.DeviceTypeRequest(), codec.DeviceType)
+            self._core = kind.model in CORE_MODEL_IDS
+            _LOGGER.info(
+                "Register model %d (%s): receipts go in the %s order",
+                kind.model,
+                kind.name,
+                "«кассовое ядро»" if self._core else "classic",
+            )
+        return self._core
+
+    async def _check_marked(self, receipt: fiscal.Receipt) -> dict[int, marking.MarkResult]:
+        """Check and accept every marked item's code before the receipt is opened.
+
+        A code left waiting for a decision is rejected and the table cleared first, so only
+        this receipt's codes are in it. A code the item's policy refuses is rejected, the
+        table cleared, and the receipt refused with `Refusal.MARKING` naming the item.
+        """
+        state = await self.marking_state()
+        if state.waiting_decision:
+            _LOGGER.warning("A checked marking code waited for a decision; rejecting it")
+            await self.accept_code(False)
+        await self.clear_codes()
+        marks: dict[int, marking.MarkResult] = {}
+        for index, item in enumerate(receipt.items):
+            code = item.marking
+            if code is None:
+                continue
+            measured = code.planned_status.measured or code.fraction is not None
+            stored: int | None = None
+            try:
+                check = await self.check_code(
+                    code,
+                    quantity=item.quantity if measured else None,
+                    unit=item.measurement_unit if measured else None,
+                )
+                why = _refusal(code, check)
+                if why is None:
+                    stored = await self.accept_code(True)
+            except RegisterRefused as err:
+                await self._reject_quietly()
+                raise RegisterRefused(
+                    err.reason,
+                    f"{_item_label(index, item)}: {err.message}",
+                    detail=err.detail,
+                    hint=err.hint,
+                    transient=err.transient,
+                ) from err
+            if why is not None:
+                _LOGGER.warning("%s refused: %s (%s)", _item_label(index, item), why, check)
+                await self._reject_quietly()
+                raise RegisterRefused(
+                    Refusal.MARKING,
+                    f"{_item_label(index, item)}: {why}",
+                    hint=_refusal_hint(check),
+                )
+            marks[index] = marking.MarkResult(
+                index=index,
+                code=code.code,
+                check=check,
+                result=stored if stored is not None else check.result,
+            )
+        return marks
+
+    async def _reject_quietly(self) -> None:
+        """Reject a code that may wait for a decision, then clear the table; both tolerated."""
+        try:
+            await self.accept_code(False)
+        except ShtrihError as err:
+            _LOGGER.debug("No checked code to reject (%s)", err)
+        await self.clear_codes()
+
+    async def _bind(
+        self, index: int, item: fiscal.Item, mark: marking.MarkResult
+    ) -> marking.MarkResult:
+        """FF67h: bind the item's code to its line; the register's own check, when it made one
+        (the code was not in its table), gives the 2106 it recorded."""
+        assert item.marking is not None
+        try:
+            bound = await self._call(
+                codec.MarkingBindRequest(password=self._password, code=item.marking.code),
+                codec.MarkingBind,
+                MARKING_TIMEOUT_S,
+            )
+        except ShtrihError as err:
+            raise RegisterRefused(
+                err.reason,
+                f"{_item_label(index, item)}: the register did not bind the code to the line "
+                f"({err.message})",
+                detail=err.detail,
+                hint=err.hint,
+                transient=err.transient,
+            ) from err
+        if bound.result is not None:
+            return dataclasses.replace(mark, result=bound.result)
+        return mark
+
+    async def check_code(
+        self, code: marking.MarkingCode, *, quantity: int | None = None, unit: int | None = None
+    ) -> marking.CodeCheck:
+        """FF61h: the ФН's own check and the ОИСМ's answer (waits up to MARKING_TIMEOUT_S).
+
+        `quantity` (×10⁶) and `unit` (2108) go with a measured or fractional code only; a
+        fraction alone gives the quantity. The code then waits for `accept_code`.
+        """
+        label = escape_controls(code.printable())
+        if not code.code:
+            # The register answers 33h, extended code 00D30015 ([NG] examples #42).
+            raise RegisterRefused(Refusal.MARKING, "the marking code is empty", hint=_RESCAN)
+        tlv = tags.check_tags(code, quantity, unit)
+        if len(code.code) + len(tlv) > codec_marking.MAX_CHECK_DATA:
+            raise RegisterRefused(
+                Refusal.MARKING,
+                f"the marking code {label} is {len(code.code)} bytes long, more than the "
+                f"register takes",
+                hint=_RESCAN,
+            )
+        answer = await self._call(
+            codec.MarkingCheckRequest(
+                password=self._password,
+                planned_status=int(code.planned_status),
+                processing_mode=code.processing_mode,
+                code=code.code,
+                tlv=tlv,
+            ),
+            codec.MarkingCheck,
+            MARKING_TIMEOUT_S,
+        )
+        try:
+            check = answer.check()
+        except ProtocolError as err:
+            # The ОИСМ's tags are for the record only; the 2106 byte decides.
+            _LOGGER.warning("Marking code %s: unreadable ОИСМ tags (%s)", label, err)
+            check = dataclasses.replace(answer, server=answer.server[:2]).check()
+        _LOGGER.info(
+            "Marking code %s: ФН check %#04x (reason %s), type %d, ОИСМ %s, 2106 %s",
+            label,
+            check.local,
+            int(check.reason),
+            check.code_type,
+            "answered" if check.answered else f"no answer (code {check.server_code})",
+            "-" if check.result is None else f"{check.result:#04x}",
+        )
+        return check
+
+    async def accept_code(self, accept: bool) -> int | None:
+        """FF69h 1 (accept) or 0 (reject); the 2106 the register stored, when it says."""
+        answer = await self._call(
+            codec.MarkingAcceptRequest(
+                password=self._password,
+                action=codec_marking.ACCEPT if accept else codec_marking.REJECT,
+            ),
+            codec.MarkingAcceptAnswer,
+        )
+        return answer.result
+
+    async def clear_codes(self) -> None:
+        """FF69h 2: empty the table of checked codes. Some registers refuse it (Штрих-Нано-Ф:
+        ФН A1h, [NG] javapos #156) or lack the command: that is left alone."""
+        try:
+            await self._call(
+                codec.MarkingAcceptRequest(password=self._password, action=codec_marking.CLEAR),
+                codec.MarkingAcceptAnswer,
+            )
+        except ShtrihError as err:
+            _LOGGER.debug("The register did not clear its table of checked codes: %s", err)
+
+    async def marking_state(self) -> marking.MarkingState:
+        """FF70h; NOT_SUPPORTED when the ФН is not registered for marked goods."""
+        try:
+            status = await self._call(
+                codec.MarkingStatusRequest(password=self._password), codec.MarkingStatus
+            )
+        except ShtrihError as err:
+            if err.error_code in _MARKING_OFF:
+                raise _marking_off(err) from err
+            raise
+        return status.state()
+
+    async def ism_exchange(self) -> marking.IsmExchange:
+        """FF68h; NOT_SUPPORTED when the ФН is not registered for marked goods (32h) or works
+        autonomously (ФН 02h), so has no exchange with the ОИСМ."""
+        try:
+            status = await self._call(
+                codec.IsmExchangeStatusRequest(password=self._password), codec.IsmExchangeStatus
+            )
+        except ShtrihError as err:
+            if err.error_code in _MARKING_OFF:
+                raise _marking_off(err) from err
+            if err.error_code == ERR_FN_WRONG_STATE:
+                raise RegisterRefused(
+                    Refusal.NOT_SUPPORTED,
+                    "the ФН has no exchange with the marking system: it works in autonomous "
+                    f"mode ({err.message})",
+                    detail=err.detail,
+                    hint="an autonomous register's notifications are uploaded by hand",
+                ) from err
+            raise
+        return status.exchange()
 
     async def _skip_printing(self, skip: bool) -> None:
         """Table 17 field 7 «не печатать документ»: 1 = do not print the current document, the
@@ -426,10 +737,17 @@ class ShtrihRegister:
             _LOGGER.warning("Could not cancel the open receipt: %s", err)
 
     async def cancel_receipt(self) -> None:
-        """88h: cancel a receipt that is open (not fiscalised)."""
-        await self._call(
-            codec.CancelReceiptRequest(password=self._password), codec.CancelReceiptAnswer
-        )
+        """88h: cancel a receipt that is open (not fiscalised), then empty the table of checked
+        marking codes (FF69h 2), so none stays accepted for a receipt that was never made; the
+        table is cleared even when 88h is refused (no receipt was open)."""
+        try:
+            await self._call(
+                codec.CancelReceiptRequest(password=self._password), codec.CancelReceiptAnswer
+            )
+        except ShtrihError:
+            await self.clear_codes()
+            raise
+        await self.clear_codes()
 
     async def find_document(self, number: int) -> fiscal.FoundDocument:
         """FF0Ah: read a document back from the ФН archive."""
@@ -642,3 +960,70 @@ def _line_tax(line: fiscal.PrintLine) -> int | None:
     if item.tax_sum is None or line.amount != item.amount:
         return None
     return item.tax_sum
+
+
+def _item_label(index: int, item: fiscal.Item) -> str:
+    """ "request item N 'name' (code)" for errors: N counts from 1, as a cashier does."""
+    code = f" ({escape_controls(item.marking.printable())})" if item.marking is not None else ""
+    return f"request item {index + 1} {item.name!r}{code}"
+
+
+def _type_family(code_type: int) -> int:
+    """A 44-character check code is type 3 or 4 (tag 2100) as the ФН has its key or not."""
+    if code_type == marking.CodeType.VERIFY44_UNCHECKED:
+        return int(marking.CodeType.VERIFY44)
+    return code_type
+
+
+def _refusal(code: marking.MarkingCode, check: marking.CodeCheck) -> str | None:
+    """Why the item's policy refuses the check, in words for a cashier; None to sell it.
+
+    Beyond `CodeCheck.refusal`: the code type the client expects (imcType) must be the one the
+    ФН recognised, and the 2106 bits the client claims from an earlier check must not be
+    missing from the register's answer. `MarkingPolicy.ANY` refuses nothing.
+    """
+    why = check.refusal(code.policy)
+    if why is not None or code.policy is marking.MarkingPolicy.ANY:
+        return why
+    expected = code.expected_type
+    if expected is not None and _type_family(check.code_type) != _type_family(expected):
+        return (
+            f"the register recognised a code of type {check.code_type} (tag 2100), the "
+            f"request says {expected.name.lower()} ({int(expected)})"
+        )
+    claimed = code.claimed_result
+    if claimed is not None and check.answered and check.result is not None:
+        missing = claimed & marking.FULLY_POSITIVE & ~check.result
+        if missing:
+            return (
+                f"the register's check (2106 = {check.result:#04x}) does not confirm the "
+                f"check result the request claims ({claimed:#04x})"
+            )
+    return None
+
+
+def _refusal_hint(check: marking.CodeCheck) -> str:
+    """What the cashier does about a refused code."""
+    if check.local_negative:
+        return (
+            "scan the code again; if it is refused again the code is damaged or forged: "
+            "do not sell this item"
+        )
+    if check.ism_negative:
+        return (
+            "take the item off the receipt: the marking system (Честный ЗНАК) does not allow "
+            "its sale; check the code in the Честный ЗНАК app"
+        )
+    return (
+        "check the register's connection to the marking system (ОИСМ) and retry, or send the "
+        "receipt without validateMarkingCodes to sell with the ФН's own check"
+    )
+
+
+def _marking_off(err: ShtrihError) -> RegisterRefused:
+    return RegisterRefused(
+        Refusal.NOT_SUPPORTED,
+        f"marking is not enabled on this register ({err.message})",
+        detail=err.detail,
+        hint=_CALL_ENGINEER,
+    )

@@ -59,7 +59,15 @@ _SPLIT = "Split the receipt into smaller ones."
 _CLOCK = (
     "Check the register's date and time on the status page (sync the clock with the shift closed)."
 )
-_MARK = "The marking code was refused; check the goods' marking (Честный ЗНАК)."
+_MARK = (
+    "The marking code was refused: scan it again; if it is refused again, do not sell the item "
+    "(check its code in the Честный ЗНАК app)."
+)
+_MARK_KEYS = (
+    "The register could not update its keys for checking marking codes: check its internet "
+    "connection; if it repeats, call the register's service engineer."
+)
+_RESCAN = "Scan the marking code again: the receipt is then checked anew."
 _LEGACY = "An error of older (pre-ФН) registers; call the register's service engineer."
 _BILLS = "Check the bill acceptor attached to the register."
 
@@ -203,14 +211,14 @@ _TABLE: tuple[tuple[int, str, str, str, bool], ...] = (
         0x23,
         "ФН: отрицательный ответ сервиса обновления ключей проверки КМ",
         "FN: marking key update service refused",
-        _MARK,
+        _MARK_KEYS,
         False,
     ),
     (
         0x24,
         "ФН: неизвестный ответ сервиса обновления ключей проверки КМ",
         "FN: unknown answer from the marking key update service",
-        _MARK,
+        _MARK_KEYS,
         False,
     ),
     # --- pre-ФН fiscal memory codes in the ФН range (pyshtrih, JavaPOS) ------------------
@@ -757,7 +765,8 @@ _TABLE: tuple[tuple[int, str, str, str, bool], ...] = (
         0xA0,
         "ФН: запрещена работа с маркированными товарами",
         "FN: marked goods not enabled (not set at FN activation)",
-        "The ФН was not registered for marked goods; call the register's service engineer.",
+        "The ФН is not registered for marked goods: call your service engineer to register it "
+        "for them.",
         False,
     ),
     (
@@ -771,7 +780,8 @@ _TABLE: tuple[tuple[int, str, str, str, bool], ...] = (
         0xA2,
         "ФН: работа с маркированными товарами временно заблокирована",
         "FN: marked goods temporarily blocked (notification storage full)",
-        _OFD,
+        "Marked goods are blocked until the register sends its marking notifications: restore "
+        "its connection to the OFD and the marking system (ОИСМ).",
         False,
     ),
     (
@@ -792,7 +802,7 @@ _TABLE: tuple[tuple[int, str, str, str, bool], ...] = (
         0xA5,
         "ФН: в реквизите 2007 содержится КМ, который ранее не проверялся в ФН",
         "FN: tag 2007 carries a marking code the FN has not checked",
-        _MARK,
+        _RESCAN,
         False,
     ),
     (0xA6, "ЭКЛЗ: исчерпан временной ресурс ЭКЛЗ", "EKLZ: time resource exhausted", _LEGACY, False),
@@ -812,7 +822,7 @@ _TABLE: tuple[tuple[int, str, str, str, bool], ...] = (
         0xAC,
         "ФН: в реквизите 2007 содержится КМ, который ранее не проверялся в ФН",
         "FN: tag 2007 carries a marking code the FN has not checked",
-        _MARK,
+        _RESCAN,
         False,
     ),
     (
@@ -995,7 +1005,14 @@ _TABLE: tuple[tuple[int, str, str, str, bool], ...] = (
         "Check the register's network connection; " + _CALL.lower(),
         False,
     ),
-    (0xD3, "Товар не произведен или выбыл", "Marked goods not produced or withdrawn", _MARK, False),
+    (
+        0xD3,
+        "Товар не произведен или выбыл",
+        "Marked goods not produced or withdrawn",
+        "This item cannot be sold: the marking system says it was never produced or was "
+        "withdrawn; take it off the receipt.",
+        False,
+    ),
     (0xD4, "Код маркировки фальсифицирован", "Marking code forged", _MARK, False),
     (0xD5, "Ошибка аутентификации", "Authentication error", _CALL, False),
     (0xE0, "Ошибка связи с купюроприемником", "Bill acceptor link error", _BILLS, False),
@@ -1035,6 +1052,11 @@ REASONS: Mapping[int, Refusal] = _reasons(
     (Refusal.FN_FAULT, (0x03, 0x04, 0x2F, 0x30, 0x31, 0x32)),
     (Refusal.OFD_BACKLOG, (0x15,)),
     (Refusal.INVALID_DATA, (0x01, 0x09, 0x0B, 0x0C, 0x0D, 0x18, 0x33, 0x36, 0x7D, 0x7E)),
+    # Marked goods: the ФН's A0h–A5h/AAh/ACh and the register's D3h/D4h ([PROTO] p.70, [JPOS]
+    # messages): a code or the ФН's marking state refuses the sale; A1h/A4h/AAh are a wrong
+    # command sequence or missing tags, the gateway's to fix.
+    (Refusal.MARKING, (0x23, 0x24, 0xA0, 0xA2, 0xA3, 0xA5, 0xAC, 0xD3, 0xD4)),
+    (Refusal.INVALID_DATA, (0xA1, 0xA4, 0xAA)),
     (Refusal.NOT_SUPPORTED, (0x37,)),
     (Refusal.NOT_FOUND, (0x08,)),
 )

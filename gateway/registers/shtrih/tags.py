@@ -1,13 +1,15 @@
 """Pure: the ФФД 1.2 tags a receipt carries beyond what FF46h and FF45h hold.
 
 Document tags go with FF0Ch, item tags with FF4Dh right after their FF46h ([PROTO] FF0Ch p.46,
-FF4Dh p.56). Tag numbers and types follow [FFD]: strings in cp1251, VLN money little-endian
-in as few bytes as the value needs, a byte for 2108, STLV as the concatenation of its members.
+FF4Dh p.56); on «кассовое ядро» firmware a marked line's tags go with FF4Dh before its FF67h
+and FF46h ([NG] examples #42). Tag numbers and types follow [FFD]: strings in cp1251, VLN money
+little-endian in as few bytes as the value needs, FVLN a decimal-point byte then a VLN, a byte
+for 2108, STLV as the concatenation of its members.
 """
 
 from __future__ import annotations
 
-from gateway.domain import fiscal
+from gateway.domain import fiscal, marking
 from gateway.registers.shtrih import codec
 
 TAG_BUYER_CONTACT = 1008
@@ -27,6 +29,16 @@ TAG_COUNTRY = 1230
 TAG_CUSTOMS_DECLARATION = 1231
 TAG_BUYER = 1256  # STLV: 1227 name, 1228 ИНН
 TAG_UNIT = 2108
+TAG_QUANTITY = 1023  # FVLN
+TAG_ITEM_INDUSTRY = 1260  # STLV: 1262 ФОИВ, 1263 document date, 1264 its number, 1265 value
+TAG_RECEIPT_INDUSTRY = 1261  # the same for the whole receipt
+TAG_INDUSTRY_FOIV = 1262
+TAG_INDUSTRY_DATE = 1263
+TAG_INDUSTRY_NUMBER = 1264
+TAG_INDUSTRY_VALUE = 1265
+TAG_FRACTION = 1291  # STLV: 1293 numerator, 1294 denominator (VLN)
+TAG_NUMERATOR = 1293
+TAG_DENOMINATOR = 1294
 
 # [PROTO] p.46: the FF0Ch/FF4Dh TLV block is at most 250 bytes; one tag per command keeps each
 # well under it (the parser caps every text far below).
@@ -44,6 +56,16 @@ def vln(tag: int, value: int) -> bytes:
     return codec.encode_tlv(tag, value.to_bytes(size, "little"))
 
 
+def fvln(tag: int, value: int, scale: int = 6) -> bytes:
+    """An FVLN tag ([FFD]): the number of decimals, then the digits as a VLN. `value` is held
+    ×10^scale (quantities ×10⁶); trailing zero decimals are dropped (0.357 -> 03 65 01)."""
+    while scale > 0 and value % 10 == 0:
+        value //= 10
+        scale -= 1
+    size = max(1, (value.bit_length() + 7) // 8)
+    return codec.encode_tlv(tag, bytes((scale,)) + value.to_bytes(size, "little"))
+
+
 def byte(tag: int, value: int) -> bytes:
     """A one-byte tag."""
     return codec.encode_tlv(tag, bytes((value,)))
@@ -52,6 +74,42 @@ def byte(tag: int, value: int) -> bytes:
 def stlv(tag: int, *members: bytes) -> bytes:
     """A structured tag holding `members`."""
     return codec.encode_tlv(tag, b"".join(members))
+
+
+def industry(tag: int, attribute: marking.IndustryAttribute) -> bytes:
+    """1260 (an item's) or 1261 (the receipt's) industry attribute: 1262..1265 as strings."""
+    return stlv(
+        tag,
+        text(TAG_INDUSTRY_FOIV, attribute.fois),
+        text(TAG_INDUSTRY_DATE, attribute.document_date),
+        text(TAG_INDUSTRY_NUMBER, attribute.document_number),
+        text(TAG_INDUSTRY_VALUE, attribute.value),
+    )
+
+
+def fraction(numerator: int, denominator: int) -> bytes:
+    """1291 fractional quantity: 1293 numerator, 1294 denominator."""
+    return stlv(TAG_FRACTION, vln(TAG_NUMERATOR, numerator), vln(TAG_DENOMINATOR, denominator))
+
+
+def check_tags(code: marking.MarkingCode, quantity: int | None, unit: int | None) -> bytes:
+    """The FF61h TLV of a code: 2108, 1023 and 1291 for a measured or fractional item, else
+    nothing ([JPOS] FSCheckMC: "если планируется частичное выбытие")."""
+    if not (code.planned_status.measured or code.fraction is not None):
+        if quantity is not None or unit is not None:
+            raise ValueError("quantity and unit go only with a measured or fractional code")
+        return b""
+    if quantity is None and code.fraction is not None:
+        num, den = code.fraction
+        quantity = num * fiscal.QTY_SCALE // den
+    out = b""
+    if unit is not None:
+        out += byte(TAG_UNIT, unit)
+    if quantity is not None:
+        out += fvln(TAG_QUANTITY, quantity)
+    if code.fraction is not None:
+        out += fraction(*code.fraction)
+    return out
 
 
 def operator_tags(operator: fiscal.Operator | None) -> list[bytes]:
@@ -90,12 +148,15 @@ def receipt_tags(receipt: fiscal.Receipt) -> list[bytes]:
                 text(TAG_USER_ATTRIBUTE_VALUE, receipt.user_attribute.value),
             )
         )
+    out.extend(industry(TAG_RECEIPT_INDUSTRY, a) for a in receipt.industry)
     out.extend(operator_tags(receipt.operator))
     return out
 
 
 def item_tags(item: fiscal.Item) -> list[bytes]:
-    """Tags bound to one FF46h operation (FF4Dh). 2108 always: ФФД 1.2 requires it per item."""
+    """Tags bound to one FF46h operation (FF4Dh), 2108 first: ФФД 1.2 requires it per item,
+    and «кассовое ядро» wants it before FF67h. 1260 per industry attribute; 1291 for part of a
+    marked piece. The code itself goes with FF67h, from which the register builds 1163."""
     out = [byte(TAG_UNIT, item.measurement_unit)]
     if item.excise is not None:
         out.append(vln(TAG_EXCISE, item.excise))
@@ -105,4 +166,7 @@ def item_tags(item: fiscal.Item) -> list[bytes]:
         out.append(text(TAG_CUSTOMS_DECLARATION, item.customs_declaration))
     if item.additional_attribute:
         out.append(text(TAG_ITEM_ATTRIBUTE, item.additional_attribute))
+    out.extend(industry(TAG_ITEM_INDUSTRY, a) for a in item.industry)
+    if item.marking is not None and item.marking.fraction is not None:
+        out.append(fraction(*item.marking.fraction))
     return out

@@ -3,6 +3,15 @@
 The translation only renames: every value is then checked by the box's own task parser
 (`gateway.atol.tasks`), so the hub refuses exactly what a box would, naming the field in
 ATOL Online's terms. A member with no equivalent on the box is refused by name, never dropped.
+
+Marked goods ([ATOL] Online v5): `mark_code` names the code's format; `gs1m` (GS1 DataMatrix)
+and `short` (a tobacco pack's short code) are marking codes, base64 as the box's `imc`; the
+other formats (EAN, ITF-14, furs, ЕГАИС…) are product codes without a check and are refused.
+`mark_processing_mode` must be "0" ([FFD] 2102), `mark_quantity {numerator, denominator}` is
+the part of a pack sold (`itemFractionalAmount`, 1291). The planned status follows the
+operation (sell sells, sell_refund returns) and `measure` (0 pieces, else measured).
+`sectoral_item_props` / `sectoral_check_props` [{federal_id, date, number, value}] are the
+industry requisites 1260 / 1261 (`industryInfo`).
 """
 
 from __future__ import annotations
@@ -37,10 +46,6 @@ _PAYMENT_METHODS: Final = {
     "credit_payment": "creditPayment",
 }
 _REFUSED_ITEM: Final = {
-    "mark_code": "marking codes are not supported yet",
-    "mark_quantity": "marking codes are not supported yet",
-    "mark_processing_mode": "marking codes are not supported yet",
-    "sectoral_item_props": "industry requisites are not supported yet",
     "agent_info": "agent data is not supported yet",
     "supplier_info": "supplier data is not supported yet",
 }
@@ -49,8 +54,18 @@ _REFUSED_RECEIPT: Final = {
     "supplier_info": "supplier data is not supported yet",
     "additional_user_props": "additional user requisites are not supported yet",
     "operating_check_props": "operational requisites are not supported yet",
-    "sectoral_check_props": "industry requisites are not supported yet",
     "cashier_inn": "the cashier's ИНН is not supported yet",
+}
+# [ATOL] Online v5 mark_code formats that are marking codes (checked, tag 2000).
+_MARK_FORMATS: Final = frozenset({"gs1m", "short"})
+_PRODUCT_CODE_FORMATS: Final = frozenset(
+    {"unknown", "ean", "ean8", "ean13", "itf14", "gs10", "fur", "egais20", "egais30"}
+)
+_SECTORAL: Final = {
+    "federal_id": "fois",
+    "date": "date",
+    "number": "number",
+    "value": "industryAttribute",
 }
 _TIMESTAMP = re.compile(r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}")
 _EXTERNAL_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -194,7 +209,11 @@ def to_task(operation: str, receipt: object) -> dict[str, Any]:
     for key, why in _REFUSED_RECEIPT.items():
         if key in r:
             raise _bad(f"receipt.{key}", why)
-    _members(r, "receipt", {"client", "company", "items", "payments", "total", "cashier"})
+    _members(
+        r,
+        "receipt",
+        {"client", "company", "items", "payments", "total", "cashier", "sectoral_check_props"},
+    )
     company = _obj(r.get("company"), "receipt.company")
     _members(company, "receipt.company", {"email", "sno", "inn", "payment_address", "location"})
     if "location" in company:
@@ -227,7 +246,12 @@ def to_task(operation: str, receipt: object) -> dict[str, Any]:
             task["clientInfo"] = info
     if r.get("cashier") is not None:
         task["operator"] = {"name": r["cashier"]}
-    task["items"] = [_item(obj, f"receipt.items[{i}]") for i, obj in enumerate(_list(r, "items"))]
+    returned = task["type"] in ("sellReturn", "buyReturn")
+    task["items"] = [
+        _item(obj, f"receipt.items[{i}]", returned) for i, obj in enumerate(_list(r, "items"))
+    ]
+    if r.get("sectoral_check_props") is not None:
+        task["industryInfo"] = _sectoral(r["sectoral_check_props"], "receipt.sectoral_check_props")
     task["payments"] = [
         _payment(obj, f"receipt.payments[{i}]") for i, obj in enumerate(_list(r, "payments"))
     ]
@@ -237,14 +261,17 @@ def to_task(operation: str, receipt: object) -> dict[str, Any]:
     return task
 
 
-def _item(raw: object, path: str) -> dict[str, Any]:
+def _item(raw: object, path: str, returned: bool) -> dict[str, Any]:
     obj = _obj(raw, path)
     for key, why in _REFUSED_ITEM.items():
         if key in obj:
             raise _bad(f"{path}.{key}", why)
     known = {"name", "price", "quantity", "sum", "measure", "payment_method", "payment_object"}
+    marked = {"mark_code", "mark_quantity", "mark_processing_mode", "sectoral_item_props"}
     _members(
-        obj, path, known | {"vat", "user_data", "excise", "country_code", "declaration_number"}
+        obj,
+        path,
+        known | marked | {"vat", "user_data", "excise", "country_code", "declaration_number"},
     )
     item: dict[str, Any] = {"type": "position"}
     for src, dst in (
@@ -279,7 +306,72 @@ def _item(raw: object, path: str) -> dict[str, Any]:
     ):
         if obj.get(src) is not None:
             item[dst] = obj[src]
+    if obj.get("mark_code") is not None:
+        item["imcParams"] = _imc(obj, path, returned)
+    else:
+        for key in ("mark_quantity", "mark_processing_mode"):
+            if obj.get(key) is not None:
+                raise _bad(f"{path}.{key}", "goes with mark_code: give the item's marking code")
+    if obj.get("sectoral_item_props") is not None:
+        item["industryInfo"] = _sectoral(obj["sectoral_item_props"], f"{path}.sectoral_item_props")
     return item
+
+
+def _imc(obj: dict[str, Any], path: str, returned: bool) -> dict[str, Any]:
+    """`mark_code`, `mark_processing_mode`, `mark_quantity` -> the box's `imcParams`."""
+    where = f"{path}.mark_code"
+    mark = _obj(obj["mark_code"], where)
+    given = [key for key, value in mark.items() if value not in (None, "")]
+    for key in given:
+        if key in _PRODUCT_CODE_FORMATS:
+            raise _bad(
+                f"{where}.{key}",
+                "product codes without a marking code (tag 1163) are not supported yet; "
+                "send the pack's marking code as gs1m (or short for a tobacco pack)",
+            )
+        if key not in _MARK_FORMATS:
+            raise _bad(f"{where}.{key}", "unknown member")
+    if len(given) != 1:
+        raise _bad(where, "must hold exactly one code: gs1m or short (base64)")
+    mode = obj.get("mark_processing_mode", "0")
+    if mode not in ("0", 0):
+        raise _bad(f"{path}.mark_processing_mode", 'must be "0" ([FFD] tag 2102 is always 0)')
+    measured = obj.get("measure", 0) not in (0, None)
+    if measured:
+        status = "itemDryReturn" if returned else "itemDryForSale"
+    else:
+        status = "itemPieceReturn" if returned else "itemPieceSold"
+    params: dict[str, Any] = {
+        "imc": mark[given[0]],
+        "imcType": "auto",
+        "itemEstimatedStatus": status,
+        "imcModeProcessing": 0,
+    }
+    quantity = obj.get("mark_quantity")
+    if quantity is not None:
+        part = _obj(quantity, f"{path}.mark_quantity")
+        _members(part, f"{path}.mark_quantity", {"numerator", "denominator"})
+        terms = []
+        for key in ("numerator", "denominator"):
+            value = part.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _bad(f"{path}.mark_quantity.{key}", "required: a whole number above 0")
+            terms.append(value)
+        params["itemFractionalAmount"] = f"{terms[0]}/{terms[1]}"
+    return params
+
+
+def _sectoral(raw: object, path: str) -> list[dict[str, Any]]:
+    """`sectoral_*_props [{federal_id, date, number, value}]` -> `industryInfo`."""
+    if not isinstance(raw, list):
+        raise _bad(path, "must be a list")
+    out: list[dict[str, Any]] = []
+    for i, entry in enumerate(raw):
+        where = f"{path}[{i}]"
+        props = _obj(entry, where)
+        _members(props, where, set(_SECTORAL))
+        out.append({_SECTORAL[key]: value for key, value in props.items() if value is not None})
+    return out
 
 
 def _payment(raw: object, path: str) -> dict[str, Any]:
@@ -304,6 +396,13 @@ _BACK_PATHS: Final = {
     "clientInfo": "client",
     "operator.name": "cashier",
     "operator": "cashier",
+    "industryInfo": "sectoral_check_props",
+}
+# imcParams members that come from an item's own mark_* members.
+_BACK_MARKING: Final = {
+    "itemFractionalAmount": "mark_quantity",
+    "imcModeProcessing": "mark_processing_mode",
+    "itemEstimatedStatus": "measure",
 }
 _BACK_NAMES: Final = {
     "amount": "sum",
@@ -315,6 +414,10 @@ _BACK_NAMES: Final = {
     "exciseSum": "excise",
     "countryCode": "country_code",
     "customsDeclaration": "declaration_number",
+    "imcParams": "mark_code",
+    "industryInfo": "sectoral_item_props",
+    "fois": "federal_id",
+    "industryAttribute": "value",
 }
 
 
@@ -325,8 +428,9 @@ def client_field(box_field: str) -> str:
     if not rest:
         return "receipt"
     for old, new in _BACK_PATHS.items():
-        if rest == old or rest.startswith(old + "."):
+        if rest == old or rest.startswith((old + ".", old + "[")):
             return f"receipt.{new}{rest[len(old) :]}"
+    rest = re.sub(r"\.imcParams\.(\w+)", lambda m: "." + _BACK_MARKING.get(m[1], "mark_code"), rest)
     parts = []
     for part in rest.split("."):
         name, bracket, index = part.partition("[")

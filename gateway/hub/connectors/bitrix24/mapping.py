@@ -4,10 +4,19 @@ Values are only renamed and converted here; the box's own task parser checks the
 (sums, VAT amounts, text), and its field paths are named back in the check's terms by
 `check_field`. What a check holds that is no fiscal data (the portal's timestamps, the
 cashbox number, catalog references in `properties`) is kept with the order, not printed.
+
+Marked goods [B24]: a line with `marking_code` (the code as scanned: text, GS as the character
+1Dh) and `payment_object` commodity_marking (1212 = 33) or commodity_marking_excise (31) gets
+the box's `imcParams`: the code base64-encoded, its planned status from the check type (income
+sells, a return returns) and the unit (pieces or measured). One code is one pack, so a piece
+line of quantity above 1 with one code is refused: the portal sends one line per code. The
+box checks each code with the marking system before it prints (policy: a definite "no"
+refuses the check, no answer sells it).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Mapping
@@ -22,7 +31,6 @@ from gateway.domain.errors import ValidationError
 from gateway.hub.connectors.bitrix24.errors import CheckRefused
 from gateway.hub.connectors.bitrix24.wire import CHECK_TYPES, INCOME_TYPES
 
-_MARKING = "marking codes are not supported yet"
 # [B24] payment_object names -> [FFD] tag 1212 codes.
 PAYMENT_OBJECTS: Final[Mapping[str, int]] = {
     "commodity": 1,
@@ -54,7 +62,14 @@ PAYMENT_OBJECTS: Final[Mapping[str, int]] = {
     "commodity_marking_no_marking_excise": 30,
     "commodity_marking_no_marking": 32,
 }
-MARKED_OBJECTS: Final = frozenset({"commodity_marking", "commodity_marking_excise"})
+# [B24] marked goods with their code -> [FFD] tag 1212 31 (excise) and 33.
+MARKED_OBJECTS: Final[Mapping[str, int]] = {
+    "commodity_marking": 33,
+    "commodity_marking_excise": 31,
+}
+# A code as scanned: printable ASCII, GS (1Dh) between the GS1 parts.
+_CODE_TEXT = re.compile(r"[\x1d\x20-\x7e]+")
+_PIECE = 0
 # [B24] payment_method -> the ATOL task's name.
 PAYMENT_METHODS: Final[Mapping[str, str]] = {
     "full_payment": "fullPayment",
@@ -202,7 +217,7 @@ def to_task(check: dict[str, Any], vat: Mapping[str, str]) -> Mapped:
     if contact:
         task["clientInfo"] = {"emailOrPhone": str(contact).strip()}
     items = _list(check, "items")
-    task["items"] = [_item(item, f"items[{i}]", vat) for i, item in enumerate(items)]
+    task["items"] = [_item(item, f"items[{i}]", vat, income) for i, item in enumerate(items)]
     payments = _list(check, "payments")
     task["payments"] = [_payment(p, f"payments[{i}]") for i, p in enumerate(payments)]
     task["total"] = _number(check.get("total_sum"), "total_sum")
@@ -246,7 +261,7 @@ def _settings(raw: object) -> dict[str, Any]:
     return out
 
 
-def _item(raw: object, path: str, vat: Mapping[str, str]) -> dict[str, Any]:
+def _item(raw: object, path: str, vat: Mapping[str, str], income: bool) -> dict[str, Any]:
     item = _obj(raw, path)
     known = {
         "name",
@@ -271,9 +286,21 @@ def _item(raw: object, path: str, vat: Mapping[str, str]) -> dict[str, Any]:
     for key in item:
         if key not in known:
             raise CheckRefused(f"{path}[{key}]", "unknown member")
-    for key in ("marking_code", "nomenclature_code"):
-        _empty(item, key, _MARKING, path)
-    _empty(item, "barcode", "product codes (tag 1163) come with marking; not supported yet", path)
+    if item.get("marking_code") in (None, ""):
+        # The ФФД 1.05 product code (1162) is built by the register from the marking code.
+        _empty(
+            item,
+            "nomenclature_code",
+            "a product code alone is not printed: send the item's marking_code (ФФД 1.2)",
+            path,
+        )
+    _empty(
+        item,
+        "barcode",
+        "a product barcode without a marking code (tag 1163) is not supported yet; a marked "
+        "item's code goes in marking_code",
+        path,
+    )
     _empty(item, "additional_params", "additional requisites are not supported yet", path)
     _empty(item, "entity", "unexpected entity data", path)
     supplier = item.get("supplier_info")
@@ -311,17 +338,65 @@ def _item(raw: object, path: str, vat: Mapping[str, str]) -> dict[str, Any]:
     obj = item.get("payment_object")
     if obj not in (None, ""):
         if obj in MARKED_OBJECTS:
-            raise CheckRefused(f"{path}[payment_object]", f"{obj}: {_MARKING}")
-        if obj not in PAYMENT_OBJECTS:
+            out["paymentObject"] = MARKED_OBJECTS[str(obj)]
+        elif obj in PAYMENT_OBJECTS:
+            out["paymentObject"] = PAYMENT_OBJECTS[str(obj)]
+        else:
             raise CheckRefused(f"{path}[payment_object]", f"unknown payment object {obj!r}")
-        out["paymentObject"] = PAYMENT_OBJECTS[str(obj)]
     measure = item.get("measure_code")
     if measure not in (None, ""):
         code = str(measure)
         if not code.isdigit():
             raise CheckRefused(f"{path}[measure_code]", "must be a unit code (ОКЕИ)")
         out["measurementUnit"] = MEASURES.get(int(code), OTHER_UNIT)
+    marked = obj in MARKED_OBJECTS
+    if item.get("marking_code") not in (None, ""):
+        if not marked:
+            raise CheckRefused(
+                f"{path}[payment_object]",
+                "a line with a marking code must be commodity_marking or "
+                "commodity_marking_excise: set the product's marking type on the portal",
+            )
+        out["imcParams"] = _imc(item, path, out, income)
+    elif marked:
+        raise CheckRefused(
+            f"{path}[marking_code]",
+            f"required for {obj}: scan the item's marking code into the order before "
+            "printing the check",
+        )
     return out
+
+
+def _imc(item: dict[str, Any], path: str, out: dict[str, Any], income: bool) -> dict[str, Any]:
+    """`marking_code` -> the box's `imcParams` ([ATOL] names)."""
+    where = f"{path}[marking_code]"
+    raw = item["marking_code"]
+    if not isinstance(raw, str):
+        raise CheckRefused(where, "must be the code as scanned (text)")
+    code = raw.strip(" \r\n\t")
+    if not _CODE_TEXT.fullmatch(code):
+        raise CheckRefused(
+            where,
+            "holds characters no marking code has: scan it again with the scanner passing the "
+            "code as is (Latin letters, digits, punctuation and GS between the parts)",
+        )
+    measured = out.get("measurementUnit", _PIECE) != _PIECE
+    if not measured and out["quantity"] != 1:
+        raise CheckRefused(
+            f"{path}[quantity]",
+            f"{out['quantity']} pieces with one marking code: one code is one pack, so sell "
+            "each pack on its own line with its own code",
+        )
+    if measured:
+        status = "itemDryForSale" if income else "itemDryReturn"
+    else:
+        status = "itemPieceSold" if income else "itemPieceReturn"
+    return {
+        "imc": base64.b64encode(code.encode("ascii")).decode("ascii"),
+        "imcType": "auto",
+        "itemEstimatedStatus": status,
+        "imcModeProcessing": 0,
+    }
 
 
 def _payment(raw: object, path: str) -> dict[str, Any]:
@@ -386,6 +461,7 @@ _BACK: Final = {
     "measurementUnit": "measure_code",
     "paymentMethod": "payment_method",
     "paymentObject": "payment_object",
+    "imcParams": "marking_code",
 }
 _TOP: Final = {
     "taxationType": f"cashbox_params[{CONFIG_SECTION}][TAXATION]",

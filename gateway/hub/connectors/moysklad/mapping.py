@@ -5,10 +5,22 @@ prices come in kopecks, `discount` is a percentage taken off the line's sum, the
 `vat` with `vatEnabled` (0 with VAT off = «без НДС», 0 with VAT on = 0%). Prices without VAT
 (`vatIncluded: false`, VAT added on top) are refused: a receipt shows what the buyer pays.
 A mark-up (negative discount) is refused, as is a sum МойСклад computed differently.
+
+Marked goods (`assortment.trackingType` other than NOT_TRACKED): the codes come with the
+position, as `trackingCodes [{cis, type}]` (JSON API) or `marks [{cis}]` (POS API). One code
+is one pack, so a position of N pieces with N codes becomes N receipt lines of quantity 1, each
+with its code (`imcParams`, the code base64-encoded), the position's sum split so the lines
+add up to it exactly: whole kopecks, the first lines one kopeck more when it does not divide.
+Fewer or more codes than pieces, a part of a piece, or codes on goods МойСклад does not mark
+are refused naming the position. A `consumerpack` code is the code of one sold unit (a block
+of cigarettes); the codes nested in it are what МойСклад knows the pack holds and are not
+printed. A `transportpack` code is never sold. Payment object ([FFD] 1212): 31 for
+EXCISABLE_GOOD, else 33.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -36,9 +48,19 @@ VAT_RATES: Final = frozenset({0, 5, 7, 10, 20, 22})
 # [MOYSKLAD] assortment paymentItemType -> the ATOL payment object.
 PAYMENT_ITEMS: Final[Mapping[str, str]] = {
     "GOOD": "commodity",
+    "EXCISABLE_GOOD": "excise",
     "SERVICE": "service",
     "WORK": "job",
 }
+NOT_TRACKED: Final = "NOT_TRACKED"
+# [FFD] tag 1212 of marked goods with their code.
+MARKED_EXCISE: Final = 31
+MARKED_GOOD: Final = 33
+# [MOYSKLAD] trackingCodes[].type: what one code stands for.
+_SOLD_CODE_TYPES: Final = frozenset({"trackingcode", "consumerpack"})
+_CODE_TEXT = re.compile(r"[\x1d\x20-\x7e]+")
+# The position each receipt line came from, kept beside the task to name a refusal.
+ORIGINS: Final = "_positions"
 _BY_TYPE: Final[Mapping[str, str]] = {
     "product": "commodity",
     "variant": "commodity",
@@ -64,8 +86,13 @@ class Profile:
     payment: str = "electronically"  # the payment type of a customer order
 
 
-def to_task(doc: Mapping[str, Any], positions: Sequence[Any], profile: Profile) -> dict[str, Any]:
-    """The receipt task (money as Decimal rubles), or OrderRefused naming the field."""
+def to_task(
+    doc: Mapping[str, Any], positions: Sequence[Any], profile: Profile, kind: str = "sell"
+) -> dict[str, Any]:
+    """The receipt task (money as Decimal rubles), or OrderRefused naming the field.
+
+    `kind` is the ATOL receipt type (sell, sellReturn): it sets a marked item's planned
+    status. The task's ORIGINS member lists the position of each line; `checked` drops it."""
     if not positions:
         raise OrderRefused("positions", "the order has no positions: nothing to print")
     vat_on = _flag(doc, "vatEnabled", default=False)
@@ -73,11 +100,16 @@ def to_task(doc: Mapping[str, Any], positions: Sequence[Any], profile: Profile) 
         raise OrderRefused(
             "vatIncluded", "VAT is added on top of the prices: a receipt needs prices with VAT"
         )
-    task: dict[str, Any] = {"type": "sell", "taxationType": _taxation(doc, profile)}
+    task: dict[str, Any] = {"type": kind, "taxationType": _taxation(doc, profile)}
     contact = _contact(doc.get("agent"))
     if contact:
         task["clientInfo"] = {"emailOrPhone": contact}
-    items = [_item(p, f"positions[{i}]", vat_on) for i, p in enumerate(positions)]
+    items: list[dict[str, Any]] = []
+    origins: list[int] = []
+    for i, p in enumerate(positions):
+        lines = _lines(_item(p, f"positions[{i}]", vat_on), p, f"positions[{i}]", kind)
+        items.extend(lines)
+        origins.extend([i] * len(lines))
     total = sum((item["amount"] for item in items), Decimal(0))
     if "sum" in doc:
         stated = _kopecks(doc["sum"], "sum")
@@ -88,6 +120,7 @@ def to_task(doc: Mapping[str, Any], positions: Sequence[Any], profile: Profile) 
     task["items"] = items
     task["payments"] = _payments(doc, total, profile)
     task["total"] = total
+    task[ORIGINS] = origins
     return task
 
 
@@ -107,18 +140,11 @@ def _taxation(doc: Mapping[str, Any], profile: Profile) -> str:
 def _item(raw: object, path: str, vat_on: bool) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise OrderRefused(path, "must be an object")
-    if raw.get("trackingCodes"):
-        raise OrderRefused(f"{path}.trackingCodes", "marking codes are not supported yet")
     if raw.get("country") is not None:
         raise OrderRefused(f"{path}.country", "the country of origin is not supported yet")
     assortment = raw.get("assortment")
     if not isinstance(assortment, Mapping) or not isinstance(assortment.get("name"), str):
         raise OrderRefused(f"{path}.assortment", "not read with its name (expand=assortment)")
-    tracking = assortment.get("trackingType")
-    if tracking not in (None, "NOT_TRACKED"):
-        raise OrderRefused(
-            f"{path}.assortment.trackingType", f"{tracking}: marked goods are not supported yet"
-        )
     name = assortment["name"].strip()
     if not name:
         raise OrderRefused(f"{path}.assortment.name", "empty")
@@ -148,6 +174,100 @@ def _item(raw: object, path: str, vat_on: bool) -> dict[str, Any]:
             raise OrderRefused(f"{path}.gtd", "must carry the declaration number as name")
         item["customsDeclaration"] = number
     return item
+
+
+def _lines(
+    item: dict[str, Any], raw: Mapping[str, Any], path: str, kind: str
+) -> list[dict[str, Any]]:
+    """The receipt lines of one position: itself, or one line per marking code."""
+    assortment = raw["assortment"]
+    tracking = assortment.get("trackingType")
+    codes = _codes(raw, path)
+    if tracking in (None, NOT_TRACKED):
+        if codes:
+            raise OrderRefused(
+                f"{path}.{_codes_member(raw)}",
+                "the goods are not marked in МойСклад (trackingType NOT_TRACKED) but the "
+                "position has marking codes: set the product's marking type",
+            )
+        return [item]
+    if not isinstance(tracking, str):
+        raise OrderRefused(f"{path}.assortment.trackingType", "must be a marking type name")
+    quantity: Decimal = item["quantity"]
+    pieces = int(quantity) if quantity == quantity.to_integral_value() else None
+    if pieces is None:
+        raise OrderRefused(
+            f"{path}.quantity",
+            f"{quantity}: marked goods ({tracking}) sell whole pieces, one code each",
+        )
+    if len(codes) != pieces:
+        raise OrderRefused(
+            f"{path}.{_codes_member(raw)}",
+            f"{pieces} pieces of marked goods ({tracking}) but {len(codes)} marking codes: "
+            "scan the code of every piece into the position",
+        )
+    excise = assortment.get("paymentItemType") == "EXCISABLE_GOOD"
+    status = "itemPieceReturn" if kind == "sellReturn" else "itemPieceSold"
+    total = int(item["amount"] * 100)
+    share, extra = divmod(total, pieces)
+    lines: list[dict[str, Any]] = []
+    for n, code in enumerate(codes):
+        kopecks = share + (1 if n < extra else 0)
+        line = {
+            **item,
+            "quantity": Decimal(1),
+            "amount": (Decimal(kopecks) / 100).quantize(_KOPECK),
+            "paymentObject": MARKED_EXCISE if excise else MARKED_GOOD,
+            "imcParams": {
+                "imc": base64.b64encode(code).decode("ascii"),
+                "imcType": "auto",
+                "itemEstimatedStatus": status,
+                "imcModeProcessing": 0,
+            },
+        }
+        lines.append(line)
+    return lines
+
+
+def _codes_member(raw: Mapping[str, Any]) -> str:
+    return "marks" if raw.get("marks") and not raw.get("trackingCodes") else "trackingCodes"
+
+
+def _codes(raw: Mapping[str, Any], path: str) -> list[bytes]:
+    """The position's marking codes, from trackingCodes (JSON API) or marks (POS API)."""
+    tracking, marks = raw.get("trackingCodes"), raw.get("marks")
+    if tracking and marks:
+        raise OrderRefused(f"{path}.marks", "the codes came twice: as trackingCodes and marks")
+    member = "marks" if marks else "trackingCodes"
+    entries = marks or tracking or []
+    if not isinstance(entries, list):
+        raise OrderRefused(f"{path}.{member}", "must be a list of codes")
+    codes: list[bytes] = []
+    for j, entry in enumerate(entries):
+        where = f"{path}.{member}[{j}]"
+        if isinstance(entry, str):
+            cis: object = entry  # the POS API may list the codes themselves
+        elif isinstance(entry, Mapping):
+            kind = entry.get("type", "trackingcode")
+            if kind not in _SOLD_CODE_TYPES:
+                raise OrderRefused(
+                    f"{where}.type",
+                    f"{kind}: a transport pack is not sold on a receipt; give the codes of "
+                    "the units in it",
+                )
+            cis = entry.get("cis")
+        else:
+            raise OrderRefused(where, "must be a code or {cis}")
+        if not isinstance(cis, str) or not _CODE_TEXT.fullmatch(cis):
+            raise OrderRefused(
+                f"{where}.cis" if isinstance(entry, Mapping) else where,
+                "must be the marking code as scanned (printable Latin characters, GS between "
+                "the parts)",
+            )
+        codes.append(cis.encode("ascii"))
+    if len(set(codes)) != len(codes):
+        raise OrderRefused(f"{path}.{member}", "the same marking code is given twice")
+    return codes
 
 
 def _vat(raw: Mapping[str, Any], path: str, vat_on: bool) -> str:
@@ -234,28 +354,34 @@ _BACK: Final[Mapping[str, str]] = {
     "tax": "vat",
     "paymentObject": "assortment.paymentItemType",
     "customsDeclaration": "gtd",
+    "imcParams": "trackingCodes",
 }
 
 
 def checked(task: dict[str, Any], uuid: str) -> list[dict[str, Any]]:
     """The task as the box's own parser stores it, or OrderRefused: the hub refuses exactly
     what a box would."""
+    body = {key: value for key, value in task.items() if key != ORIGINS}
     try:
-        parsed = parse_request(dumps({"uuid": uuid, "request": [task]}), NameMapping())
+        parsed = parse_request(dumps({"uuid": uuid, "request": [body]}), NameMapping())
     except ValidationError as err:
-        raise OrderRefused(shop_field(err.field), err.reason) from None
+        raise OrderRefused(shop_field(err.field, task.get(ORIGINS)), err.reason) from None
     request = json.loads(parsed.tasks_json)
     assert isinstance(request, list)
     return request
 
 
-def shop_field(box_field: str) -> str:
-    """`request[0].items[1].amount` -> `positions[1].price`."""
+def shop_field(box_field: str, origins: Sequence[int] | None = None) -> str:
+    """`request[0].items[1].amount` -> `positions[1].price`; `origins` names the position of
+    each receipt line when marked positions were split."""
     rest = re.sub(r"^request(\[0\])?\.?", "", box_field)
     match = re.fullmatch(r"items\[(\d+)\]\.?(\w*)(.*)", rest)
     if match is not None:
         index, member, _ = match.groups()
-        return f"positions[{index}]" + (f".{_BACK.get(member, member)}" if member else "")
+        line = int(index)
+        if origins is not None and line < len(origins):
+            line = origins[line]
+        return f"positions[{line}]" + (f".{_BACK.get(member, member)}" if member else "")
     head = rest.split(".")[0].split("[")[0]
     return {
         "taxationType": "taxSystem",

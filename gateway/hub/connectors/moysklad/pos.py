@@ -106,8 +106,7 @@ class PosMaster:
                 raise OrderRefused("meta.type", f"{kind} operations are not supported yet")
             rows = operation_rows(op.get("positions"))
             profile = mapping.Profile(taxation=self.account.taxation, payment=self.account.payment)
-            task = mapping.to_task(op, rows or [], profile)
-            task["type"] = OPERATION_TYPES[str(kind)]
+            task = mapping.to_task(op, rows or [], profile, OPERATION_TYPES[str(kind)])
             request = mapping.checked(task, job_uuid(CONNECTOR, self.account.name, key))
             new = NewOrder(
                 CONNECTOR,

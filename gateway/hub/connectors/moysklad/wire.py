@@ -34,7 +34,8 @@ class Position(TypedDict):
     vat: int
     vatEnabled: NotRequired[bool]
     assortment: Assortment
-    trackingCodes: NotRequired[list[object]]
+    trackingCodes: NotRequired[list[object]]  # [{cis, type, trackingCodes?}] (JSON API)
+    marks: NotRequired[list[object]]  # [{cis}] (POS API)
     gtd: NotRequired[dict[str, str]]
     country: NotRequired[MetaRef]
 

@@ -12,9 +12,9 @@ the vendor's JavaPOS driver (fiscalprinter/command).
 Modules: `wire` (field encodings, layout packer), `messages` (command codes, request/answer
 bases), `status` (10h, 11h, FCh), `clock` (21h–23h), `shift` (reports and shifts), `receipt`
 (legacy and FF46h/FF45h receipts, their TLVs, VAT codes), `fn` (ФН queries and documents),
-`tables` (1Eh, registers 1Ah/1Bh), `cash` (50h/51h), `tlv`, `dispatch` (entry points). This
-package re-exports their public names, so callers write `codec.FnStatusRequest`; the wire
-layer is imported from `codec.wire` directly.
+`marking` (marked goods, FF61h–FF73h), `tables` (1Eh, registers 1Ah/1Bh), `cash` (50h/51h),
+`tlv`, `dispatch` (entry points). This package re-exports their public names, so callers
+write `codec.FnStatusRequest`; the wire layer is imported from `codec.wire` directly.
 """
 
 from __future__ import annotations
@@ -61,6 +61,24 @@ from gateway.registers.shtrih.codec.fn import (
     FnStatusRequest,
     FnVersion,
     FnVersionRequest,
+)
+from gateway.registers.shtrih.codec.marking import (
+    IsmExchangeStatus,
+    IsmExchangeStatusRequest,
+    MarkingAcceptAnswer,
+    MarkingAcceptRequest,
+    MarkingBind,
+    MarkingBindRequest,
+    MarkingCheck,
+    MarkingCheckRequest,
+    MarkingStatus,
+    MarkingStatusRequest,
+    NotificationBegin,
+    NotificationBeginRequest,
+    NotificationBlock,
+    NotificationConfirmAnswer,
+    NotificationConfirmRequest,
+    NotificationReadRequest,
 )
 from gateway.registers.shtrih.codec.messages import (
     Answer,
@@ -190,10 +208,26 @@ __all__ = [
     "FnStatusRequest",
     "FnVersion",
     "FnVersionRequest",
+    "IsmExchangeStatus",
+    "IsmExchangeStatusRequest",
     "LongStatus",
     "LongStatusRequest",
+    "MarkingAcceptAnswer",
+    "MarkingAcceptRequest",
+    "MarkingBind",
+    "MarkingBindRequest",
+    "MarkingCheck",
+    "MarkingCheckRequest",
+    "MarkingStatus",
+    "MarkingStatusRequest",
     "MoneyRegister",
     "MoneyRegisterRequest",
+    "NotificationBegin",
+    "NotificationBeginRequest",
+    "NotificationBlock",
+    "NotificationConfirmAnswer",
+    "NotificationConfirmRequest",
+    "NotificationReadRequest",
     "OpenReceiptAnswer",
     "OpenReceiptRequest",
     "OpenShiftAnswer",

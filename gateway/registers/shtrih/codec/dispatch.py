@@ -25,6 +25,16 @@ from gateway.registers.shtrih.codec.fn import (
     FnStatusRequest,
     FnVersionRequest,
 )
+from gateway.registers.shtrih.codec.marking import (
+    IsmExchangeStatusRequest,
+    MarkingAcceptRequest,
+    MarkingBindRequest,
+    MarkingCheckRequest,
+    MarkingStatusRequest,
+    NotificationBeginRequest,
+    NotificationConfirmRequest,
+    NotificationReadRequest,
+)
 from gateway.registers.shtrih.codec.messages import Answer, Request, command_bytes, split_command
 from gateway.registers.shtrih.codec.receipt import (
     CancelReceiptRequest,
@@ -103,6 +113,14 @@ _REQUESTS: Mapping[int, type[Request]] = MappingProxyType(
             OperationRegisterRequest,
             FnDocumentTlvRequest,
             FnReadDocumentTlvRequest,
+            MarkingCheckRequest,
+            MarkingBindRequest,
+            IsmExchangeStatusRequest,
+            MarkingAcceptRequest,
+            MarkingStatusRequest,
+            NotificationBeginRequest,
+            NotificationReadRequest,
+            NotificationConfirmRequest,
         )
     }
 )

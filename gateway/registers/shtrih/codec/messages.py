@@ -55,6 +55,15 @@ class Cmd(enum.IntEnum):
     CASH_OUT = 0x51
     FN_DOCUMENT_TLV = 0xFF3A
     FN_READ_DOCUMENT_TLV = 0xFF3B
+    # Marked goods (ФФД 1.2, ФН-М): check, bind, accept, status, autonomous notifications.
+    FN_MARKING_CHECK = 0xFF61
+    FN_MARKING_BIND = 0xFF67
+    FN_ISM_EXCHANGE_STATUS = 0xFF68
+    FN_MARKING_ACCEPT = 0xFF69
+    FN_MARKING_STATUS = 0xFF70
+    FN_NOTIFICATION_BEGIN = 0xFF71
+    FN_NOTIFICATION_READ = 0xFF72
+    FN_NOTIFICATION_CONFIRM = 0xFF73
 
 
 def command_bytes(cmd: int) -> bytes:
