@@ -126,6 +126,30 @@ class _Conn:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     pending: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     fd: int | None = None
+    overflowed: bool = False  # closed by us: the incoming queue was full while connecting
+    established: bool = False  # connected and subscribed: a full queue pauses reading
+    held: list[Message] = field(default_factory=list)  # received while the queue was full
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # something held, or closed
+    reader: Callable[[], None] | None = None  # reads the socket; removed while messages are held
+
+
+class _Inbox(asyncio.Queue[Message]):
+    """The incoming messages; `emptied` is set while the queue is empty."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.emptied = asyncio.Event()
+        self.emptied.set()
+
+    def put_nowait(self, item: Message) -> None:
+        super().put_nowait(item)
+        self.emptied.clear()
+
+    def get_nowait(self) -> Message:
+        item = super().get_nowait()
+        if self.empty():
+            self.emptied.set()
+        return item
 
 
 class MqttLink:
@@ -142,7 +166,7 @@ class MqttLink:
         self.state = MqttState.DISCONNECTED
         self.last_error: str | None = None
         self.connected = asyncio.Event()
-        self.messages: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
+        self.messages = _Inbox(queue_size)
         self.protocol_in_use: str | None = None
         self._on_connected = on_connected
         self._conn: _Conn | None = None
@@ -178,21 +202,31 @@ class MqttLink:
                     )
                     delay = AUTH_BACKOFF_S
                 except (OSError, MqttError, TimeoutError, ssl.SSLError) as err:
-                    failures += 1
-                    self.last_error = f"{type(err).__name__}: {err}"
-                    delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** min(failures, 10))
-                    delay *= random.uniform(0.5, 1.0)  # jitter: a fleet must not reconnect in step
-                    _LOGGER.warning(
-                        "MQTT broker %s:%d: %s; retrying in %.1f s",
-                        self.settings.host,
-                        self.settings.port,
-                        self.last_error,
-                        delay,
-                    )
+                    if self._conn is not None and self._conn.overflowed:
+                        delay = 0.0  # our own flow control, not a failure: see below
+                    else:
+                        failures += 1
+                        self.last_error = f"{type(err).__name__}: {err}"
+                        delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** min(failures, 10))
+                        delay *= random.uniform(0.5, 1.0)  # a fleet must not reconnect in step
+                        _LOGGER.warning(
+                            "MQTT broker %s:%d: %s; retrying in %.1f s",
+                            self.settings.host,
+                            self.settings.port,
+                            self.last_error,
+                            delay,
+                        )
+                overflowed = self._conn is not None and self._conn.overflowed
                 self._teardown()
                 if self.state is not MqttState.REFUSED:
                     self._set_state(MqttState.DISCONNECTED)
-                await asyncio.sleep(delay)
+                if overflowed:
+                    # We hung up because the incoming queue was full: the broker keeps the
+                    # rest, so come back once the queue is worked off, with no growing backoff.
+                    failures = 0
+                    await self._drained()
+                else:
+                    await asyncio.sleep(delay)
         finally:
             self._teardown()
             self._set_state(MqttState.OFF)
@@ -330,7 +364,9 @@ class MqttLink:
         if protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = s.session_expiry_s
-            props.ReceiveMaximum = RECEIVE_MAXIMUM
+            # Never more unacknowledged messages in flight than the queue holds: then a QoS 1
+            # burst cannot overflow it (only QoS 0 or an MQTT 3.1.1 broker can).
+            props.ReceiveMaximum = min(RECEIVE_MAXIMUM, self.messages.maxsize)
         _LOGGER.debug("MQTT connecting to %s:%d (MQTT %s)", s.host, s.port, protocol)
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             if protocol == "5":
@@ -366,11 +402,35 @@ class MqttLink:
         if self._on_connected is not None:
             await self._on_connected()
 
-    @staticmethod
-    async def _keep_alive(conn: _Conn) -> None:
-        """Until the connection closes: paho's keep-alive and timeout checks once a second."""
-        while not await wait_set(conn.closed, MISC_INTERVAL_S):
-            conn.client.loop_misc()
+    async def _drained(self) -> None:
+        """Until the incoming queue is empty (or BACKOFF_MAX_S passed). What is left of the
+        closed connection cannot be acknowledged any more and the broker sends it again, so
+        reconnecting earlier would only fill the queue with copies."""
+        await wait_set(self.messages.emptied, BACKOFF_MAX_S)
+
+    async def _keep_alive(self, conn: _Conn) -> None:
+        """Until the connection closes: paho's keep-alive and timeout checks once a second, and
+        the messages held back while the queue was full handed over as it empties."""
+        conn.established = True
+        loop = asyncio.get_running_loop()
+        misc_at = loop.time() + MISC_INTERVAL_S
+        while not conn.closed.is_set():
+            if conn.held:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, misc_at - loop.time())):
+                        while conn.held and not conn.closed.is_set():
+                            await self.messages.put(conn.held[0])
+                            del conn.held[0]
+                if not conn.held and not conn.closed.is_set() and conn.fd is not None:
+                    assert conn.reader is not None
+                    loop.add_reader(conn.fd, conn.reader)
+                    loop.call_soon(conn.reader)  # TLS may hold bytes select() never reports
+            else:
+                await wait_set(conn.wake, max(0.0, misc_at - loop.time()))
+                conn.wake.clear()
+            if loop.time() >= misc_at and not conn.closed.is_set():
+                conn.client.loop_misc()
+                misc_at = loop.time() + MISC_INTERVAL_S
 
     async def _subscribe(self, conn: _Conn) -> None:
         subs = list(self.settings.subscriptions)
@@ -400,6 +460,7 @@ class MqttLink:
                 sock.close()
         self._fail_pending(conn, "connection closed")
         conn.closed.set()
+        conn.wake.set()
         self.connected.clear()
 
     @staticmethod
@@ -428,11 +489,20 @@ class MqttLink:
             loop.add_reader(fd, on_readable)
 
         def on_readable() -> None:
+            if conn.held or conn.closed.is_set():
+                return  # paused until the queue has room again
             client.loop_read()
             sock = client.socket()
             # TLS may hold decrypted bytes that select() never reports.
-            while isinstance(sock, ssl.SSLSocket) and sock.pending() and not conn.closed.is_set():
+            while (
+                isinstance(sock, ssl.SSLSocket)
+                and sock.pending()
+                and not conn.closed.is_set()
+                and not conn.held
+            ):
                 client.loop_read()
+
+        conn.reader = on_readable
 
         def on_socket_register_write(_c: Any, _u: Any, sock: Any) -> None:
             fd = sock.fileno()
@@ -452,6 +522,7 @@ class MqttLink:
             self._unwatch(conn)
             self._fail_pending(conn, "connection lost")
             conn.closed.set()
+            conn.wake.set()
             if self._conn is conn:
                 self.connected.clear()
 
@@ -497,11 +568,28 @@ class MqttLink:
                 correlation_data=getattr(props, "CorrelationData", None),
                 generation=conn.generation,
             )
+            if conn.held:
+                conn.held.append(message)  # behind the ones already waiting, in order
+                return
             try:
                 self.messages.put_nowait(message)
             except asyncio.QueueFull:
-                # Not acknowledged, so not lost: the broker sends it again after a reconnect.
-                _LOGGER.warning("Incoming MQTT queue full; reconnecting to get %s later", msg.topic)
+                if conn.established:
+                    # Not acknowledged yet, so the broker waits for us: stop reading the
+                    # socket (TCP holds the rest) until the queue has room.
+                    _LOGGER.debug("Incoming MQTT queue full; reading paused")
+                    conn.held.append(message)
+                    if conn.fd is not None:
+                        loop.remove_reader(conn.fd)
+                    conn.wake.set()
+                    return
+                # While connecting (CONNACK, SUBACK still to read) reading cannot pause: hang
+                # up; not acknowledged, so not lost: the broker sends it again.
+                if not conn.overflowed:
+                    _LOGGER.warning(
+                        "Incoming MQTT queue full; reconnecting to get %s later", msg.topic
+                    )
+                conn.overflowed = True
                 client.disconnect()
 
         client.on_socket_open = on_socket_open

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,18 +29,15 @@ from gateway.monitors.health_rules import (
     HealthReading,
     HealthThresholds,
     Severity,
-    changes,
     conditions,
     journal_fault_condition,
     journal_gap_condition,
 )
+from gateway.monitors.polling import ActiveConditions, RegisterTurns
 from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 
-LOCK_WAIT_S = 10.0  # a poll is skipped when a job holds the register this long
-MAX_READ_STARTS = 5  # readings begun anew after giving way; then the poll is skipped
-REGISTER_IO_TIMEOUT_S = 30.0  # all register calls of one poll together
 META_ACTIVE = "health_conditions"
 
 
@@ -92,7 +88,6 @@ class HealthMonitor:
         self._journal = journal
         self._register = register
         self._connected = connected
-        self._lock = register_lock
         self._config = config
         self._limits = HealthThresholds(
             fn_expiry_warn_days=config.fn_expiry_warn_days,
@@ -102,14 +97,18 @@ class HealthMonitor:
         self._device_info = device_info
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._kick = asyncio.Event()
-        self._active: dict[str, Condition] | None = None  # loaded from the journal on first poll
+        self._active = ActiveConditions(journal, META_ACTIVE, "Register health", self._now)
         self._shift = ShiftMemo(journal, register)
         self._snapshot = HealthSnapshot()
         self._journal_fault = journal_fault  # the worker's: read live, not on a poll
         self._journal_gap: JournalGap | None = None
-        self._holding = False  # this poll holds the register lock
+        self._turns = RegisterTurns(register_lock, "Health")
         self.polls = 0
-        self.gave_way = 0  # readings given up for a job that wanted the register
+
+    @property
+    def gave_way(self) -> int:
+        """Readings given up for a job that wanted the register."""
+        return self._turns.gave_way
 
     def snapshot(self) -> HealthSnapshot:
         """The latest state, with the box's own conditions as they are now.
@@ -170,57 +169,25 @@ class HealthMonitor:
 
     async def _read_whole(self) -> HealthReading | None:
         """One reading under the register lock; None when the poll is skipped."""
-        for _ in range(MAX_READ_STARTS):
-            try:
-                async with asyncio.timeout(LOCK_WAIT_S):
-                    await self._lock.acquire()
-            except TimeoutError:
-                _LOGGER.debug("Health poll skipped: a job holds the register")
-                return None
-            self._holding = True
-            try:
-                async with asyncio.timeout(REGISTER_IO_TIMEOUT_S):
-                    reading = await self._read()
-            finally:
-                if self._holding:
-                    self._holding = False
-                    self._lock.release()
-            if reading is not None:
-                return reading
-        _LOGGER.debug("Health poll skipped: jobs kept taking the register")
-        return None
-
-    async def _give_way(self) -> bool:
-        """Between two reads: False when a job waiting for the register went first (the
-        lock is then left to it), True when nobody wanted it (the lock is held again)."""
-        self._lock.release()
-        self._holding = False
-        # A waiter is handed the lock on release and takes it within one loop turn.
-        await asyncio.sleep(0)
-        if self._lock.locked():
-            self.gave_way += 1
-            return False
-        await self._lock.acquire()  # free and nobody queued: taken at once
-        self._holding = True
-        return True
+        return await self._turns.read(self._read)
 
     async def _read(self) -> HealthReading | None:
         """The register's state; None when it gave way to a job (the state may have moved)."""
         reg = self._register
         info = self._device_info() or await reg.device_info()
-        if not await self._give_way():
+        if not await self._turns.give_way():
             return None
         status = await reg.status()
-        if not await self._give_way():
+        if not await self._turns.give_way():
             return None
         fn = await reg.fn_status()
-        if not await self._give_way():
+        if not await self._turns.give_way():
             return None
         expiry = await reg.fn_expiry()
-        if not await self._give_way():
+        if not await self._turns.give_way():
             return None
         ofd = await reg.ofd_status()
-        if not await self._give_way():
+        if not await self._turns.give_way():
             return None
         read_at = status.datetime or await reg.read_clock()
         opened = await self._shift_opened_at(status, fn)
@@ -254,53 +221,13 @@ class HealthMonitor:
             return None
         return await self._shift.opened_at(number, last_document=fn.last_document_number)
 
-    async def _load_active(self) -> dict[str, Condition]:
-        if self._active is None:
-            self._active = {}
-            stored = await self._journal.meta_get(META_ACTIVE)
-            for item in json.loads(stored) if stored else []:
-                self._active[item["kind"]] = Condition(
-                    item["kind"], Severity(item["severity"]), item["message"], item["action"]
-                )
-        return self._active
-
     async def _report(self, found: tuple[Condition, ...], reading: HealthReading) -> None:
-        active = await self._load_active()
-        raised, cleared = changes(active, found)
-        if not raised and not cleared:
-            return
         context = {
             "model": reading.model,
             "serial": reading.serial,
             "fn_number": reading.fn_number,
         }
-        for cond in raised:
-            log = _LOGGER.error if cond.severity is Severity.CRITICAL else _LOGGER.warning
-            log("Register health: %s (%s)", cond.message, cond.action)
-            await self._journal.add_event(
-                cond.kind,
-                {
-                    "message": cond.message,
-                    "action": cond.action,
-                    "severity": cond.severity.value,
-                    **context,
-                },
-                now=self._now(),
-            )
-        for cond in cleared:
-            _LOGGER.info("Register health: cleared: %s", cond.message)
-            await self._journal.add_event(
-                "health_cleared",
-                {
-                    "condition": cond.kind,
-                    "message": f"no longer the case: {cond.message}",
-                    "action": "nothing to do",
-                    **context,
-                },
-                now=self._now(),
-            )
-        self._active = {c.kind: c for c in found}
-        await self._journal.meta_set(META_ACTIVE, json.dumps([c.as_dict() for c in found]))
+        await self._active.report(found, context)
 
 
 def _stale(snapshot: HealthSnapshot, error: str) -> HealthSnapshot:

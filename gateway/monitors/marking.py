@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,16 +33,13 @@ from gateway.monitors.health_rules import (
     HealthThresholds,
     MarkingReading,
     Severity,
-    changes,
     marking_conditions,
 )
+from gateway.monitors.polling import ActiveConditions, RegisterTurns
 from gateway.runtime.aio import wait_set
 
 _LOGGER = logging.getLogger(__name__)
 
-LOCK_WAIT_S = 10.0  # a poll is skipped when a job holds the register this long
-MAX_READ_STARTS = 5  # readings begun anew after giving way; then the poll is skipped
-REGISTER_IO_TIMEOUT_S = 30.0  # both register calls of one poll together
 META_ACTIVE = "marking_conditions"
 NOT_A_MARKING_REGISTER = "this register does not check marking codes"
 
@@ -157,10 +153,8 @@ class MarkingMonitor:
         tz: dt.tzinfo | None = None,
         now: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        self._journal = journal
         self._register = register
         self._connected = connected
-        self._lock = register_lock
         self._config = config
         self._limits = HealthThresholds(
             fn_expiry_warn_days=config.fn_expiry_warn_days,
@@ -169,15 +163,19 @@ class MarkingMonitor:
         self._tz = tz
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._kick = asyncio.Event()
-        self._active: dict[str, Condition] | None = None
-        self._holding = False
+        self._active = ActiveConditions(journal, META_ACTIVE, "Marking", self._now)
+        self._turns = RegisterTurns(register_lock, "Marking")
         self._snapshot = (
             MarkingSnapshot()
             if isinstance(register, fiscal.MarkingRegister)
             else MarkingSnapshot(enabled=False, reason=NOT_A_MARKING_REGISTER, stale=False)
         )
         self.polls = 0
-        self.gave_way = 0
+
+    @property
+    def gave_way(self) -> int:
+        """Readings given up for a job that wanted the register."""
+        return self._turns.gave_way
 
     def snapshot(self) -> MarkingSnapshot:
         """The latest state."""
@@ -266,7 +264,7 @@ class MarkingMonitor:
             error=None,
             stale=False,
         )
-        await self._report(found)
+        await self._active.report(found)
         return self._snapshot
 
     def _wall_now(self) -> dt.datetime:
@@ -280,73 +278,11 @@ class MarkingMonitor:
         self, register: fiscal.MarkingRegister
     ) -> tuple[marking.MarkingState, marking.IsmExchange] | None:
         """Both reads under the register lock, giving way to a job between them."""
-        for _ in range(MAX_READ_STARTS):
-            try:
-                async with asyncio.timeout(LOCK_WAIT_S):
-                    await self._lock.acquire()
-            except TimeoutError:
-                _LOGGER.debug("Marking poll skipped: a job holds the register")
+
+        async def steps() -> tuple[marking.MarkingState, marking.IsmExchange] | None:
+            state = await register.marking_state()
+            if not await self._turns.give_way():
                 return None
-            self._holding = True
-            try:
-                async with asyncio.timeout(REGISTER_IO_TIMEOUT_S):
-                    state = await register.marking_state()
-                    if not await self._give_way():
-                        continue
-                    exchange = await register.ism_exchange()
-                    return state, exchange
-            finally:
-                if self._holding:
-                    self._holding = False
-                    self._lock.release()
-        _LOGGER.debug("Marking poll skipped: jobs kept taking the register")
-        return None
+            return state, await register.ism_exchange()
 
-    async def _give_way(self) -> bool:
-        """False when a job waiting for the register went first (the lock is left to it)."""
-        self._lock.release()
-        self._holding = False
-        await asyncio.sleep(0)  # a waiter is handed the lock on release
-        if self._lock.locked():
-            self.gave_way += 1
-            return False
-        await self._lock.acquire()
-        self._holding = True
-        return True
-
-    async def _load_active(self) -> dict[str, Condition]:
-        if self._active is None:
-            self._active = {}
-            stored = await self._journal.meta_get(META_ACTIVE)
-            for item in json.loads(stored) if stored else []:
-                self._active[item["kind"]] = Condition(
-                    item["kind"], Severity(item["severity"]), item["message"], item["action"]
-                )
-        return self._active
-
-    async def _report(self, found: tuple[Condition, ...]) -> None:
-        active = await self._load_active()
-        raised, cleared = changes(active, found)
-        if not raised and not cleared:
-            return
-        for cond in raised:
-            log = _LOGGER.error if cond.severity is Severity.CRITICAL else _LOGGER.warning
-            log("Marking: %s (%s)", cond.message, cond.action)
-            await self._journal.add_event(
-                cond.kind,
-                {"message": cond.message, "action": cond.action, "severity": cond.severity.value},
-                now=self._now(),
-            )
-        for cond in cleared:
-            _LOGGER.info("Marking: cleared: %s", cond.message)
-            await self._journal.add_event(
-                "health_cleared",
-                {
-                    "condition": cond.kind,
-                    "message": f"no longer the case: {cond.message}",
-                    "action": "nothing to do",
-                },
-                now=self._now(),
-            )
-        self._active = {c.kind: c for c in found}
-        await self._journal.meta_set(META_ACTIVE, json.dumps([c.as_dict() for c in found]))
+        return await self._turns.read(steps)

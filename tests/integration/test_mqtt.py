@@ -876,3 +876,44 @@ async def test_a_dead_broker_leaves_no_unretrieved_future(
         await wait_until(lambda: "ConnectionRefused" in (office.link.last_error or ""))
         gc.collect()  # an unretrieved exception is logged when its future goes
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+async def test_a_full_incoming_queue_pauses_reading_instead_of_reconnecting(
+    broker: Broker, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A slow consumer with a small queue: when the queue is full the link stops reading the
+    socket (nothing is acknowledged, so the broker waits) and reads on as it empties, so a
+    burst larger than the queue arrives whole, in seconds, without reconnects."""
+    cmd = f"{PREFIX}/shop-1/cmd"
+    box = MqttLink(settings_for(broker, pki, "shop-1", subscriptions=((cmd, 1),)), queue_size=30)
+    office = MqttLink(settings_for(broker, pki, "office"))
+    tasks = [asyncio.create_task(box.run()), asyncio.create_task(office.run())]
+    seen: set[bytes] = set()
+    peak = 0
+
+    async def consume() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, box.messages.qsize())
+            message = await box.messages.get()
+            await asyncio.sleep(0.005)  # a commit's worth of work
+            if box.ack(message):
+                seen.add(message.payload)
+
+    tasks.append(asyncio.create_task(consume()))
+    try:
+        await wait_until(lambda: box.connected.is_set() and office.connected.is_set(), 20)
+        burst = [f"command {i}".encode() for i in range(200)]
+        for payload in burst:
+            await office.publish(cmd, payload)
+        started = asyncio.get_running_loop().time()
+        await wait_until(lambda: seen == set(burst), 30)
+        took = asyncio.get_running_loop().time() - started
+        assert took < 15, f"the burst took {took:.1f} s"
+        assert peak == 30  # the queue did fill up
+        assert box.connected.is_set()
+        assert not [r for r in caplog.records if "link disconnected" in r.getMessage()]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
