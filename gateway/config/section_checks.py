@@ -241,10 +241,17 @@ def _check_config(cfg: Config, s: Scope) -> Config:
         changes["mqtt"] = dataclasses.replace(cfg.mqtt, client_id=cfg.box_id)
     if not s.given("state_dir"):
         changes["state_dir"] = Path.cwd() / DEFAULT_STATE_DIR
-    if cfg.web.enabled and cfg.web.listen == cfg.http.listen:
-        s.issue(
-            "web.listen",
-            f"is the same address as http.listen ({cfg.http.listen})",
-            needs=("http",),
-        )
+    listeners = [("http.listen", cfg.http.listen)]
+    if cfg.web.enabled:
+        listeners.append(("web.listen", cfg.web.listen))
+    if cfg.kkmserver is not None:
+        listeners.append(("kkmserver.listen", cfg.kkmserver.listen))
+    for i, (name, listen) in enumerate(listeners):
+        for other, taken in listeners[:i]:
+            if listen.clashes(taken):
+                s.issue(
+                    name,
+                    f"{listen} takes the same port as {other} ({taken}); give each its own port",
+                    needs=(other.split(".")[0],),
+                )
     return dataclasses.replace(cfg, **changes) if changes else cfg

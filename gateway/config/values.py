@@ -47,6 +47,13 @@ class Listen:
         """True when only this box can connect."""
         return is_loopback(self.host)
 
+    def clashes(self, other: Listen) -> bool:
+        """Both cannot be bound at once: the same port on the same or an any-address host."""
+        anywhere = ("0.0.0.0", "::", "")
+        return self.port == other.port and (
+            self.host == other.host or self.host in anywhere or other.host in anywhere
+        )
+
 
 def is_loopback(host: str) -> bool:
     """Whether a host name or address is this box only."""

@@ -531,6 +531,23 @@ def test_web_beyond_this_box_needs_a_password() -> None:
 
 def test_web_and_api_cannot_share_an_address() -> None:
     assert one_issue("web:\n  listen: 127.0.0.1:16732\n")[:2] == ("web.listen", 2)
+    # An any-address listener takes the port on every address, loopback included.
+    path, line, text = one_issue(
+        f"web:\n  listen: 0.0.0.0:16732\n  password_hash: '{SCRYPT_HASH}'\n"
+    )
+    assert (path, line) == ("web.listen", 2)
+    assert "same port as http.listen (127.0.0.1:16732)" in text
+    assert parse_config("web:\n  listen: 127.0.0.2:16732\n").web.listen.port == 16732
+
+
+def test_the_kkmserver_api_needs_a_port_of_its_own() -> None:
+    users = "  users:\n    - {name: kassa, password: secret-123}\n"
+    path, line, text = one_issue(f"kkmserver:\n  listen: 127.0.0.1:8080\n{users}")
+    assert (path, line) == ("kkmserver.listen", 2)
+    assert "same port as web.listen (127.0.0.1:8080); give each its own port" in text
+    cfg = parse_config(f"web:\n  enabled: false\nkkmserver:\n  listen: 127.0.0.1:8080\n{users}")
+    assert cfg.kkmserver is not None
+    assert cfg.kkmserver.listen.port == 8080
 
 
 def test_command_signing_keys(tmp_path: Path) -> None:
