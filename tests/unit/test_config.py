@@ -301,7 +301,7 @@ def test_numbers() -> None:
         ("0.0.0.0:16732", Listen("0.0.0.0", 16732)),
         ("localhost:80", Listen("localhost", 80)),
         ('"[::1]:8080"', Listen("::1", 8080)),
-        ('"[::]:8080"', Listen("::", 8080)),
+        ('"[::]:8081"', Listen("::", 8081)),
     ],
 )
 def test_listen(text: str, expected: Listen) -> None:
