@@ -172,5 +172,11 @@ def findings(view: StatusView, facts: Facts, now: dt.datetime) -> list[Finding]:
                 {"shift": facts.shift_mismatch},
             )
         )
+    if view.marking_problems:
+        out.append(
+            Finding(
+                warn, "reason_marking", "step_marking", {"what": "; ".join(view.marking_problems)}
+            )
+        )
     out.sort(key=lambda f: -f.level)  # stable: within a level, the order above stands
     return out or [ALL_GOOD]

@@ -179,6 +179,14 @@ GOOD = StatusView(
             "reason_shift_mismatch",
             "step_shift_mismatch",
         ),
+        (
+            {"marking_problems": ("12 notifications not sent to the ОИСМ — check the internet",)},
+            Facts(),
+            Level.ATTENTION,
+            "reason_marking",
+            "step_marking",
+        ),
+        ({"marking_problems": ()}, Facts(), Level.OK, "reason_all_good", "step_none"),
     ],
 )
 def test_verdict_table(
