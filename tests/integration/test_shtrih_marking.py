@@ -428,3 +428,18 @@ async def test_empty_code_refused_before_the_register(shift: ShtrihRegister) -> 
     with pytest.raises(RegisterRefused) as caught:
         await shift.check_code(code(b""))
     assert caught.value.reason is Refusal.MARKING
+
+
+async def test_a_tag_longer_than_one_block_is_refused_before_anything_is_sent(
+    shift: ShtrihRegister, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    # 1260 goes whole in one FF4Dh: 37 bytes of frame and members plus the value.
+    permit = marking.IndustryAttribute("030", "21.11.2023", "1944", "U" * 230)
+    r = receipt(marked("Молоко", 8990, code(MILK), industry=(permit,)))
+    with pytest.raises(RegisterRefused) as err:
+        await shift.print_receipt(r)
+    assert err.value.reason is Refusal.INVALID_DATA
+    assert "request item 1 'Молоко': tag 1260 takes" in err.value.message
+    assert sells(tmp_path) == []
+    assert not (await shift.status()).receipt_open
+    assert await table_is_empty(shift)

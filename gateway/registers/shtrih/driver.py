@@ -400,6 +400,7 @@ class ShtrihRegister:
                     hint="give the marked item's discounted price so that price × quantity "
                     "equals its amount within 1 kopeck",
                 )
+        _check_tag_blocks(receipt)
         # «кассовое ядро» takes every line's tags before the line, so every receipt opens
         # with 8Dh there, marked or not ([JPOS] getCapOperationTagsFirst).
         core = await self._core_order()
@@ -960,6 +961,26 @@ def _line_tax(line: fiscal.PrintLine) -> int | None:
     if item.tax_sum is None or line.amount != item.amount:
         return None
     return item.tax_sum
+
+
+def _check_tag_blocks(receipt: fiscal.Receipt) -> None:
+    """Refuse, before anything is sent, a tag longer than one FF4Dh/FF0Ch block ([PROTO] p.46:
+    at most 250 bytes): found mid-receipt it would leave a line open and codes accepted."""
+    found = [
+        (f"request item {i + 1} {item.name!r}", tags.item_tags(item))
+        for i, item in enumerate(receipt.items)
+    ]
+    found.append(("the receipt", tags.receipt_tags(receipt)))
+    for where, tlvs in found:
+        for tlv in tlvs:
+            if len(tlv) > codec.MAX_TLV_BLOCK:
+                tag = int.from_bytes(tlv[:2], "little")
+                raise RegisterRefused(
+                    Refusal.INVALID_DATA,
+                    f"{where}: tag {tag} takes {len(tlv)} bytes, more than the register takes "
+                    f"in one block ({codec.MAX_TLV_BLOCK})",
+                    hint="shorten that field's text",
+                )
 
 
 def _item_label(index: int, item: fiscal.Item) -> str:
