@@ -57,9 +57,13 @@ _REFUSED_IMC_FIELDS: Final = {
     "imcBarcode": "imcBarcode (tag 2101) is not supported yet; the register reads the product "
     "code from imc itself, so remove imcBarcode",
 }
+# The box's own member of a code check: the goods' name, kept with the task only to be named
+# back in the KKMServer API's answer (`GoodCodeDatas[].Name`); never printed.
+CHECK_NAME: Final = "name"
 _CHECK_FIELDS: Final = frozenset(
     {
         ACCEPT_ANY,
+        CHECK_NAME,
         "imc",
         "imcType",
         "itemEstimatedStatus",
@@ -106,6 +110,13 @@ _MARKING_TASKS: Final = {action.value: action for action in MarkingAction}
 MARKING_TASK_TYPES: Final = frozenset(_MARKING_TASKS)
 
 
+# [FFD] tag 2108 units a measured (weighed, poured, cut) item may be sold in: mass 10–12,
+# length 20–22, area 30–32, volume 40–42. Pairs, packs and "other" (255) are not measures.
+MEASURED_UNITS: Final = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
+# Product barcodes that carry no serial number (EAN-8, EAN-13, ITF-14): never a marking code.
+_BARCODE_LENGTHS: Final = frozenset({8, 13, 14})
+
+
 def marking_code(
     value: object,
     item_path: str,
@@ -145,12 +156,14 @@ def marking_code(
         )
     fraction = _fraction(members.get("itemFractionalAmount"), v.key(path, "itemFractionalAmount"))
     _check_quantity(item, status, fraction, item_path)
+    expected = _imc_type(members, path)
+    _not_a_barcode(code, expected, path)
     return MarkingCode(
         code=code,
         planned_status=status,
         processing_mode=_mode(members, path),
         fraction=fraction,
-        expected_type=_imc_type(members, path),
+        expected_type=expected,
         claimed_result=_claimed_result(
             members.get("itemInfoCheckResult"), v.key(path, "itemInfoCheckResult")
         ),
@@ -188,8 +201,18 @@ def _code(members: dict[str, object], path: str) -> bytes:
         code = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ValidationError(where, plain) from None
+    # The one normalisation: scanners append a GS after the last field, which is no part of
+    # the code ([KKMSERVER] drops it too).
+    if code.endswith(b"\x1d"):
+        code = code[:-1]
     if not code:
         raise ValidationError(where, "must not be empty")
+    if code[:1] == b" " or code[-1:] == b" ":
+        raise ValidationError(
+            where,
+            "the decoded code starts or ends with a space; a marking code has none: send the "
+            "code exactly as scanned, without padding",
+        )
     if not _CODE_BYTES.fullmatch(code):
         # A plain-text code of base64 letters decodes without error, but into bytes no
         # scanner produces.
@@ -201,6 +224,22 @@ def _code(members: dict[str, object], path: str) -> bytes:
     if len(code) > limits.MAX_IMC_BYTES:
         raise ValidationError(where, f"the code is longer than {limits.MAX_IMC_BYTES} bytes")
     return code
+
+
+def _not_a_barcode(code: bytes, expected: marking.CodeType | None, path: str) -> None:
+    """A bare EAN-8/EAN-13/ITF-14 has no serial number of one pack: refused unless the client
+    says the goods carry only that (`imcType: imcUnrecognized`)."""
+    if (
+        code.isdigit()
+        and len(code) in _BARCODE_LENGTHS
+        and expected is not marking.CodeType.UNRECOGNISED
+    ):
+        raise ValidationError(
+            v.key(path, "imc"),
+            "is a product barcode (EAN-8, EAN-13 or ITF-14), not a marking code: scan the "
+            "pack's DataMatrix code (or give imcType imcUnrecognized if the goods carry only "
+            "this barcode)",
+        )
 
 
 def _status(members: dict[str, object], path: str) -> PlannedStatus:
@@ -265,6 +304,12 @@ def _check_quantity(
                 f"{names.ESTIMATED_STATUS_NAMES[status]} is a measured item: give its "
                 "measurementUnit (kilogram, liter, …), not piece",
             )
+        if item.measurement_unit not in MEASURED_UNITS:
+            raise ValidationError(
+                unit_path,
+                f"{names.ESTIMATED_STATUS_NAMES[status]} needs a unit of mass, length, area or "
+                "volume (kilogram, meter, liter, …); a pack, pair or set is sold as piece",
+            )
         if fraction is not None:
             raise ValidationError(
                 fraction_path,
@@ -277,7 +322,14 @@ def _check_quantity(
             f"{names.ESTIMATED_STATUS_NAMES[status]} is a piece item: its measurementUnit must "
             "be piece (use itemDryForSale/itemDryReturn for a measured one)",
         )
-    if not piece and fraction is None:
+    if not piece:
+        if fraction is not None:
+            # A part of a pack is a part of one piece, whatever the status says.
+            raise ValidationError(
+                fraction_path,
+                "a part of a pack goes only on a piece line (measurementUnit piece or absent); "
+                "remove itemFractionalAmount or sell the line as piece",
+            )
         return  # unchanged status of a measured item: any quantity in its unit
     if fraction is None:
         if item.quantity != fiscal.QTY_SCALE:
@@ -344,12 +396,24 @@ def _industry_attribute(
         number = v.text(
             members["number"], v.key(path, "number"), limits.MAX_PERMIT_NUMBER_CHARS, mapping
         )
+    value_path = v.key(path, "industryAttribute")
     value = v.text(
         v.required(members, "industryAttribute", path),
-        v.key(path, "industryAttribute"),
+        value_path,
         limits.MAX_INDUSTRY_VALUE_CHARS,
         mapping,
     )
+    # 1260/1261 is an STLV of four string tags (2-byte tag, 2-byte length, cp1251 text each)
+    # and travels in one register block ([PROTO] FF4Dh / FF0Ch).
+    size = 4 + sum(4 + len(s.encode("cp1251", "replace")) for s in (fois, date, number, value))
+    if size > limits.MAX_INDUSTRY_TLV_BYTES:
+        room = limits.MAX_INDUSTRY_TLV_BYTES - (size - len(value.encode("cp1251", "replace")))
+        raise ValidationError(
+            value_path,
+            f"too long for the register: fois, date, number and industryAttribute together "
+            f"take {size} bytes of the {limits.MAX_INDUSTRY_TLV_BYTES} one industry attribute "
+            f"may use; shorten industryAttribute to at most {room} characters",
+        )
     return marking.IndustryAttribute(fois, date, number, value)
 
 
@@ -406,7 +470,14 @@ def marking_task(task: dict[str, object], path: str, mapping: NameMapping) -> Ma
     if action is MarkingAction.BEGIN:
         v.check_members(task, path, frozenset({"type", "params"}), {})
         where = v.key(path, "params")
-        check = _check_params(v.required(task, "params", path), where, mapping, strict=False)
+        params = v.required(task, "params", path)
+        if isinstance(params, dict) and ACCEPT_ANY in params:
+            raise ValidationError(
+                v.key(where, ACCEPT_ANY),
+                "goes with a sale's imcParams or validateMarks; after "
+                "beginMarkingCodeValidation the client itself accepts or declines the code",
+            )
+        check = _check_params(params, where, mapping, strict=False)
         return MarkingTask(action, (check,))
     if action is MarkingAction.VALIDATE:
         v.check_members(
@@ -431,6 +502,14 @@ def marking_task(task: dict[str, object], path: str, mapping: NameMapping) -> Ma
             _check_params(entry, v.idx(where, i), mapping, strict=True)
             for i, entry in enumerate(raw)
         )
+        seen: dict[bytes, int] = {}
+        for i, check in enumerate(checks):
+            first = seen.setdefault(check.code.code, i)
+            if first != i:
+                raise ValidationError(
+                    v.key(v.idx(where, i), "imc"),
+                    f"the same marking code as {v.idx(where, first)}: one code is one pack",
+                )
         return MarkingTask(action, checks)
     v.check_members(task, path, frozenset({"type"}), {})
     return MarkingTask(action)
@@ -462,6 +541,8 @@ def _check_params(
         if v.flag(members, name, path):
             raise ValidationError(v.key(path, name), _NOT_OFFLINE)
     _wait_for_result(members, path)
+    if CHECK_NAME in members:
+        v.text(members[CHECK_NAME], v.key(path, CHECK_NAME), limits.MAX_NAME_CHARS, mapping)
     quantity: int | None = None
     unit: int | None = None
     raw_quantity = members.get("itemQuantity")
@@ -482,8 +563,10 @@ def _check_params(
             unit = v.lookup(raw_unit, where, names.UNITS, mapping.units, "measurement unit")
         else:
             unit = v.code(raw_unit, where, names.UNIT_CODES)
-        if unit == names.UNITS["piece"]:
-            raise ValidationError(where, "a measured item's unit is not piece")
+        if unit not in MEASURED_UNITS:
+            raise ValidationError(
+                where, "a measured item's unit is one of mass, length, area or volume"
+            )
     fraction_path = v.key(path, "itemFractionalAmount")
     fraction = _fraction(members.get("itemFractionalAmount"), fraction_path)
     if fraction is not None and status not in (
@@ -493,13 +576,23 @@ def _check_params(
         raise ValidationError(
             fraction_path, "a part of a pack goes with itemPieceSold or itemPieceReturn only"
         )
+    if status.measured:
+        for name, raw in (("itemQuantity", raw_quantity), ("itemUnits", raw_unit)):
+            if raw is None:
+                raise ValidationError(
+                    v.key(path, name),
+                    f"required: {names.ESTIMATED_STATUS_NAMES[status]} checks a measured "
+                    "quantity in its unit",
+                )
+    expected = _imc_type(members, path)
+    _not_a_barcode(code, expected, path)
     return CodeCheckParams(
         code=MarkingCode(
             code=code,
             planned_status=status,
             processing_mode=_mode(members, path),
             fraction=fraction,
-            expected_type=_imc_type(members, path),
+            expected_type=expected,
             policy=_policy(members, path, strict=strict),
         ),
         quantity=quantity,

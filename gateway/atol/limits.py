@@ -38,3 +38,8 @@ MAX_MARK_CHECKS: Final = MAX_ITEMS  # codes in one validateMarks task
 MAX_INDUSTRY_ATTRIBUTES: Final = 4  # entries of one industryInfo (each becomes one 1260/1261)
 MAX_PERMIT_NUMBER_CHARS: Final = 32
 MAX_INDUSTRY_VALUE_CHARS: Final = 256
+# A Shtrih register takes a whole 1260 (item) or 1261 (receipt) STLV in one FF4Dh / FF0Ch TLV
+# block, and those blocks hold at most 250 bytes [PROTO]; 249 leaves the last byte spare. The
+# block is the STLV's 4-byte header and four cp1251 string tags of 4 + length bytes each, so a
+# long 1265 refuses sooner than its own 256-character [FFD] limit.
+MAX_INDUSTRY_TLV_BYTES: Final = 249

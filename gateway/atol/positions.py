@@ -77,6 +77,7 @@ def parse_items(
     if len(raw) > limits.MAX_ITEMS:
         raise ValidationError(path, f"more than {limits.MAX_ITEMS} items")
     items: list[fiscal.Item] = []
+    codes: dict[bytes, int] = {}  # each code's first item
     for i, entry in enumerate(raw):
         where = v.idx(path, i)
         members = v.obj(entry, where)
@@ -84,8 +85,22 @@ def parse_items(
         if not isinstance(kind, str):
             raise ValidationError(v.key(where, "type"), "must be a string")
         if kind == "position":
-            item = _position(members, where, mapping)
-            items.append(_marked(item, members, where, mapping, receipt_type, strict_marking))
+            item = _marked(
+                _position(members, where, mapping),
+                members,
+                where,
+                mapping,
+                receipt_type,
+                strict_marking,
+            )
+            if item.marking is not None:
+                first = codes.setdefault(item.marking.code, i)
+                if first != i:
+                    raise ValidationError(
+                        v.key(where, "imcParams.imc"),
+                        f"the same marking code as {v.idx(path, first)}: one code is one pack",
+                    )
+            items.append(item)
         elif kind in _REFUSED_ITEM_TYPES:
             raise ValidationError(v.key(where, "type"), _REFUSED_ITEM_TYPES[kind])
         else:

@@ -114,7 +114,9 @@ IMC = base64.b64encode(DAIRY).decode("ascii")
 # its tags, the tag's value on the tape). [FFD] 2000 the code (bytes, shown in hex), 2102 the
 # processing mode, 1291 the fractional quantity {1293 numerator, 1294 denominator}.
 MARKED_ITEM_TAGS: dict[str, tuple[Json, tuple[int, ...], object]] = {
-    "imcParams": ({}, (2000,), DAIRY.hex()),
+    # The object as a whole: its code is checked before the receipt opens, and the check's
+    # answer is bound with it (the emulator's ОИСМ confirms every code: 2106 = 0x0F).
+    "imcParams": ({}, (2106,), 0x0F),
     "imcParams.imc": ({}, (2000,), DAIRY.hex()),
     "imcParams.imcModeProcessing": ({"imcParams.imcModeProcessing": 0}, (2102,), 0),
     "imcParams.itemFractionalAmount": (

@@ -105,7 +105,9 @@ def test_sectoral_props_are_the_industry_requisites() -> None:
             }
         ],
     )
-    doc["receipt"]["sectoral_check_props"] = [{"federal_id": "030", "value": "mode=horeca"}]
+    doc["receipt"]["sectoral_check_props"] = [
+        {"federal_id": "030", "date": "21.11.2023", "number": "1944", "value": "mode=horeca"}
+    ]
     receipt = parse("sell", doc)
     [attribute] = receipt.items[0].industry
     assert (attribute.fois, attribute.document_date, attribute.document_number) == (
@@ -152,12 +154,55 @@ def test_sectoral_props_are_the_industry_requisites() -> None:
         ("sell", {}, "receipt.items[0].payment_object"),
         (
             "sell",
-            {"payment_object": 1, "sectoral_item_props": [{"federal_id": "30", "value": "x"}]},
+            {
+                "payment_object": 1,
+                "sectoral_item_props": [
+                    {"federal_id": "30", "date": "21.11.2023", "number": "1944", "value": "x"}
+                ],
+            },
             "receipt.items[0].sectoral_item_props[0].federal_id",
         ),
+        (
+            "sell",
+            {"mark_code": {"gs1m": b64(GS1M)}, "sectoral_item_props": [{"value": "UUID=1"}]},
+            "receipt.items[0].sectoral_item_props[0].federal_id",
+        ),
+        (
+            "sell",
+            {
+                "mark_code": {"gs1m": b64(GS1M)},
+                "sectoral_item_props": [{"federal_id": "030", "number": "1944", "value": "x"}],
+            },
+            "receipt.items[0].sectoral_item_props[0].date",
+        ),
+        (
+            "sell",
+            {
+                "mark_code": {"gs1m": b64(GS1M)},
+                "sectoral_item_props": [{"federal_id": "030", "date": "21.11.2023", "value": "x"}],
+            },
+            "receipt.items[0].sectoral_item_props[0].number",
+        ),
+        ("sell", {"mark_code": {"gs1m": b64(GS1M)}, "measure": 50}, "receipt.items[0].measure"),
+        ("sell", {"mark_code": {"gs1m": b64(GS1M)}, "measure": 255}, "receipt.items[0].measure"),
     ],
 )
 def test_what_cannot_be_printed_is_refused_by_its_atol_online_name(
     operation: str, item: dict[str, Any], field: str
 ) -> None:
     assert field_of(operation, body(**item)) == field
+
+
+def test_a_receipt_level_sectoral_prop_without_its_document_is_refused() -> None:
+    doc = body(mark_code={"gs1m": b64(GS1M)})
+    doc["receipt"]["sectoral_check_props"] = [{"federal_id": "030", "value": "mode=horeca"}]
+    assert field_of("sell", doc) == "receipt.sectoral_check_props[0].date"
+
+
+def test_the_same_code_on_two_items_is_refused_naming_the_second() -> None:
+    doc = body(mark_code={"gs1m": b64(GS1M)})
+    line = doc["receipt"]["items"][0]
+    doc["receipt"]["items"].append(dict(line))
+    doc["receipt"]["total"] = line["sum"] * 2
+    doc["receipt"]["payments"][0]["sum"] = line["sum"] * 2
+    assert field_of("sell", doc) == "receipt.items[1].mark_code"

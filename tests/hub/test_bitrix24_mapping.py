@@ -322,6 +322,33 @@ def test_a_measured_marked_line_is_sold_by_weight() -> None:
     checked_request("job-w", task)
 
 
-def test_a_product_code_with_the_marking_code_is_the_same_pack() -> None:
-    task = to_task(_marked(nomenclature_code="444d00000c"), VAT).task
-    assert task["items"][2]["imcParams"]["itemEstimatedStatus"] == "itemPieceSold"
+def test_a_product_code_with_the_marking_code_is_refused_by_its_name() -> None:
+    with pytest.raises(CheckRefused) as err:
+        to_task(_marked(nomenclature_code="444d00000c"), VAT)
+    assert err.value.field == "items[2][nomenclature_code]"
+    assert "send marking_code only" in err.value.reason
+
+
+@pytest.mark.parametrize("okei", [715, 778, 839, 9999])
+def test_a_marked_line_in_pairs_packs_sets_or_unknown_units_is_refused(okei: int) -> None:
+    with pytest.raises(CheckRefused) as err:
+        to_task(_marked(measure_code=okei), VAT)
+    assert err.value.field == "items[2][measure_code]"
+    assert "«штука»" in err.value.reason
+
+
+def test_a_marked_line_in_pieces_or_litres_passes_the_box_parser() -> None:
+    checked_request("job-p", to_task(_marked(measure_code=796), VAT).task)
+    doc = check()
+    doc["items"][0].update(payment_object="commodity_marking", marking_code=CODE, measure_code=112)
+    task = to_task(doc, VAT).task
+    assert task["items"][0]["imcParams"]["itemEstimatedStatus"] == "itemDryForSale"
+
+
+def test_the_same_code_on_two_lines_is_refused_naming_the_second() -> None:
+    doc = _marked()
+    doc["items"][1].update(payment_object="commodity_marking", marking_code=CODE)
+    with pytest.raises(CheckRefused) as err:
+        to_task(doc, VAT)
+    assert err.value.field == "items[2][marking_code]"
+    assert "items[1]" in err.value.reason

@@ -215,6 +215,16 @@ def test_pos_marks_a_return_and_excise_goods() -> None:
             "positions[1].marks",
             "twice",
         ),
+        (
+            marked(quantity=1, trackingCodes=[{"cis": CODES[0], "type": "pallet"}]),
+            "positions[1].trackingCodes[0].type",
+            "unknown tracking code type 'pallet'",
+        ),
+        (
+            marked(quantity=1, trackingCodes=[{"cis": CODES[0], "type": None}]),
+            "positions[1].trackingCodes[0].type",
+            "unknown tracking code type None",
+        ),
     ],
 )
 def test_codes_that_do_not_fit_the_pieces_are_refused_naming_the_position(
@@ -233,3 +243,28 @@ def test_a_box_refusal_of_a_split_line_names_its_position() -> None:
     with pytest.raises(OrderRefused) as caught:
         checked(task, "u-n")
     assert caught.value.field == "positions[1].assortment.name"
+
+
+def test_a_box_refusal_of_a_split_lines_code_names_marks_or_tracking_codes() -> None:
+    # A bare EAN-13 is no marking code: the box refuses it, named as the shop sent it.
+    pos = marked(quantity=2, marks=[CODES[0], "4600000000000"])
+    with pytest.raises(OrderRefused) as caught:
+        checked(to_task(order(), [position(), pos], Profile()), "u-p")
+    assert caught.value.field.startswith("positions[1].marks[1]"), caught.value.field
+    json_api = marked(codes=[CODES[0], CODES[1], "4600000000000"])
+    with pytest.raises(OrderRefused) as caught:
+        checked(to_task(order(), [json_api], Profile()), "u-j")
+    assert caught.value.field.startswith("positions[0].trackingCodes[2]"), caught.value.field
+    assert (
+        shop_field("request[0].items[2].imcParams.imc", [0, 1, 1], ["", "marks[0]", "marks[1]"])
+        == "positions[1].marks[1]"
+    )
+
+
+def test_the_same_code_in_two_positions_is_refused_naming_the_second() -> None:
+    first = marked(quantity=1, codes=[CODES[0]])
+    second = marked(quantity=2, marks=[CODES[1], CODES[0]])
+    with pytest.raises(OrderRefused) as caught:
+        to_task(order(), [first, second], Profile())
+    assert caught.value.field == "positions[1].marks[1]"
+    assert "positions[0].trackingCodes[0]" in caught.value.reason

@@ -24,6 +24,7 @@ from gateway.domain.marking import (
     MarkingPolicy,
     PlannedStatus,
 )
+from gateway.registers.shtrih import tags
 
 Json = dict[str, Any]
 MAPPING = NameMapping(units={"кг": "kilogram"})
@@ -559,7 +560,22 @@ BP = "request[0].params"
         (
             {"type": BEGIN, "params": imc(status="itemDryReturn", itemUnits="piece")},
             f"{BP}.itemUnits",
-            "a measured item's unit is not piece",
+            "a measured item's unit is one of mass, length, area or volume",
+        ),
+        (
+            {"type": BEGIN, "params": imc(status="itemDryReturn", itemUnits=255)},
+            f"{BP}.itemUnits",
+            "a measured item's unit is one of mass, length, area or volume",
+        ),
+        (
+            {"type": BEGIN, "params": imc(status="itemDryForSale", itemQuantity=0.5)},
+            f"{BP}.itemUnits",
+            "required: itemDryForSale checks a measured quantity",
+        ),
+        (
+            {"type": BEGIN, "params": imc(acceptOnBad=True)},
+            f"{BP}.acceptOnBad",
+            "goes with a sale's imcParams or validateMarks",
         ),
         (
             {"type": BEGIN, "params": imc(status="itemDryReturn", itemUnits="ящик")},
@@ -626,3 +642,81 @@ def test_marking_tasks_survive_the_journal() -> None:
     assert (
         parse_tasks_json(parsed_request.tasks_json, MAPPING, job_id="m-2") == parsed_request.tasks
     )
+
+
+def test_one_code_on_two_items_is_refused() -> None:
+    field, reason = refused(receipt(marked(), marked(imc(TOBACCO)), marked()))
+    assert field == "request[0].items[2].imcParams.imc"
+    assert reason == "the same marking code as request[0].items[0]: one code is one pack"
+    with pytest.raises(ValidationError) as err:
+        task_of({"type": "validateMarks", "params": [imc(), imc(TOBACCO), imc()]})
+    assert err.value.field == "request[0].params[2].imc"
+    assert err.value.reason.startswith("the same marking code as request[0].params[0]")
+
+
+@pytest.mark.parametrize("unit", ["otherUnits", "hour"])
+def test_a_measured_status_needs_a_unit_of_measure(unit: str) -> None:
+    item = marked(imc(status="itemDryForSale"), quantity="2", measurementUnit=unit)
+    field, reason = refused(receipt(item))
+    assert field == "request[0].items[0].measurementUnit"
+    assert "needs a unit of mass, length, area or volume" in reason
+
+
+def test_a_bare_product_barcode_is_not_a_marking_code() -> None:
+    field, reason = refused(receipt(marked(imc(b"4600653105990"))))
+    assert field == "request[0].items[0].imcParams.imc"
+    assert reason.startswith("is a product barcode (EAN-8, EAN-13 or ITF-14)")
+    (item,) = parsed(receipt(marked(imc(b"4600653105990", imcType="imcUnrecognized")))).items
+    assert item.marking is not None
+    assert item.marking.expected_type is CodeType.UNRECOGNISED
+
+
+def test_an_industry_attribute_fits_one_register_block() -> None:
+    # The configured document (030, 21.11.2023, 1944) leaves 212 bytes of the 249 for 1265.
+    (item,) = parsed(receipt(marked(industryInfo=[{"industryAttribute": "ж" * 212}]))).items
+    (attribute,) = item.industry
+    assert len(tags.industry(1260, attribute)) == 249
+    field, reason = refused(receipt(marked(industryInfo=[{"industryAttribute": "ж" * 213}])))
+    assert field == f"{IND}.industryAttribute"
+    assert reason.startswith("too long for the register: fois, date, number and")
+    assert "take 250 bytes of the 249" in reason
+    assert reason.endswith("shorten industryAttribute to at most 212 characters")
+    # A longer number leaves less room; the receipt's 1261 goes the same way.
+    entry = {"number": "N" * 32, "industryAttribute": "x" * 185}
+    field, reason = refused(receipt(industryInfo=[entry]))
+    assert field == "request[0].industryInfo[0].industryAttribute"
+    assert reason.endswith("at most 184 characters")
+
+
+def test_a_trailing_gs_is_the_one_normalisation() -> None:
+    (item,) = parsed(receipt(marked(imc(DAIRY + b"\x1d")))).items
+    assert item.marking is not None
+    assert item.marking.code == DAIRY
+
+
+@pytest.mark.parametrize("code", [b" " + DAIRY, DAIRY + b" ", DAIRY + b" \x1d"])
+def test_spaces_around_a_code_are_refused(code: bytes) -> None:
+    field, reason = refused(receipt(marked(imc(code))))
+    assert field == f"{I0}.imcParams.imc"
+    assert reason.startswith("the decoded code starts or ends with a space")
+
+
+@pytest.mark.parametrize("code", [b"46006531", b"4600653105990", b"14600653105997"])
+def test_a_bare_barcode_of_any_length_is_refused(code: bytes) -> None:
+    field, reason = refused(receipt(marked(imc(code))))
+    assert field == f"{I0}.imcParams.imc"
+    assert "not a marking code" in reason
+    with pytest.raises(ValidationError) as err:
+        task_of({"type": "beginMarkingCodeValidation", "params": imc(code)})
+    assert err.value.field == "request[0].params.imc"
+
+
+def test_a_part_of_a_pack_only_on_a_piece_line() -> None:
+    item = marked(
+        imc(status="itemStatusUnchanged", itemFractionalAmount="1/2"),
+        quantity="0.5",
+        measurementUnit="liter",
+    )
+    field, reason = refused(receipt(item))
+    assert field == f"{P}.itemFractionalAmount"
+    assert reason.startswith("a part of a pack goes only on a piece line")

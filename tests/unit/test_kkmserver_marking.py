@@ -196,6 +196,8 @@ def test_a_bare_ean_is_refused_unless_the_client_says_it_has_no_serial() -> None
             "unknown field",
         ),
         ({"PackageQuantity": 22}, 0, "CheckStrings[0].Register.PackageQuantity", "part of"),
+        ({"MeasureOfQuantity": 50}, 0, "CheckStrings[0].Register.MeasureOfQuantity", "«штука»"),
+        ({"MeasureOfQuantity": 255}, 0, "CheckStrings[0].Register.MeasureOfQuantity", "«штука»"),
     ],
 )
 def test_refusals_name_the_kkmserver_field(
@@ -235,8 +237,9 @@ def test_validation_marking_code_becomes_validate_marks_with_kkmservers_default(
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"Name": "Молоко"}, "GoodCodeDatas[0].Name"),
+        ({"Name": 5}, "GoodCodeDatas[0].Name"),
         ({"Price": 95}, "GoodCodeDatas[0].Price"),
+        ({"MeasureOfQuantity": 50}, "GoodCodeDatas[0].MeasureOfQuantity"),
         ({"Quantity": 2}, "GoodCodeDatas[0].Quantity"),
         ({"WaitForResult": False}, "GoodCodeDatas[0].WaitForResult"),
         ({"BarCode": ""}, "GoodCodeDatas[0].BarCode"),
@@ -320,3 +323,39 @@ def test_check_and_receipt_results_become_marking_code_validation() -> None:
     )
     assert mark["ValidationKKT"]["ValidationResult"] == 0x1F
     assert mark["ValidationPR"]["ValidationResult"] is True
+
+
+def test_validation_takes_kkmservers_default_price_and_names_the_goods_back() -> None:
+    body = {
+        "Command": "ValidationMarkingCode",
+        "GoodCodeDatas": [
+            {"BarCode": CODE, "Name": "Молоко 3,2%", "Price": -1},
+            {"BarCode": SHORT, "Price": -1.0},
+        ],
+    }
+    request = read_command(json.dumps(body))
+    assert request.atol is not None
+    [task] = parsed(body).tasks
+    assert isinstance(task, MarkingTask)
+    stored = loads(parsed(body).tasks_json)[0]
+    ok = {"itemInfoCheckResult": {"imcCheckFlag": True, "imcCheckResult": True}}
+    named, unnamed = check_answer(stored, {"validateMarks": [ok, ok]})
+    assert named["Name"] == "Молоко 3,2%"
+    assert "Name" not in unnamed
+
+
+def test_a_measured_check_without_quantity_checks_one_unit() -> None:
+    body = {
+        "Command": "ValidationMarkingCode",
+        "GoodCodeDatas": [{"BarCode": CODE, "MeasureOfQuantity": 11}],
+    }
+    [task] = parsed(body).tasks
+    assert isinstance(task, MarkingTask)
+    [check] = task.checks
+    assert (check.quantity, check.unit) == (QTY_SCALE, 11)
+
+
+def test_the_same_code_on_two_lines_is_refused_naming_the_second() -> None:
+    err = refused(sale(line(), line()))
+    assert err.field == "CheckStrings[1].Register.GoodCodeData.BarCode", err
+    assert "CheckStrings[0]" in err.reason

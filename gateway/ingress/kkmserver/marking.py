@@ -11,7 +11,9 @@ EAN-13 or ITF-14 barcode, which names a product, not one pack.
 the box's own `imcParams.acceptOnBad` (MarkingPolicy.ANY), so the journal keeps it and a
 restart re-reads it. The planned status ([FFD] tag 2003) follows the receipt type and the
 line's unit: a sale sells, a return returns; pieces (MeasureOfQuantity 0 or absent) are
-`itemPiece…`, any other unit is measured (`itemDry…`).
+`itemPiece…`, a mass, length, area or volume unit is measured (`itemDry…`); any other unit
+(pairs, packs, «иные») is refused on a marked line. A check's `Name` is kept with the task
+only to be named back in the answer; `Price: -1` is KKMServer's "no price".
 
 `IndustryProps` is the permissive-mode answer (tag 1265 of the line's 1260, "UUID=…&Time=…");
 `AddIndustryProps` is appended to it as KKMServer does. The 1262/1263/1264 of that 1260 are the
@@ -24,10 +26,11 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Final, TypedDict
 
 from gateway.atol import values as v
-from gateway.atol.imc import ACCEPT_ANY
+from gateway.atol.imc import ACCEPT_ANY, CHECK_NAME
 from gateway.domain import marking
 from gateway.domain.errors import ValidationError
 
@@ -55,16 +58,16 @@ CHECK_FIELDS: Final = frozenset(
     {
         "BarCode",
         "MarkingCodeBase64",
+        "Name",
+        "Price",
         "Quantity",
         "MeasureOfQuantity",
         "AcceptOnBad",
         "WaitForResult",
     }
 )
-_NOT_KEPT = "a code check keeps no {what}; remove it (the answer lists the codes in order)"
+_PRICE = "a code check keeps no price (the box runs no permissive-mode price check); remove it"
 REFUSED_CHECK: Final = {
-    "Name": _NOT_KEPT.format(what="names"),
-    "Price": _NOT_KEPT.format(what="prices (the box runs no permissive-mode price check)"),
     "IndustryProps": (
         "a code check does not use the permissive-mode answer; give it with the receipt line "
         "(RegisterCheck, GoodCodeData.IndustryProps)"
@@ -87,24 +90,40 @@ _STATUSES: Final[Mapping[tuple[bool, bool], str]] = {
     (True, True): "itemDryReturn",
 }
 VALIDATE_TASK: Final = "validateMarks"
+# [FFD] 2108 units a marked line may be measured in: mass, length, area, volume.
+MEASURED_UNITS: Final = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
+_UNIT_REFUSED = (
+    "{unit} is neither a piece (0) nor a weight, length, area or volume, so a marked line "
+    "cannot be sold in it: set the goods' unit to «штука» (0) for marked goods"
+)
 
 
-def status(returned: bool, unit: object) -> str:
+def measured(unit: object, where: str) -> bool:
+    """Whether a marked line's unit is measured; a unit neither piece nor measured is refused."""
+    if unit in (None, "", 0) and not isinstance(unit, bool):
+        return False
+    if not isinstance(unit, bool) and unit in MEASURED_UNITS:
+        return True
+    raise ValidationError(where, _UNIT_REFUSED.format(unit=unit))
+
+
+def status(returned: bool, unit: object, where: str) -> str:
     """The ATOL planned status of a line: sold or returned, a piece or measured."""
-    measured = unit not in (None, "", 0)
-    return _STATUSES[(returned, measured)]
+    return _STATUSES[(returned, measured(unit, where))]
 
 
 def imc_params(
-    data: dict[str, object], path: str, *, returned: bool, unit: object
+    data: dict[str, object], path: str, *, returned: bool, unit: object, unit_field: str
 ) -> tuple[dict[str, object], str | None]:
-    """`Register.GoodCodeData` -> (`imcParams`, the 1265 value or None)."""
+    """`Register.GoodCodeData` -> (`imcParams`, the 1265 value or None); `unit_field` names
+    the line's `MeasureOfQuantity`."""
     _members(data, GOOD_CODE_FIELDS, REFUSED_GOOD_CODE, path)
     code = _code(data, path)
     serial = data.get("ContainsSerialNumber")
     if serial is not None and not isinstance(serial, bool):
         raise ValidationError(v.key(path, "ContainsSerialNumber"), "must be true or false")
-    if serial is not False and _BARE_BARCODE.fullmatch(code.decode("ascii")):
+    bare = bool(_BARE_BARCODE.fullmatch(code.decode("ascii")))
+    if serial is not False and bare:
         raise ValidationError(
             v.key(path, _code_field(data)),
             "a bare EAN/ITF barcode has no serial number of one pack: scan the pack's "
@@ -113,8 +132,9 @@ def imc_params(
         )
     params: dict[str, object] = {
         "imc": base64.b64encode(code).decode("ascii"),
-        "imcType": "auto",
-        "itemEstimatedStatus": status(returned, unit),
+        # A barcode the client says is the goods' only code: the ФН will not recognise it.
+        "imcType": "imcUnrecognized" if bare else "auto",
+        "itemEstimatedStatus": status(returned, unit, unit_field),
         "imcModeProcessing": 0,
     }
     if v.flag(data, "AcceptOnBad", path):
@@ -126,18 +146,29 @@ def check_params(data: dict[str, object], path: str, *, returned: bool) -> dict[
     """One `GoodCodeDatas` element of ValidationMarkingCode -> a `validateMarks` element."""
     _members(data, CHECK_FIELDS, REFUSED_CHECK, path)
     unit = data.get("MeasureOfQuantity")
-    measured = unit not in (None, 0)
+    is_measured = measured(unit, v.key(path, "MeasureOfQuantity"))
     params: dict[str, object] = {
         "imc": base64.b64encode(_code(data, path)).decode("ascii"),
         "imcType": "auto",
-        "itemEstimatedStatus": status(returned, unit),
+        "itemEstimatedStatus": status(returned, unit, v.key(path, "MeasureOfQuantity")),
         "imcModeProcessing": 0,
     }
+    name = data.get("Name")
+    if v.given(name):
+        if not isinstance(name, str):
+            raise ValidationError(v.key(path, "Name"), "must be a string: the goods' name")
+        params[CHECK_NAME] = name  # named back in the answer, never printed
+    price = data.get("Price")
+    # [KKMSERVER] its own client classes send Price -1 when no price is given.
+    if price is not None and not (
+        not isinstance(price, bool) and isinstance(price, int | float | Decimal) and price == -1
+    ):
+        raise ValidationError(v.key(path, "Price"), _PRICE)
     quantity = data.get("Quantity")
-    if measured:
+    if is_measured:
         params["itemUnits"] = unit
-        if quantity is not None:
-            params["itemQuantity"] = quantity
+        # [KKMSERVER] an absent Quantity is 1 of the unit.
+        params["itemQuantity"] = 1 if quantity is None else quantity
     elif quantity is not None and v.number(quantity, v.key(path, "Quantity")) != 1:
         raise ValidationError(
             v.key(path, "Quantity"),
@@ -356,10 +387,17 @@ def check_answer(task: Mapping[str, Any], result: Mapping[str, Any]) -> list[Cod
     if not isinstance(params, list) or not isinstance(elements, list):
         return []
     return [
-        _one(_barcode(p.get("imc") if isinstance(p, Mapping) else None), e, None, None)
+        _one(_barcode(p.get("imc")), e, _name(p), None)
+        if isinstance(p, Mapping)
+        else _one("", e, None, None)
         for p, e in zip(params, elements, strict=False)
         if isinstance(e, Mapping)
     ]
+
+
+def _name(params: Mapping[str, Any]) -> str | None:
+    name = params.get(CHECK_NAME)
+    return name if isinstance(name, str) else None
 
 
 def receipt_answer(task: Mapping[str, Any], result: Mapping[str, Any]) -> list[CodeValidation]:

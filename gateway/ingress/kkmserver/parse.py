@@ -294,6 +294,7 @@ class _Builder:
     def __init__(self, id_command: str) -> None:
         self.id_command = id_command
         self.fields: dict[str, str] = {"uuid": "IdCommand", "request": "", "request[0]": ""}
+        self._codes: dict[str, str] = {}  # imc -> the line that gave it first
 
     def map(self, atol: str, kkm: str) -> None:
         self.fields[f"request[0].{atol}" if atol else "request[0]"] = kkm
@@ -418,6 +419,7 @@ class _Builder:
                 (".itemUnits", ".MeasureOfQuantity"),
                 (".itemEstimatedStatus", ".MeasureOfQuantity"),
                 (".waitForResult", ".WaitForResult"),
+                (".name", ".Name"),
                 (f".{marking.ACCEPT_ANY}", ".AcceptOnBad"),
             ):
                 self.map(f"params[{j}]{atol}", f"{where}{kkm}")
@@ -486,10 +488,22 @@ class _Builder:
         """GoodCodeData -> imcParams (tag 2000 and its check), IndustryProps -> 1260."""
         where = f"{path}.GoodCodeData"
         params, props = marking.imc_params(
-            good, where, returned=returned, unit=item.get("measurementUnit")
+            good,
+            where,
+            returned=returned,
+            unit=item.get("measurementUnit"),
+            unit_field=f"{path}.MeasureOfQuantity",
         )
         item["imcParams"] = params
         field = "MarkingCodeBase64" if v.given(good.get("MarkingCodeBase64")) else "BarCode"
+        # One code is one pack: the same code on two lines of one receipt is refused.
+        first = self._codes.setdefault(str(params["imc"]), path)
+        if first != path:
+            raise ValidationError(
+                f"{where}.{field}",
+                f"the same marking code as {first}.GoodCodeData: one code is one pack, scan "
+                "each pack's own code",
+            )
         self.map(f"{atol_path}.imcParams", where)
         self.map(f"{atol_path}.imcParams.imc", f"{where}.{field}")
         self.map(f"{atol_path}.imcParams.itemEstimatedStatus", f"{path}.MeasureOfQuantity")

@@ -9,9 +9,11 @@ and `short` (a tobacco pack's short code) are marking codes, base64 as the box's
 other formats (EAN, ITF-14, furs, ЕГАИС…) are product codes without a check and are refused.
 `mark_processing_mode` must be "0" ([FFD] 2102), `mark_quantity {numerator, denominator}` is
 the part of a pack sold (`itemFractionalAmount`, 1291). The planned status follows the
-operation (sell sells, sell_refund returns) and `measure` (0 pieces, else measured).
+operation (sell sells, sell_refund returns) and `measure` (0 pieces; mass, length, area or
+volume measured; any other unit refused). The same code on two items is refused.
 `sectoral_item_props` / `sectoral_check_props` [{federal_id, date, number, value}] are the
-industry requisites 1260 / 1261 (`industryInfo`).
+industry requisites 1260 / 1261 (`industryInfo`); federal_id, date and number are required,
+so the hub never stores its own defaults in place of the box's configured permit document.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ _SECTORAL: Final = {
     "number": "number",
     "value": "industryAttribute",
 }
+# [FFD] 2108 units a marked item may be measured in (mass, length, area, volume); 0 is pieces.
+_MEASURED: Final = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
 _TIMESTAMP = re.compile(r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}")
 _EXTERNAL_ID = re.compile(r"[\x21-\x7e]{1,128}")
 MAX_URL_CHARS = 2048
@@ -250,6 +254,7 @@ def to_task(operation: str, receipt: object) -> dict[str, Any]:
     task["items"] = [
         _item(obj, f"receipt.items[{i}]", returned) for i, obj in enumerate(_list(r, "items"))
     ]
+    _no_repeats(task["items"])
     if r.get("sectoral_check_props") is not None:
         task["industryInfo"] = _sectoral(r["sectoral_check_props"], "receipt.sectoral_check_props")
     task["payments"] = [
@@ -336,7 +341,14 @@ def _imc(obj: dict[str, Any], path: str, returned: bool) -> dict[str, Any]:
     mode = obj.get("mark_processing_mode", "0")
     if mode not in ("0", 0):
         raise _bad(f"{path}.mark_processing_mode", 'must be "0" ([FFD] tag 2102 is always 0)')
-    measured = obj.get("measure", 0) not in (0, None)
+    unit = obj.get("measure", 0)
+    measured = unit in _MEASURED and not isinstance(unit, bool)
+    if not measured and (unit not in (0, None) or isinstance(unit, bool)):
+        raise _bad(
+            f"{path}.measure",
+            f"{unit!r} is neither pieces (0) nor a weight, length, area or volume, so a marked "
+            "item cannot be sold in it: set the product's unit to «штука» (0) for marked goods",
+        )
     if measured:
         status = "itemDryReturn" if returned else "itemDryForSale"
     else:
@@ -361,6 +373,22 @@ def _imc(obj: dict[str, Any], path: str, returned: bool) -> dict[str, Any]:
     return params
 
 
+def _no_repeats(items: list[dict[str, Any]]) -> None:
+    """One code is one pack: the same code on two items of one receipt is refused."""
+    seen: dict[object, int] = {}
+    for i, item in enumerate(items):
+        imc = item.get("imcParams")
+        if imc is None:
+            continue
+        first = seen.setdefault(imc["imc"], i)
+        if first != i:
+            raise _bad(
+                f"receipt.items[{i}].mark_code",
+                f"the same marking code as receipt.items[{first}]: one code is one pack, send "
+                "each pack's own code",
+            )
+
+
 def _sectoral(raw: object, path: str) -> list[dict[str, Any]]:
     """`sectoral_*_props [{federal_id, date, number, value}]` -> `industryInfo`."""
     if not isinstance(raw, list):
@@ -370,6 +398,15 @@ def _sectoral(raw: object, path: str) -> list[dict[str, Any]]:
         where = f"{path}[{i}]"
         props = _obj(entry, where)
         _members(props, where, set(_SECTORAL))
+        # Required here: a gap would be filled with the hub's own defaults when the task is
+        # stored, never with the box's configured permit document.
+        for key in ("federal_id", "date", "number"):
+            if props.get(key) in (None, ""):
+                raise _bad(
+                    f"{where}.{key}",
+                    "required: the industry requisite's ФОИВ id, document date and number "
+                    "(e.g. 030, 21.11.2023, 1944)",
+                )
         out.append({_SECTORAL[key]: value for key, value in props.items() if value is not None})
     return out
 

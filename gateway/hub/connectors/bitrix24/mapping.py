@@ -8,8 +8,9 @@ cashbox number, catalog references in `properties`) is kept with the order, not 
 Marked goods [B24]: a line with `marking_code` (the code as scanned: text, GS as the character
 1Dh) and `payment_object` commodity_marking (1212 = 33) or commodity_marking_excise (31) gets
 the box's `imcParams`: the code base64-encoded, its planned status from the check type (income
-sells, a return returns) and the unit (pieces or measured). One code is one pack, so a piece
-line of quantity above 1 with one code is refused: the portal sends one line per code. The
+sells, a return returns) and the unit (pieces, or measured in mass, length, area or volume;
+any other unit is refused). One code is one pack, so a piece line of quantity above 1 with one
+code, and the same code on two lines, are refused: the portal sends one line per code. The
 box checks each code with the marking system before it prints (policy: a definite "no"
 refuses the check, no answer sells it).
 """
@@ -113,6 +114,9 @@ MEASURES: Final[Mapping[int, int]] = {
     2556: 83,
 }
 OTHER_UNIT: Final = 255
+# [FFD] 2108 units a marked line may be measured in: mass, length, area, volume. A marked line
+# in any other unit (пара, упаковка, комплект...) has no planned status: it is refused.
+MEASURED_UNITS: Final = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
 # The CONFIG the hub registers for each cashbox [B24]: section -> item -> the task member.
 CONFIG_SECTION: Final = "FISCAL"
 TAXATION: Final[Mapping[str, str]] = {
@@ -218,6 +222,7 @@ def to_task(check: dict[str, Any], vat: Mapping[str, str]) -> Mapped:
         task["clientInfo"] = {"emailOrPhone": str(contact).strip()}
     items = _list(check, "items")
     task["items"] = [_item(item, f"items[{i}]", vat, income) for i, item in enumerate(items)]
+    _no_repeats(task["items"])
     payments = _list(check, "payments")
     task["payments"] = [_payment(p, f"payments[{i}]") for i, p in enumerate(payments)]
     task["total"] = _number(check.get("total_sum"), "total_sum")
@@ -292,6 +297,14 @@ def _item(raw: object, path: str, vat: Mapping[str, str], income: bool) -> dict[
             item,
             "nomenclature_code",
             "a product code alone is not printed: send the item's marking_code (ФФД 1.2)",
+            path,
+        )
+    else:
+        _empty(
+            item,
+            "nomenclature_code",
+            "the register builds the product code (1162) from the marking code itself; send "
+            "marking_code only",
             path,
         )
     _empty(
@@ -380,7 +393,15 @@ def _imc(item: dict[str, Any], path: str, out: dict[str, Any], income: bool) -> 
             "holds characters no marking code has: scan it again with the scanner passing the "
             "code as is (Latin letters, digits, punctuation and GS between the parts)",
         )
-    measured = out.get("measurementUnit", _PIECE) != _PIECE
+    unit = out.get("measurementUnit", _PIECE)
+    measured = unit in MEASURED_UNITS
+    if not measured and unit != _PIECE:
+        raise CheckRefused(
+            f"{path}[measure_code]",
+            f"unit {item.get('measure_code')} is neither a piece nor a weight, length, area or "
+            "volume, so a marked line cannot be sold in it: set the product's unit to "
+            "«штука» (796) for marked goods",
+        )
     if not measured and out["quantity"] != 1:
         raise CheckRefused(
             f"{path}[quantity]",
@@ -397,6 +418,22 @@ def _imc(item: dict[str, Any], path: str, out: dict[str, Any], income: bool) -> 
         "itemEstimatedStatus": status,
         "imcModeProcessing": 0,
     }
+
+
+def _no_repeats(items: list[dict[str, Any]]) -> None:
+    """One code is one pack: the same code on two lines of one check is refused."""
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        imc = item.get("imcParams")
+        if imc is None:
+            continue
+        first = seen.setdefault(imc["imc"], i)
+        if first != i:
+            raise CheckRefused(
+                f"items[{i}][marking_code]",
+                f"the same marking code as items[{first}]: one code is one pack, scan each "
+                "pack's own code",
+            )
 
 
 def _payment(raw: object, path: str) -> dict[str, Any]:

@@ -61,6 +61,9 @@ _SOLD_CODE_TYPES: Final = frozenset({"trackingcode", "consumerpack"})
 _CODE_TEXT = re.compile(r"[\x1d\x20-\x7e]+")
 # The position each receipt line came from, kept beside the task to name a refusal.
 ORIGINS: Final = "_positions"
+# Each line's code as the shop named it (`marks[0]`, `trackingCodes[2]`; "" unmarked).
+CODE_FIELDS: Final = "_code_fields"
+_KEPT_BESIDE: Final = frozenset({ORIGINS, CODE_FIELDS})
 _BY_TYPE: Final[Mapping[str, str]] = {
     "product": "commodity",
     "variant": "commodity",
@@ -106,10 +109,26 @@ def to_task(
         task["clientInfo"] = {"emailOrPhone": contact}
     items: list[dict[str, Any]] = []
     origins: list[int] = []
+    code_fields: list[str] = []
+    seen: dict[str, str] = {}  # imc -> where it came first
     for i, p in enumerate(positions):
         lines = _lines(_item(p, f"positions[{i}]", vat_on), p, f"positions[{i}]", kind)
         items.extend(lines)
         origins.extend([i] * len(lines))
+        member = _codes_member(p) if isinstance(p, Mapping) else ""
+        for j, line in enumerate(lines):
+            if "imcParams" not in line:
+                code_fields.append("")
+                continue
+            field = f"{member}[{j}]"
+            code_fields.append(field)
+            first = seen.setdefault(line["imcParams"]["imc"], f"positions[{i}].{field}")
+            if first != f"positions[{i}].{field}":
+                raise OrderRefused(
+                    f"positions[{i}].{field}",
+                    f"the same marking code as {first}: one code is one pack, scan each "
+                    "pack's own code",
+                )
     total = sum((item["amount"] for item in items), Decimal(0))
     if "sum" in doc:
         stated = _kopecks(doc["sum"], "sum")
@@ -121,6 +140,7 @@ def to_task(
     task["payments"] = _payments(doc, total, profile)
     task["total"] = total
     task[ORIGINS] = origins
+    task[CODE_FIELDS] = code_fields
     return task
 
 
@@ -249,11 +269,17 @@ def _codes(raw: Mapping[str, Any], path: str) -> list[bytes]:
             cis: object = entry  # the POS API may list the codes themselves
         elif isinstance(entry, Mapping):
             kind = entry.get("type", "trackingcode")
-            if kind not in _SOLD_CODE_TYPES:
+            if kind == "transportpack":
                 raise OrderRefused(
                     f"{where}.type",
                     f"{kind}: a transport pack is not sold on a receipt; give the codes of "
                     "the units in it",
+                )
+            if kind not in _SOLD_CODE_TYPES:
+                raise OrderRefused(
+                    f"{where}.type",
+                    f"unknown tracking code type {kind!r}: a receipt sells a trackingcode "
+                    "(one unit) or a consumerpack; check the code's type in МойСклад",
                 )
             cis = entry.get("cis")
         else:
@@ -361,26 +387,37 @@ _BACK: Final[Mapping[str, str]] = {
 def checked(task: dict[str, Any], uuid: str) -> list[dict[str, Any]]:
     """The task as the box's own parser stores it, or OrderRefused: the hub refuses exactly
     what a box would."""
-    body = {key: value for key, value in task.items() if key != ORIGINS}
+    body = {key: value for key, value in task.items() if key not in _KEPT_BESIDE}
     try:
         parsed = parse_request(dumps({"uuid": uuid, "request": [body]}), NameMapping())
     except ValidationError as err:
-        raise OrderRefused(shop_field(err.field, task.get(ORIGINS)), err.reason) from None
+        where = shop_field(err.field, task.get(ORIGINS), task.get(CODE_FIELDS))
+        raise OrderRefused(where, err.reason) from None
     request = json.loads(parsed.tasks_json)
     assert isinstance(request, list)
     return request
 
 
-def shop_field(box_field: str, origins: Sequence[int] | None = None) -> str:
+def shop_field(
+    box_field: str,
+    origins: Sequence[int] | None = None,
+    code_fields: Sequence[str] | None = None,
+) -> str:
     """`request[0].items[1].amount` -> `positions[1].price`; `origins` names the position of
-    each receipt line when marked positions were split."""
+    each receipt line when marked positions were split, `code_fields` its code as the shop
+    sent it (`marks[0]` from the POS API, `trackingCodes[0]` otherwise)."""
     rest = re.sub(r"^request(\[0\])?\.?", "", box_field)
     match = re.fullmatch(r"items\[(\d+)\]\.?(\w*)(.*)", rest)
     if match is not None:
         index, member, _ = match.groups()
         line = int(index)
+        code = ""
+        if code_fields is not None and line < len(code_fields):
+            code = code_fields[line]
         if origins is not None and line < len(origins):
             line = origins[line]
+        if member == "imcParams" and code:
+            return f"positions[{line}].{code}"
         return f"positions[{line}]" + (f".{_BACK.get(member, member)}" if member else "")
     head = rest.split(".")[0].split("[")[0]
     return {
