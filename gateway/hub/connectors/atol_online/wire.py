@@ -23,6 +23,7 @@ import re
 from typing import Any, Final, NotRequired, TypedDict
 
 from gateway.hub.connectors.atol_online.errors import AtolCode, AtolError
+from gateway.hub.connectors.marks import repeated_code
 
 OPERATIONS: Final = {
     "sell": "sell",
@@ -374,19 +375,14 @@ def _imc(obj: dict[str, Any], path: str, returned: bool) -> dict[str, Any]:
 
 
 def _no_repeats(items: list[dict[str, Any]]) -> None:
-    """One code is one pack: the same code on two items of one receipt is refused."""
-    seen: dict[object, int] = {}
-    for i, item in enumerate(items):
-        imc = item.get("imcParams")
-        if imc is None:
-            continue
-        first = seen.setdefault(imc["imc"], i)
-        if first != i:
-            raise _bad(
-                f"receipt.items[{i}].mark_code",
-                f"the same marking code as receipt.items[{first}]: one code is one pack, send "
-                "each pack's own code",
-            )
+    repeat = repeated_code(items)
+    if repeat is not None:
+        i, first = repeat
+        raise _bad(
+            f"receipt.items[{i}].mark_code",
+            f"the same marking code as receipt.items[{first}]: one code is one pack, send "
+            "each pack's own code",
+        )
 
 
 def _sectoral(raw: object, path: str) -> list[dict[str, Any]]:

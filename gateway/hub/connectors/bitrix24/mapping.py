@@ -31,6 +31,7 @@ from gateway.atol.parser import parse_request
 from gateway.domain.errors import ValidationError
 from gateway.hub.connectors.bitrix24.errors import CheckRefused
 from gateway.hub.connectors.bitrix24.wire import CHECK_TYPES, INCOME_TYPES
+from gateway.hub.connectors.marks import repeated_code
 
 # [B24] payment_object names -> [FFD] tag 1212 codes.
 PAYMENT_OBJECTS: Final[Mapping[str, int]] = {
@@ -421,19 +422,14 @@ def _imc(item: dict[str, Any], path: str, out: dict[str, Any], income: bool) -> 
 
 
 def _no_repeats(items: list[dict[str, Any]]) -> None:
-    """One code is one pack: the same code on two lines of one check is refused."""
-    seen: dict[str, int] = {}
-    for i, item in enumerate(items):
-        imc = item.get("imcParams")
-        if imc is None:
-            continue
-        first = seen.setdefault(imc["imc"], i)
-        if first != i:
-            raise CheckRefused(
-                f"items[{i}][marking_code]",
-                f"the same marking code as items[{first}]: one code is one pack, scan each "
-                "pack's own code",
-            )
+    repeat = repeated_code(items)
+    if repeat is not None:
+        i, first = repeat
+        raise CheckRefused(
+            f"items[{i}][marking_code]",
+            f"the same marking code as items[{first}]: one code is one pack, scan each "
+            "pack's own code",
+        )
 
 
 def _payment(raw: object, path: str) -> dict[str, Any]:
