@@ -9,6 +9,7 @@ parser then names its path. A repeated key is an error, since parsers disagree o
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -142,6 +143,11 @@ class _Frame:
             self.label = f"[{self.index}]"
 
 
+# The C string encoder `json.dumps(..., ensure_ascii=False)` uses, without building a new
+# encoder object for every string.
+_string = json.encoder.encode_basestring
+
+
 def dumps(obj: object) -> str:
     """JSON text of parsed JSON, decimals written exactly."""
     if obj is None:
@@ -149,7 +155,7 @@ def dumps(obj: object) -> str:
     if isinstance(obj, bool):
         return "true" if obj else "false"
     if isinstance(obj, str):
-        return json.dumps(obj, ensure_ascii=False)
+        return _string(obj)
     if isinstance(obj, int):
         return str(obj)
     if isinstance(obj, Decimal):
@@ -167,6 +173,6 @@ def dumps(obj: object) -> str:
         for key, value in obj.items():
             if not isinstance(key, str):
                 raise ValueError(f"object key {key!r} is not a string")
-            parts.append(json.dumps(key, ensure_ascii=False) + ":" + dumps(value))
+            parts.append(_string(key) + ":" + dumps(value))
         return "{" + ",".join(parts) + "}"
     raise ValueError(f"{type(obj).__name__} has no JSON form")

@@ -274,4 +274,6 @@ def text_problem(value: str, charset: str | None) -> str | None:
 def shown(text: str) -> str:
     """`text` safe to quote in an error: a lone surrogate or a control character becomes its
     escape (`\\udc80`, `\\x1f`), so no log line or answer carries raw control bytes."""
+    if text.isascii() and text.isprintable():
+        return text  # the usual member name: nothing to escape
     return escape_controls(text.encode("utf-8", "backslashreplace").decode("utf-8"))

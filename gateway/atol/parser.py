@@ -147,31 +147,45 @@ def parse_task(
     raise ValidationError(type_path, f"unknown task type {kind!r}")
 
 
+# Where a value sits, built into text only for an error: (parent, member name or index).
+_Where = tuple["_Where", str | int] | str
+
+
+def _where(at: _Where) -> str:
+    segments: list[str | int] = []
+    while isinstance(at, tuple):
+        at, segment = at
+        segments.append(segment)
+    path = at
+    for segment in reversed(segments):
+        path = v.idx(path, segment) if isinstance(segment, int) else v.key(path, segment)
+    return path
+
+
 def _check_tree(obj: object, path: str) -> None:
     """Refuse, in document order: numbers without a value (NaN, Infinity, out of range), text
     that cannot be stored (in values and keys) and nesting deeper than MAX_DEPTH."""
-    stack: list[tuple[object, str, int]] = [(obj, path, 0)]
+    stack: list[tuple[object, _Where, int]] = [(obj, path, 0)]
     while stack:
-        value, where, depth = stack.pop()
+        value, at, depth = stack.pop()
         if isinstance(value, NotANumber):
-            raise ValidationError(where, value.reason)
+            raise ValidationError(_where(at), value.reason)
         if isinstance(value, str):
             problem = names.unstorable(value)
             if problem is not None:
-                raise ValidationError(where, problem)
-        if isinstance(value, dict | list):
+                raise ValidationError(_where(at), problem)
+        elif isinstance(value, dict):
             if depth >= MAX_DEPTH:
-                raise ValidationError(where, f"nested more than {MAX_DEPTH} levels deep")
-            children: list[tuple[object, str, int]] = []
-            if isinstance(value, dict):
-                for name, member in value.items():
-                    problem = names.unstorable(name)
-                    if problem is not None:
-                        raise ValidationError(v.key(where, name), f"the key {problem}")
-                    children.append((member, v.key(where, name), depth + 1))
-            else:
-                children = [(item, v.idx(where, i), depth + 1) for i, item in enumerate(value)]
-            stack.extend(reversed(children))
+                raise ValidationError(_where(at), f"nested more than {MAX_DEPTH} levels deep")
+            for name in value:
+                problem = names.unstorable(name)
+                if problem is not None:
+                    raise ValidationError(v.key(_where(at), name), f"the key {problem}")
+            stack.extend((value[name], (at, name), depth + 1) for name in reversed(value))
+        elif isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                raise ValidationError(_where(at), f"nested more than {MAX_DEPTH} levels deep")
+            stack.extend((value[i], (at, i), depth + 1) for i in range(len(value) - 1, -1, -1))
 
 
 def _canonical(raw: object, task: FiscalTask, mapping: NameMapping) -> object:
