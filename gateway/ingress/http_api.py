@@ -49,8 +49,9 @@ Health = Callable[[], Awaitable[Mapping[str, object]]]
 OnSubmitted = Callable[[str], None]
 
 _T = TypeVar("_T")
-_dumps = functools.partial(json.dumps, ensure_ascii=False)
-_dumps_lenient = functools.partial(json.dumps, ensure_ascii=False, default=str)
+# One encoder each: json.dumps with options builds a new encoder on every call.
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
+_dumps_lenient = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,13 +255,14 @@ async def _post_request(request: web.Request) -> web.Response:
         return _json({"error": error, "uuid": parsed.uuid, "number": number}, 409)
     job = submitted.job
     assert job is not None  # ACCEPTED always carries the committed job
-    _LOGGER.info(
-        "Queued request %s as number %d from %s: %s",
-        job.uuid,
-        job.seq,
-        _peer(request) or "?",
-        "; ".join(describe(t) for t in parsed.tasks),
-    )
+    if _LOGGER.isEnabledFor(logging.INFO):  # the summary costs more than the log call
+        _LOGGER.info(
+            "Queued request %s as number %d from %s: %s",
+            job.uuid,
+            job.seq,
+            _peer(request) or "?",
+            "; ".join(describe(t) for t in parsed.tasks),
+        )
     return _json(
         {
             "uuid": job.uuid,

@@ -88,12 +88,18 @@ class Box:
         self.leader = _wait("the container's init", self._find_leader)
 
     def _find_leader(self) -> int | None:
+        """The container's init: the nspawn child in a PID namespace of its own. nspawn's
+        short-lived setup child is in ours; taking it would leave a dead target behind."""
         assert self.proc.poll() is None, f"systemd-nspawn exited {self.proc.returncode}"
         out = subprocess.run(
             ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
         )
-        pids = out.stdout.split()
-        return int(pids[0]) if pids else None
+        ours = os.readlink("/proc/self/ns/pid")
+        for pid in out.stdout.split():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/ns/pid") != ours:
+                    return int(pid)
+        return None
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A command inside the box (its mounts, PIDs, hostname)."""
