@@ -218,17 +218,33 @@ class Gateway:
     async def _watchdog(self, parts: Parts) -> None:
         """WATCHDOG=1 only while the loop runs and the worker is not stuck on one step; a
         side task being restarted does not count as stuck."""
-        worker, sup = parts.worker, parts.supervisor
+        worker, sup, register = parts.worker, parts.supervisor, parts.register
+        await keep_alive(
+            self.notifier,
+            lambda: watchdog_sample(worker, sup.state, register),
+            parts.report.line,
+            stall_after_s=WATCHDOG_STALL_S,
+        )
 
-        def probe() -> Progress:
-            waiting = (
-                worker.current_job is None
-                or worker.paused_reason is not None
-                or sup.state is not LinkState.CONNECTED
-            )
-            return Progress(worker.progress, waiting=waiting)
 
-        await keep_alive(self.notifier, probe, parts.report.line, stall_after_s=WATCHDOG_STALL_S)
+def watchdog_sample(worker: Worker, link: LinkState, register: fiscal.Register) -> Progress:
+    """The worker's step counter plus the answers its register sent: one step may run long
+    while the register keeps answering (a marked receipt checks each code with FF61h, each
+    up to the driver's marking timeout while the ОИСМ is silent), and that is progress. A
+    register without a link of its own (a cloud РРО) adds nothing; a hung one answers nothing,
+    so it still counts as no progress."""
+    waiting = (
+        worker.current_job is None
+        or worker.paused_reason is not None
+        or link is not LinkState.CONNECTED
+    )
+    return Progress(worker.progress + _register_answers(register), waiting=waiting)
+
+
+def _register_answers(register: fiscal.Register) -> int:
+    """Answer frames the register's serial link received (the Shtrih driver's `link`), else 0."""
+    answers = getattr(getattr(register, "link", None), "answers", None)
+    return answers if isinstance(answers, int) else 0
 
 
 # --- the KKMServer-compatible API (docs/kkmserver.md): imported only when configured ---

@@ -115,13 +115,12 @@ def driver_error(check: marking.CodeCheck) -> dict[str, Any]:
             "error": "responseTimeout",
             "description": "the marking system (ОИСМ) did not answer in time",
         }
+    refused = check.answer_refused_text
     return {
         "code": ATOL_NO_SERVER_CONNECTION,
-        "error": "serverNoConnect",
-        "description": (
-            f"the fiscal storage could not accept the marking system's answer "
-            f"(code {check.server_code:#04x})"
-        ),
+        "error": "ismAnswerRefused" if refused is not None else "serverNoConnect",
+        "description": refused
+        or f"the marking system's exchange failed (ФН code {check.server_code:#04x})",
     }
 
 
@@ -176,9 +175,16 @@ def status_result(
 
 
 def accept_result(check: marking.CodeCheck, stored: int | None) -> dict[str, Any]:
-    """acceptMarkingCode: the 2106 the register stored (FF69h's answer), else the check's."""
+    """acceptMarkingCode: the 2106 the register stored (FF69h's answer), else the check's.
+
+    With neither (FF69h answered no byte, and the check had no 2106: autonomous or no
+    answer) `itemInfoCheckResult` is left out rather than shown as all false: [ATOLJS]
+    getItemInfoCheckResult reads the member only where it is there, and all-false would
+    claim a 2106 of 0 the register never gave."""
     result = stored if stored is not None else check.result
-    return {"itemInfoCheckResult": item_info_check_result(result or 0)}
+    if result is None:
+        return {}
+    return {"itemInfoCheckResult": item_info_check_result(result)}
 
 
 def validate_item(
@@ -199,7 +205,7 @@ def validate_item(
     if online:
         out["onlineValidation"] = online
     if refusal is None:
-        out["itemInfoCheckResult"] = accept_result(check, stored)["itemInfoCheckResult"]
+        out.update(accept_result(check, stored))
     else:
         # No ОИСМ answer keeps its own code (402); a definite "no" is 404.
         failed = out["driverError"]["code"]
@@ -216,6 +222,24 @@ def validate_error(error_code: int, text: str) -> dict[str, Any]:
     return {"driverError": {"code": error_code, "error": "checkFailed", "description": text}}
 
 
+def not_kept(item: dict[str, Any], refused: str) -> dict[str, Any]:
+    """A validateMarks element that passed its check but was emptied from the table with the
+    rest, because code(s) `refused` of the same request were refused."""
+    return {
+        **item,
+        "kept": False,
+        "driverError": {
+            "code": ATOL_WRONG_STATE,
+            "error": "imcNotKept",
+            "description": (
+                f"the code passed its check, but code(s) {refused} of this request were "
+                "refused, so the register's table of checked codes was emptied; check the "
+                "codes again (without the refused ones) before the sale"
+            ),
+        },
+    }
+
+
 def mark_result(mark: marking.MarkResult) -> dict[str, Any]:
     """One marked item of a receipt's result: its code, the check and the 2106 bound."""
     out: dict[str, Any] = {
@@ -229,20 +253,45 @@ def mark_result(mark: marking.MarkResult) -> dict[str, Any]:
         out["tag2106"] = None
     # Sold without the ОИСМ's answer: the notification goes to the ОИСМ later.
     out["offline"] = not mark.check.answered or bool((mark.result or 0) & marking.AUTONOMOUS)
+    refused = mark.check.answer_refused_text
+    if refused is not None:
+        # Sold under OFFLINE_OK, but apart from a plain timeout: the ОИСМ was reached.
+        out["ismAnswerRefused"] = refused
     return out
 
 
 def exchange_status(state: marking.MarkingState, exchange: marking.IsmExchange) -> dict[str, Any]:
     """ismExchangeStatus: notifications not yet sent (FF68h, named as ATOL's
-    `status.notSent*`), plus the register's marking state (FF70h) under `markingState`."""
-    return {
-        "status": {
+    `status.notSent*`), plus the register's marking state (FF70h) under `markingState`.
+
+    A ФН in autonomous mode has no exchange (`exchange.autonomous`): `status.autonomous` is
+    true, the count is FF70h's (they wait for an upload by hand), and what only FF68h knows
+    (first number, its date, exchange state, fill) is null, not made up.
+    """
+    if exchange.autonomous:
+        status: dict[str, Any] = {
+            "autonomous": True,
+            "notSentCount": state.unsent,
+            "notSentFirstNoticeNumber": None,
+            "notSentFirstNoticeDateTime": None,
+            "exchangeState": None,
+            "memoryFillPercent": None,
+            "description": (
+                "the fiscal storage works in autonomous mode: it does not send notifications "
+                "to the marking system; upload them by hand"
+            ),
+        }
+    else:
+        status = {
+            "autonomous": False,
             "notSentCount": exchange.unsent,
             "notSentFirstNoticeNumber": exchange.current_number if exchange.unsent else None,
             "notSentFirstNoticeDateTime": exchange.first_unsent_at if exchange.unsent else None,
             "exchangeState": exchange.state,
             "memoryFillPercent": exchange.fill_percent,
-        },
+        }
+    return {
+        "status": status,
         "markingState": {
             "checkState": state.check_state,
             "waitingDecision": state.waiting_decision,

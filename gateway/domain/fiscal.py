@@ -569,6 +569,10 @@ class MarkingRegister(Register, Protocol):
     async def ism_exchange(self) -> IsmExchange:
         """Notifications waiting for the ОИСМ."""
 
+    async def recorded_marks(self, number: int) -> list[tuple[bytes | None, int]]:
+        """Document `number` from the ФН archive: (2000 code or None, 2106) of each item that
+        carries a 2106, in item order."""
+
 
 def receipt_lines(items: Sequence[Item], tolerance: int = 1) -> list[PrintLine]:
     """All print lines of a receipt's items."""

@@ -63,6 +63,17 @@ ISM_POSITIVE = 0x08  # ... and the planned status is right
 AUTONOMOUS = 0x10  # the register works without the ОИСМ (autonomous mode)
 FULLY_POSITIVE = CHECK_DONE | CHECK_POSITIVE | ISM_DONE | ISM_POSITIVE
 
+# FF61h fnCode 20h: the ФН refused the ОИСМ's answer; the next byte says why ([JPOS], [OPOS]).
+SERVER_ANSWER_REFUSED = 0x20
+ANSWER_REFUSAL_REASONS = {
+    1: "bad fiscal sign of the answer",
+    2: "bad answer format",
+    3: "wrong request number",
+    4: "wrong ФН number",
+    5: "bad CRC",
+    7: "bad length",
+}
+
 # Tag 2004 bits: the ФН's own check of the code.
 LOCAL_CHECKED = 0x01
 LOCAL_POSITIVE = 0x02
@@ -118,6 +129,27 @@ class CodeCheck:
     result: int | None  # 2106
     server_code: int | None = None
     server_tags: tuple[tuple[int, bytes], ...] = ()
+    # After server_code 20h: why the ФН refused the ОИСМ's answer (ANSWER_REFUSAL_REASONS).
+    answer_refusal: int | None = None
+
+    @property
+    def answer_refused(self) -> bool:
+        """The ОИСМ answered, but the ФН refused its answer (fnCode 20h: bad fiscal sign,
+        format, request number…): neither a "no" about the goods nor an absence of answer."""
+        return self.server_code == SERVER_ANSWER_REFUSED
+
+    @property
+    def answer_refused_text(self) -> str | None:
+        """ "the ФН refused the marking system's answer (<why>)", when it did."""
+        if not self.answer_refused:
+            return None
+        why = self.answer_refusal
+        said = (
+            "reason not given"
+            if why is None
+            else ANSWER_REFUSAL_REASONS.get(why, f"reason code {why}")
+        )
+        return f"the ФН refused the marking system's answer ({said})"
 
     @property
     def local_negative(self) -> bool:
@@ -145,19 +177,46 @@ class CodeCheck:
         )
 
     def refusal(self, policy: MarkingPolicy) -> str | None:
-        """Why `policy` refuses this code, in words for a cashier; None when it may be sold."""
+        """Why `policy` refuses this code, in words for a cashier; None when it may be sold.
+
+        An answer the ФН refused (fnCode 20h, `answer_refused`) says nothing about the goods,
+        yet the ОИСМ was reached, so it is not an absence of answer either. The choice: STRICT
+        refuses it in its own words (the client asked for a confirmed code and has none);
+        OFFLINE_OK sells it as it sells a check without an answer, and the result and the
+        logs name it apart (`answer_refused_text`), so it can be told from a plain timeout.
+        """
         if policy is MarkingPolicy.ANY:
             return None
         if self.local_negative:
             return "the fiscal storage found the code invalid (forged or misread)"
         if self.ism_negative:
             return "the marking system refused the code (unknown, sold already or withdrawn)"
+        refused = self.answer_refused_text
+        if policy is MarkingPolicy.STRICT and refused is not None:
+            return (
+                f"{refused}, so the code is not confirmed; sell it only when the client "
+                "allows a sale without the marking system's answer"
+            )
         if policy is MarkingPolicy.STRICT and not self.positive:
             return (
                 "the marking system did not confirm the code (no answer); sell it only when "
                 "the client allows a sale without the answer"
             )
         return None
+
+
+def recorded_check(result: int) -> CodeCheck:
+    """A check rebuilt from the 2106 a document recorded (the ФН archive keeps no FF61h
+    answer): bits 0–1 are the ФН's own check (2004), bit 2 says the ОИСМ answered; the code
+    type (2100) is not kept, so it is UNRECOGNISED."""
+    local = result & (LOCAL_CHECKED | LOCAL_POSITIVE)
+    return CodeCheck(
+        local=local,
+        reason=NotCheckedReason.CHECKED if local else NotCheckedReason.OTHER,
+        code_type=CodeType.UNRECOGNISED,
+        answered=bool(result & ISM_DONE),
+        result=result,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +263,22 @@ class IsmExchange:
     current_number: int
     first_unsent_at: str | None  # as the register gives it, "YYYY-MM-DDTHH:MM" or None
     fill_percent: int
+    # The ФН works autonomously (Shtrih FF68h: ФН error 02h): it has no exchange with the
+    # ОИСМ, so the other fields are empty; its notifications wait for an upload by hand
+    # (FF71h–FF73h) and their count is in `MarkingState.unsent`.
+    autonomous: bool = False
+
+    @classmethod
+    def autonomous_mode(cls) -> IsmExchange:
+        """The exchange of a ФН in autonomous mode: none."""
+        return cls(
+            state=0,
+            unsent=0,
+            current_number=0,
+            first_unsent_at=None,
+            fill_percent=0,
+            autonomous=True,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,3 +293,37 @@ class IndustryAttribute:
     document_date: str
     document_number: str
     value: str
+
+
+def _type_family(code_type: int) -> int:
+    """A 44-character check code is type 3 or 4 (tag 2100) as the ФН has its key or not."""
+    if code_type == CodeType.VERIFY44_UNCHECKED:
+        return int(CodeType.VERIFY44)
+    return code_type
+
+
+def refusal(code: MarkingCode, check: CodeCheck) -> str | None:
+    """Why the item's policy refuses the check, in words for a cashier; None to sell it.
+
+    Beyond `CodeCheck.refusal`: the code type the client expects (imcType) must be the one the
+    ФН recognised, and the 2106 bits the client claims from an earlier check must not be
+    missing from the register's answer. `MarkingPolicy.ANY` refuses nothing.
+    """
+    why = check.refusal(code.policy)
+    if why is not None or code.policy is MarkingPolicy.ANY:
+        return why
+    expected = code.expected_type
+    if expected is not None and _type_family(check.code_type) != _type_family(expected):
+        return (
+            f"the register recognised a code of type {check.code_type} (tag 2100), the "
+            f"request says {expected.name.lower()} ({int(expected)})"
+        )
+    claimed = code.claimed_result
+    if claimed is not None and check.answered and check.result is not None:
+        missing = claimed & FULLY_POSITIVE & ~check.result
+        if missing:
+            return (
+                f"the register's check (2106 = {check.result:#04x}) does not confirm the "
+                f"check result the request claims ({claimed:#04x})"
+            )
+    return None

@@ -445,7 +445,9 @@ class Worker:
     ) -> dict[str, Any]:
         action, kept = task.action, self.kept_check
         if action is MarkingAction.BEGIN:
-            self._refuse_while_waiting(action)
+            await self._refuse_while_waiting(reg, action)
+            # A begin that fails must not leave the previous code's check for STATUS to show.
+            self.kept_check = None
             await self._orphan_declined(reg)
             params = task.checks[0]
             check = await reg.check_code(params.code, quantity=params.quantity, unit=params.unit)
@@ -469,7 +471,18 @@ class Worker:
                     "send beginMarkingCodeValidation with the code first",
                 )
             accept = action is MarkingAction.ACCEPT
-            stored = await reg.accept_code(accept)
+            if not await self._still_waiting(reg, kept):
+                raise self._no_longer_waiting(kept, action, "the register's answer was lost")
+            try:
+                stored = await reg.accept_code(accept)
+            except RegisterRefused as err:
+                # e.g. ФН A1h "no code waits": the code went meanwhile (a lost answer).
+                if err.transient or await self._code_waits(reg):
+                    raise
+                self.kept_check = dataclasses.replace(kept, waiting=False)
+                raise self._no_longer_waiting(
+                    kept, action, f"the register refused it ({results.error_text(err)})"
+                ) from err
             self.kept_check = dataclasses.replace(kept, waiting=False)
             _LOGGER.info(
                 "Marking code %s %s",
@@ -479,7 +492,9 @@ class Worker:
             return marking_results.accept_result(kept.check, stored) if accept else {}
         if action is MarkingAction.CANCEL:
             if kept is not None and kept.waiting:
-                await reg.accept_code(False)
+                # Nothing waiting any more (a lost answer already decided it): done.
+                if await self._still_waiting(reg, kept):
+                    await reg.accept_code(False)
                 self.kept_check = dataclasses.replace(kept, waiting=False)
             else:
                 await self._orphan_declined(reg)
@@ -491,16 +506,19 @@ class Worker:
             self._marking_unsure = False
             return {}
         if action is MarkingAction.VALIDATE:
-            self._refuse_while_waiting(action)
+            await self._refuse_while_waiting(reg, action)
             await self._orphan_declined(reg)
-            return {"validateMarks": [await self._validate_one(reg, p) for p in task.checks]}
+            return {"validateMarks": await self._validate_all(reg, task.checks)}
         state = await reg.marking_state()
         return marking_results.exchange_status(state, await reg.ism_exchange())
 
-    def _refuse_while_waiting(self, action: MarkingAction) -> None:
-        """The ATOL driver's rule: one check at a time (its error 401)."""
+    async def _refuse_while_waiting(
+        self, reg: fiscal.MarkingRegister, action: MarkingAction
+    ) -> None:
+        """The ATOL driver's rule: one check at a time (its error 401). After a lost answer
+        the register says whether the code still waits."""
         kept = self.kept_check
-        if kept is not None and kept.waiting:
+        if kept is not None and kept.waiting and await self._still_waiting(reg, kept):
             raise _atol_refusal(
                 marking_results.ATOL_CHECK_IN_PROGRESS,
                 f"{action.value}: validation in progress — the marking code "
@@ -508,6 +526,32 @@ class Worker:
                 "send acceptMarkingCode or declineMarkingCode, or cancelMarkingCodeValidation "
                 "to abandon it, then check again",
             )
+
+    async def _still_waiting(self, reg: fiscal.MarkingRegister, kept: KeptCheck) -> bool:
+        """Whether the kept code still waits for FF69h. Known unless an answer was lost since
+        it was checked; then the register's FF70h says."""
+        if not self._marking_unsure:
+            return True
+        waits = await self._code_waits(reg)
+        self._marking_unsure = False
+        if not waits:
+            self.kept_check = dataclasses.replace(kept, waiting=False)
+        return waits
+
+    @staticmethod
+    async def _code_waits(reg: fiscal.MarkingRegister) -> bool:
+        return (await reg.marking_state()).waiting_decision
+
+    @staticmethod
+    def _no_longer_waiting(kept: KeptCheck, action: MarkingAction, why: str) -> RegisterRefused:
+        return _atol_refusal(
+            marking_results.ATOL_WRONG_STATE,
+            f"{action.value}: {why}; the marking code "
+            f"{kept.params.code.printable()} no longer waits for a decision — an accept or "
+            "decline sent before may have been applied",
+            "send getMarkingCodeValidationStatus, or check the code again "
+            "(beginMarkingCodeValidation) and decide on the new check",
+        )
 
     async def _orphan_declined(self, reg: fiscal.MarkingRegister) -> None:
         """After a restart or a lost answer the register may hold a checked code no client
@@ -520,19 +564,37 @@ class Worker:
             await reg.accept_code(False)
         self._marking_unsure = False
 
+    async def _validate_all(
+        self, reg: fiscal.MarkingRegister, checks: tuple[CodeCheckParams, ...]
+    ) -> list[dict[str, Any]]:
+        """validateMarks: every code checked in turn. One refused code refuses the set, as the
+        ATOL driver's script does ([ATOLJS] executeValidateMarks: cancel and clear): the table
+        is emptied, so the codes accepted before it are no longer kept, and their results say
+        so. Every code still gets its own outcome."""
+        outcomes = [await self._validate_one(reg, params) for params in checks]
+        refused = [n for n, (_out, accepted) in enumerate(outcomes, 1) if not accepted]
+        if not refused:
+            return [out for out, _accepted in outcomes]
+        await reg.clear_codes()
+        which = ", ".join(str(n) for n in refused)
+        _LOGGER.info("validateMarks: code(s) %s refused; the table of checked codes emptied", which)
+        return [marking_results.not_kept(out, which) if ok else out for out, ok in outcomes]
+
     async def _validate_one(
         self, reg: fiscal.MarkingRegister, params: CodeCheckParams
-    ) -> dict[str, Any]:
-        """validateMarks, one code: check it, accept it when its policy allows, else decline."""
+    ) -> tuple[dict[str, Any], bool]:
+        """validateMarks, one code: check it, accept it when its policy allows, else decline.
+        The code's result, and whether it was accepted."""
         try:
             check = await reg.check_code(params.code, quantity=params.quantity, unit=params.unit)
         except RegisterRefused as err:
             if err.transient:
                 raise
             _LOGGER.warning("Marking code %s: check refused: %s", params.code.printable(), err)
-            return marking_results.validate_error(results.error_code(err), results.error_text(err))
+            error = marking_results.validate_error(results.error_code(err), results.error_text(err))
+            return error, False
         self.on_code_check(check)
-        refusal = check.refusal(params.code.policy)
+        refusal = marking.refusal(params.code, check)
         stored = await reg.accept_code(refusal is None)
         self.kept_check = KeptCheck(params, check, waiting=False)
         _LOGGER.info(
@@ -541,7 +603,8 @@ class Worker:
             "accepted" if refusal is None else "declined: ",
             refusal or "",
         )
-        return marking_results.validate_item(check, params.code, stored=stored, refusal=refusal)
+        item = marking_results.validate_item(check, params.code, stored=stored, refusal=refusal)
+        return item, refusal is None
 
     # --- cash in and out -------------------------------------------------------------------
 
@@ -725,9 +788,11 @@ class Worker:
         _LOGGER.info("Job %s task %d: %s, N0=%d", job.uuid, index, step, n0)
         try:
             if isinstance(task, ReceiptTask):
-                # A marking register rejects a waiting code and empties its table before it
-                # checks the receipt's own codes: an earlier begin/accept is spent either way.
-                self._codes_spent()
+                if _marked(task.receipt):
+                    # The driver rejects a waiting code and empties the table before it checks
+                    # the receipt's own codes: an earlier begin/accept is spent, whatever the
+                    # outcome, and STATUS must not show that check any more.
+                    self.kept_check = None
                 res = await self._register.print_receipt(self._complete(task.receipt, job, index))
                 for mark in res.marks:
                     self.on_code_check(mark.check)
@@ -745,6 +810,9 @@ class Worker:
             _LOGGER.warning(
                 "Job %s task %d: outcome unknown (%s); reconciling", job.uuid, index, err
             )
+            if isinstance(task, ReceiptTask):
+                # Lost in the driver's FF61h/FF69h steps, the code table is unknown now.
+                self._marking_unsure = True
             await self._wait_link_back()
             return None
         except RegisterRefused as err:
@@ -757,11 +825,6 @@ class Worker:
                 raise
             return None
         return results.fiscal_result(res, self._tz)
-
-    def _codes_spent(self) -> None:
-        kept = self.kept_check
-        if kept is not None and kept.waiting:
-            self.kept_check = dataclasses.replace(kept, waiting=False)
 
     def _complete(self, receipt: fiscal.Receipt, job: JobRecord, index: int) -> fiscal.Receipt:
         """The receipt as it is printed: the box's cashier and tax system where the task gave
@@ -833,7 +896,52 @@ class Worker:
                 fiscal.FiscalResult(doc.number, doc.fiscal_sign, doc.datetime)
             )
         shift = await self._register.shift_info()
-        return results.recovered_result(doc, fn, shift, self._tz)
+        out = results.recovered_result(doc, fn, shift, self._tz)
+        if isinstance(task, ReceiptTask) and _marked(task.receipt):
+            await self._recovered_marks(out, doc.number, task.receipt)
+        return out
+
+    async def _recovered_marks(
+        self, out: dict[str, Any], number: int, receipt: fiscal.Receipt
+    ) -> None:
+        """A marked receipt adopted from the ФН archive: its `marks` are read back from the
+        document's items (each 1059 with 2106, [FFD]), else a warning says they could not be."""
+        reg = self._register
+        marked = [
+            (n, item.marking) for n, item in enumerate(receipt.items) if item.marking is not None
+        ]
+        why: str
+        if isinstance(reg, fiscal.MarkingRegister):
+            try:
+                recorded = await reg.recorded_marks(number)
+            except RegisterRefused as err:
+                if err.transient:
+                    raise
+                why = results.error_text(err)
+            except RegisterError as err:
+                # A link lost or garbled here: the document is proven, only the marks are not.
+                why = str(err)
+            else:
+                if len(recorded) == len(marked):
+                    # The driver prints a marked item as one line: one 1059 each, in order.
+                    out["marks"] = [
+                        marking_results.mark_result(
+                            marking.MarkResult(
+                                index, raw or code.code, marking.recorded_check(result), result
+                            )
+                        )
+                        for (index, code), (raw, result) in zip(marked, recorded, strict=True)
+                    ]
+                    return
+                why = f"the document's items carry {len(recorded)} marking results"
+        else:
+            why = "this register cannot read a document's tags back"
+        _LOGGER.warning("Document %d: marking results not read back: %s", number, why)
+        out["warnings"]["marks"] = (
+            f"the marking results (2106) of document {number} could not be read back ({why}); "
+            "the codes were checked and bound as the receipt was made — read the document "
+            "from the ФН archive (or the ОФД) for them"
+        )
 
     async def _reconcile_keyed(
         self,
@@ -1025,6 +1133,10 @@ def _atol_refusal(number: int, message: str, hint: str) -> RegisterRefused:
         detail=VendorDetail(results.ATOL_SOURCE, str(number), message, number=number),
         hint=hint,
     )
+
+
+def _marked(receipt: fiscal.Receipt) -> bool:
+    return any(item.marking is not None for item in receipt.items)
 
 
 def request_id(job_uuid: str, index: int) -> str:

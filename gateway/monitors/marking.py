@@ -6,8 +6,14 @@ as the health monitor does. A register that cannot check codes (not a `MarkingRe
 a ФН registered without marking: `Refusal.NOT_SUPPORTED`) is shown as "not enabled" once and
 never polled again.
 
-Whether the ОИСМ answers is not something the register reports by itself: the worker tells
-this monitor about every code it checked (`note_check`), so the page shows when the ОИСМ last
+A ФН in autonomous mode has no exchange with the ОИСМ (FF68h: ФН 02h, the driver's
+`IsmExchange.autonomous`): marking still works, so polling goes on — FF70h still counts the
+notifications waiting for an upload by hand — and the snapshot shows "autonomous". FF68h then
+gives no date of the oldest notification: the monitor counts its age from the first poll that
+saw notifications waiting (in memory; a restart starts counting again).
+
+Whether the ОИСМ answers a check is not something the register reports by itself: the worker
+tells this monitor about every code it checked (`note_check`), so the page shows when the ОИСМ last
 answered and since when it has not ("autonomous since"). Those two times live in memory; a
 restart shows "unknown" until the next check.
 
@@ -58,12 +64,16 @@ class MarkingSnapshot:
     """What the page and telemetry show about marking.
 
     `enabled`: None until the first poll answers, False when the register does not check
-    codes (`reason` says why). `last_answered_at` is when the ОИСМ last answered a check,
-    `unanswered_since` when the first check after that went unanswered (box time, UTC).
+    codes (`reason` says why). `autonomous`: the ФН works in autonomous mode (None before a
+    poll); `autonomous_unsent_since` is when a poll first saw its notifications waiting.
+    `last_answered_at` is when the ОИСМ last answered a check, `unanswered_since` when the
+    first check after that went unanswered (box time, UTC).
     """
 
     enabled: bool | None = None
     reason: str | None = None
+    autonomous: bool | None = None
+    autonomous_unsent_since: dt.datetime | None = None  # the register's wall time
     reading: MarkingReading | None = None
     exchange_state: int | None = None
     fill_percent: int | None = None
@@ -97,6 +107,12 @@ class MarkingSnapshot:
             "enabled": self.enabled,
             "reason": self.reason,
             "ism": {
+                "mode": None
+                if self.autonomous is None
+                else "autonomous"
+                if self.autonomous
+                else "online",
+                "autonomous": self.autonomous,
                 "reachable": self.ism_reachable,
                 "last_answered_at": _iso(self.last_answered_at),
                 "unanswered_since": _iso(self.unanswered_since),
@@ -105,6 +121,8 @@ class MarkingSnapshot:
             "notifications": {
                 "unsent": r.unsent if r is not None else None,
                 "oldest": _iso(r.oldest_unsent) if r is not None else None,
+                # Autonomous: FF68h gives no date, "oldest" is when a poll first saw them.
+                "oldest_seen_by_poll": bool(self.autonomous and r and r.oldest_unsent),
                 "oldest_age_days": round(age.total_seconds() / 86400, 2) if age else None,
                 "state": r.notification_state if r is not None else None,
                 "area_fill": r.area_fill if r is not None else None,
@@ -242,20 +260,38 @@ class MarkingMonitor:
         if read is None:
             return None
         state, exchange = read
+        read_at = self._wall_now()
+        unsent = max(exchange.unsent, state.unsent)
+        oldest = register_time(exchange.first_unsent_at)
+        since: dt.datetime | None = None
+        if exchange.autonomous:
+            if self._snapshot.autonomous is not True:
+                _LOGGER.info(
+                    "The ФН works in autonomous mode: no exchange with the marking system; "
+                    "%d notifications wait for an upload by hand",
+                    unsent,
+                )
+            if unsent:
+                since = self._snapshot.autonomous_unsent_since or read_at
+                oldest = since
+        elif self._snapshot.autonomous:
+            _LOGGER.info("The ФН exchanges with the marking system again (not autonomous)")
         reading = MarkingReading(
-            read_at=self._wall_now(),
+            read_at=read_at,
             check_state=state.check_state,
             waiting_decision=state.waiting_decision,
             notification_state=state.notification_state,
             area_fill=state.area_fill,
-            unsent=max(exchange.unsent, state.unsent),
-            oldest_unsent=register_time(exchange.first_unsent_at),
+            unsent=unsent,
+            oldest_unsent=oldest,
         )
         found = marking_conditions(reading, self._limits)
         self._snapshot = replace(
             self._snapshot,
             enabled=True,
             reason=None,
+            autonomous=exchange.autonomous,
+            autonomous_unsent_since=since,
             reading=reading,
             exchange_state=exchange.state,
             fill_percent=exchange.fill_percent,

@@ -55,6 +55,7 @@ class StatusView:
     # Marking (the marking monitor's snapshot under "marking").
     marking_enabled: bool | None = None
     marking_reason: str | None = None  # why marking is not enabled
+    ism_autonomous: bool | None = None  # the ФН works in autonomous mode (FF68h)
     ism_reachable: bool | None = None  # the ОИСМ answered the last check the box made
     ism_last_answered_at: dt.datetime | None = None
     ism_unanswered_since: dt.datetime | None = None  # autonomous since
@@ -260,6 +261,7 @@ def read_status(status: Mapping[str, Any], now: dt.datetime) -> StatusView:
         mqtt_last_command_at=timestamp(mqtt.get("last_command_at")),
         marking_enabled=flag(marking.get("enabled")),
         marking_reason=text(marking.get("reason")),
+        ism_autonomous=flag(ism.get("autonomous")),
         ism_reachable=flag(ism.get("reachable")),
         ism_last_answered_at=timestamp(ism.get("last_answered_at")),
         ism_unanswered_since=timestamp(ism.get("unanswered_since")),

@@ -540,6 +540,13 @@ TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "не включена: {reason}",
         "не увімкнена: {reason}",
     ),
+    "f_ism_mode": ("ФН exchange with the ОИСМ", "Обмен ФН с ОИСМ", "Обмін ФН з ОІСМ"),
+    "ism_online": ("online", "онлайн", "онлайн"),
+    "ism_autonomous": (
+        "autonomous mode: no exchange; notifications are uploaded by hand",
+        "автономный режим: обмена нет, уведомления выгружаются вручную",
+        "автономний режим: обміну немає, повідомлення вивантажуються вручну",
+    ),
     "f_ism_reachable": (
         "Marking system (ОИСМ) answers",
         "ОИСМ отвечает",

@@ -149,6 +149,55 @@ async def test_the_monitor_shows_notifications_and_whether_the_ism_answers(
         assert back.last_answered_at > silent_since
 
 
+async def test_an_autonomous_fn_is_shown_and_still_polled(tmp_path: Path) -> None:
+    async with marking_box(tmp_path, warn_days=1) as box:
+        monitor = box.monitor
+        await set_ism(box, "autonomous")  # the ФН works autonomously: FF68h answers ФН 02h
+        await box.submit("s1", receipt("sell", marked("Табак", code("Auto0002"))))
+        await box.wait_state("s1", JobState.DONE)
+        running = asyncio.create_task(monitor.run())
+        try:
+            await support_box.wait_until(lambda: monitor.polls >= 1)
+            monitor.poll_now()
+            await support_box.wait_until(lambda: monitor.polls >= 2)
+            assert not running.done()  # autonomous is not "marking off": polling goes on
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        snap = monitor.snapshot()
+        assert snap.enabled is True
+        assert snap.autonomous is True
+        shown = snap.as_dict()
+        assert shown["ism"]["mode"] == "autonomous"
+        assert shown["ism"]["autonomous"] is True
+        assert shown["notifications"]["unsent"] == 1  # FF70h's count
+        assert shown["notifications"]["oldest_seen_by_poll"] is True
+        first_seen = snap.autonomous_unsent_since
+        assert first_seen is not None
+        # Its age counts from the first poll that saw it, and raises the event when old.
+        box.clock.shift = dt.timedelta(days=2)
+        snap = await monitor.poll_once()
+        assert snap is not None
+        assert snap.autonomous_unsent_since == first_seen
+        assert [c.kind for c in snap.conditions] == ["marking_notifications_old"]
+        # ATOL's ismExchangeStatus says so instead of failing.
+        status = marking_results.exchange_status(
+            await box.register.marking_state(), await box.register.ism_exchange()
+        )
+        assert status["status"]["autonomous"] is True
+        assert status["status"]["notSentCount"] == 1
+        assert "autonomous" in status["status"]["description"]
+        # Back online: the exchange is read again.
+        box.clock.shift = dt.timedelta()
+        await set_ism(box, "positive")
+        snap = await monitor.poll_once()
+        assert snap is not None
+        assert snap.autonomous is False
+        assert snap.autonomous_unsent_since is None
+        assert snap.as_dict()["ism"]["mode"] == "online"
+
+
 async def test_a_monitor_poll_gives_way_to_a_waiting_job(tmp_path: Path) -> None:
     async with marking_box(tmp_path) as box:
         monitor = box.monitor
@@ -271,6 +320,7 @@ async def test_the_panel_and_a_sample_code_check(tmp_path: Path) -> None:
         html = await _overview(client, box.url)
         assert "Marking (Chestny ZNAK)" in html
         assert 'id="marking-enabled">enabled<' in html
+        assert 'id="ism-mode">online<' in html
         assert 'id="marking-unsent">0<' in html
         assert 'id="marking-check-state">nothing in progress<' in html
         assert 'id="ism-reachable">no code checked since the start<' in html
@@ -308,6 +358,16 @@ async def test_the_panel_and_a_sample_code_check(tmp_path: Path) -> None:
         resp, text = await _check(client, box.url, "0104600653105990 21Молоко")
         assert "Not checked: a marking code holds only ASCII characters" in text
         assert len(await box.web_jobs()) == before
+
+
+async def test_the_panel_shows_an_autonomous_fn(tmp_path: Path) -> None:
+    async with marking_web_box(tmp_path) as box, new_client() as client:
+        await set_ism(box, "autonomous")  # FF68h answers ФН 02h
+        await box.monitor.poll_once()
+        await login(client, box.url)
+        html = await _overview(client, box.url)
+        assert 'id="ism-mode">autonomous mode: no exchange; notifications are uploaded' in html
+        assert 'id="marking-enabled">enabled<' in html
 
 
 async def test_the_sample_check_needs_the_sessions_token(tmp_path: Path) -> None:

@@ -6,15 +6,18 @@ its paper tape shows what the ФН kept for every item (2000 the code, 2106 the 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.atol import marking_results
 from gateway.domain import fiscal, marking
 from gateway.domain.errors import LinkError, Refusal, RegisterRefused
 from gateway.registers.emulator.server import EmulatorServer
-from gateway.registers.shtrih.codec import decode_tlvs
+from gateway.registers.shtrih import tags
+from gateway.registers.shtrih.codec import decode_tlvs, encode_request
 from gateway.registers.shtrih.driver import ShtrihRegister
 from gateway.registers.shtrih.errors_table import ShtrihError
 
@@ -442,4 +445,157 @@ async def test_a_tag_longer_than_one_block_is_refused_before_anything_is_sent(
     assert "request item 1 'Молоко': tag 1260 takes" in err.value.message
     assert sells(tmp_path) == []
     assert not (await shift.status()).receipt_open
+    assert await table_is_empty(shift)
+
+
+# --- FF67h re-check, a register that does not clear, one FF61h rule, autonomous FF68h --------
+
+
+def spy_commands(register: ShtrihRegister, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every request body the driver sends from now on."""
+    sent: list[bytes] = []
+    call = register._call
+
+    async def recording(request: Any, answer_cls: Any, timeout_s: float | None = None) -> Any:
+        sent.append(encode_request(request))
+        return await call(request, answer_cls, timeout_s)
+
+    monkeypatch.setattr(register, "_call", recording)
+    return sent
+
+
+@pytest.mark.parametrize("firmware", ["classic", "core"])
+async def test_a_negative_recheck_on_binding_refuses_the_receipt(
+    shift: ShtrihRegister, emulator: EmulatorServer, tmp_path: Path, firmware: str
+) -> None:
+    await emulator.apply_fault("firmware", firmware)
+    # FF61h says yes; FF67h checks again and the ОИСМ now says "sold".
+    await emulator.apply_fault("ism_bind_recheck", "sold")
+    n0 = (await shift.fn_status()).last_document_number
+    r = receipt(plain("Пакет", 500), marked("Молоко", 8990, code(MILK)))
+    with pytest.raises(RegisterRefused) as caught:
+        await shift.print_receipt(r)
+    err = caught.value
+    assert err.reason is Refusal.MARKING
+    assert "request item 2 'Молоко'" in err.message
+    assert "checked the code again when binding" in err.message
+    assert err.hint is not None
+    assert "take the item off" in err.hint
+    assert sells(tmp_path) == []
+    assert (await shift.fn_status()).last_document_number == n0
+    assert not (await shift.status()).receipt_open
+    assert await table_is_empty(shift)
+
+
+async def test_a_recheck_on_binding_replaces_the_check_in_the_result(
+    shift: ShtrihRegister, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    # The re-check gets no answer: OFFLINE_OK sells, and the result holds the FF67h check.
+    await emulator.apply_fault("ism_bind_recheck", "timeout")
+    res = await shift.print_receipt(receipt(marked("Кроссовки", 499000, code(SHOES))))
+    [mark] = res.marks
+    assert mark.check.server_code == 0xFF
+    assert not mark.check.answered
+    assert mark.result == mark.check.result
+    assert mark.result is not None
+    assert mark.result & marking.ISM_DONE == 0
+    assert item_tags(sells(tmp_path)[0])[0]["2106"] == mark.result
+    # STRICT refuses the same re-check.
+    strict = code(SHOES, policy=marking.MarkingPolicy.STRICT)
+    with pytest.raises(RegisterRefused) as caught:
+        await shift.print_receipt(receipt(marked("Кроссовки", 499000, strict)))
+    assert caught.value.reason is Refusal.MARKING
+    assert len(sells(tmp_path)) == 1
+
+
+async def test_without_a_recheck_the_fast_check_stays(shift: ShtrihRegister) -> None:
+    res = await shift.print_receipt(receipt(marked("Молоко", 8990, code(MILK))))
+    [mark] = res.marks
+    assert mark.check.positive
+    assert mark.check.server_code == 0  # FF61h's check: FF67h answered no block
+
+
+async def test_a_register_that_refuses_to_clear_warns_once(
+    shift: ShtrihRegister,
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await emulator.apply_fault("marking_clear_refused", True)
+    sent = spy_commands(shift, monkeypatch)
+    clear = bytes.fromhex("ff69") + (30).to_bytes(4, "little") + b"\x02"
+    caplog.set_level(logging.DEBUG, logger="gateway.registers.shtrih.driver")
+    for name in ("Молоко", "Кефир"):
+        await shift.print_receipt(receipt(marked(name, 8990, code(MILK))))
+    assert len(sells(tmp_path)) == 2
+    assert sent.count(clear) == 1  # refused once, then not asked again on this connection
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "FF69h 2" in r.message
+    ]
+    assert len(warnings) == 1
+    assert any("FF69h(2) skipped" in r.message for r in caplog.records)
+    # A refused code is still rejected (FF69h 0), so nothing of it stays waiting.
+    await ism(emulator, "sold")
+    with pytest.raises(RegisterRefused):
+        await shift.print_receipt(receipt(marked("Молоко", 8990, code(MILK))))
+    assert not (await shift.marking_state()).waiting_decision
+    assert sent.count(clear) == 1
+    # A new connection asks again.
+    await shift.close()
+    await shift.connect()
+    sent = spy_commands(shift, monkeypatch)
+    await shift.clear_codes()
+    assert sent == [clear]
+
+
+async def test_a_fractional_code_sends_the_same_ff61h_in_a_sale_and_in_a_task(
+    shift: ShtrihRegister, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    third = code(MILK, fraction=(2, 3))
+    sent = spy_commands(shift, monkeypatch)
+    # The sale: the line's quantity is the fraction floored (the parser allows floor or ceiling).
+    await shift.print_receipt(receipt(marked("Сыр, 2/3 головки", 60000, third, quantity=666_666)))
+    # The task (beginMarkingCodeValidation): no quantity, no unit, as the worker passes them.
+    await shift.check_code(third, quantity=None, unit=None)
+    await shift.accept_code(False)
+    sale, task = [body for body in sent if body[:2] == b"\xff\x61"]
+    assert sale == task
+    expected = tags.byte(2108, 0) + tags.fvln(1023, 666_667) + tags.fraction(2, 3)
+    assert sale.endswith(MILK + expected)
+
+
+async def test_an_autonomous_fn_has_no_exchange_but_is_not_refused(
+    shift: ShtrihRegister, emulator: EmulatorServer
+) -> None:
+    assert not (await shift.ism_exchange()).autonomous
+    await ism(emulator, "autonomous")
+    exchange = await shift.ism_exchange()
+    assert exchange.autonomous
+    assert exchange.unsent == 0
+    assert (await shift.marking_state()).check_state == 1
+
+
+async def test_an_answer_the_fn_refused_sells_offline_ok_apart_and_is_refused_strict(
+    shift: ShtrihRegister,
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await ism(emulator, "refused")  # fnCode 20h, reason 1: bad fiscal sign of the answer
+    res = await shift.print_receipt(receipt(marked("Молоко", 8990, code(MILK))))
+    [mark] = res.marks
+    assert mark.check.answer_refused
+    assert mark.check.answer_refusal == 1
+    assert not mark.check.answered
+    said = "the ФН refused the marking system's answer (bad fiscal sign of the answer)"
+    assert any(r.levelno == logging.WARNING and said in r.getMessage() for r in caplog.records)
+    assert marking_results.mark_result(mark)["ismAnswerRefused"] == said
+    assert len(sells(tmp_path)) == 1
+    strict = code(MILK, policy=marking.MarkingPolicy.STRICT)
+    with pytest.raises(RegisterRefused) as caught:
+        await shift.print_receipt(receipt(marked("Молоко", 8990, strict)))
+    assert caught.value.reason is Refusal.MARKING
+    assert said in caught.value.message
+    assert len(sells(tmp_path)) == 1
     assert await table_is_empty(shift)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.domain import fiscal, marking
+from gateway.domain.errors import Refusal, RegisterRefused
 from gateway.domain.marking import MarkingCode, PlannedStatus
 from gateway.engine import worker as worker_mod
 from gateway.engine.worker import ShiftPolicy
@@ -316,26 +318,49 @@ async def test_one_check_at_a_time_and_the_tasks_that_end_one(tmp_path: Path) ->
         assert sales(box) == []  # none of it is a document
 
 
-async def test_validate_marks_accepts_what_its_policy_allows(tmp_path: Path) -> None:
+def validate(*codes: bytes) -> dict[str, Any]:
+    params = [
+        {"imc": b64(raw), "imcType": "auto", "itemEstimatedStatus": "itemPieceSold"}
+        for raw in codes
+    ]
+    return {"type": "validateMarks", "params": params}
+
+
+async def test_validate_marks_keeps_every_code_when_all_pass(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        first, second = code("Valid011"), code("Valid012")
+        await box.submit("v", validate(first, second))
+        job = await done(box, "v")
+        result = job.task_results[0].result
+        assert result is not None
+        for item in result["validateMarks"]:
+            assert item["driverError"]["code"] == 0
+            assert item["itemInfoCheckResult"]["imcCheckResult"] is True
+            assert "kept" not in item
+        # Both stay in the table, for the receipt that follows.
+        assert [c.code for c in code_table(box)] == [first, second]
+
+
+async def test_validate_marks_with_a_refused_code_keeps_none(tmp_path: Path) -> None:
     async with running_box(tmp_path) as box:
         good, sold = code("Valid001"), code("Valid002")
         await set_ism(box, "sold", sold)
-        params = [
-            {"imc": b64(raw), "imcType": "auto", "itemEstimatedStatus": "itemPieceSold"}
-            for raw in (good, sold)
-        ]
-        await box.submit("v", {"type": "validateMarks", "params": params})
+        await box.submit("v", validate(good, sold))
         job = await done(box, "v")
         result = job.task_results[0].result
         assert result is not None
         first, second = result["validateMarks"]
+        # The first code passed its check, but it is no longer kept, and says so.
         assert first["itemInfoCheckResult"]["imcCheckResult"] is True
-        assert first["driverError"]["code"] == 0
+        assert first["kept"] is False
+        assert first["driverError"]["code"] == 410
+        assert "code(s) 2 of this request were refused" in first["driverError"]["description"]
+        assert "check the codes again" in first["driverError"]["description"]
         assert "itemInfoCheckResult" not in second
         assert second["driverError"]["code"] == 404
         assert "refused" in second["driverError"]["description"]
-        # Only the accepted code stays in the table, for the receipt that follows.
-        assert [c.code for c in code_table(box)] == [good]
+        # The register's table holds neither: no sale can bind the first code unconfirmed.
+        assert code_table(box) == ()
 
 
 async def test_ism_exchange_status(tmp_path: Path) -> None:
@@ -442,6 +467,148 @@ async def test_a_lost_check_answer_declines_the_orphan_before_the_next_check(
         pending = box.emulator.state.marking.pending
         assert pending is not None
         assert pending.code == code("Fresh001")
+
+
+async def test_a_failed_begin_leaves_no_earlier_check_for_status(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("a", begin(code("First001")), {"type": "acceptMarkingCode"})
+        await done(box, "a")
+        # The next check fails at the register (the ФН-М refuses marking: A0h).
+        await box.emulator.apply_fault("fn_marking", False)
+        await box.submit("b", begin(code("Second01")))
+        await failed(box, "b")
+        await box.submit("status", {"type": "getMarkingCodeValidationStatus"})
+        job = await failed(box, "status")
+        assert job.task_results[0].error_code == 410
+        assert "no marking code check was started" in (job.task_results[0].error_description or "")
+
+
+async def test_a_marked_receipt_spends_the_check_status_shows(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        raw = code("Spent001")
+        await box.submit("a", begin(raw), {"type": "acceptMarkingCode"})
+        await done(box, "a")
+        await box.submit("sell", receipt("sell", marked("Мыло", raw)))
+        await done(box, "sell")
+        await box.submit("status", {"type": "getMarkingCodeValidationStatus"})
+        job = await failed(box, "status")
+        assert job.task_results[0].error_code == 410
+
+
+def lose_decision_answer(box: ShtrihBox, action: int) -> None:
+    """The answer to the next FF69h(action) is lost on the wire after the register ran it:
+    the emulator's `answer_dropped` fault, applied to that one answer."""
+    emulator = box.emulator.emulator
+    handle = emulator.handle
+
+    async def handle_once(body: bytes) -> Any:
+        reply = await handle(body)
+        if body[:2] == b"\xff\x69" and body[-1] == action and not emulator.faults.answer_dropped:
+            emulator.handle = handle  # type: ignore[method-assign]
+            emulator.faults.answer_dropped = 1
+            return dataclasses.replace(reply, closes_document=True)
+        return reply
+
+    emulator.handle = handle_once  # type: ignore[method-assign]
+
+
+async def test_a_lost_accept_answer_is_settled_from_the_register_state(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        raw = code("Lost0001")
+        await box.submit("b", begin(raw))
+        await done(box, "b")
+        lose_decision_answer(box, 1)
+        await box.submit("accept", {"type": "acceptMarkingCode"})
+        # The register accepted it; the box never heard. It asks FF70h instead of sending
+        # FF69h again (which the ФН would refuse with A1h: no code waits).
+        job = await failed(box, "accept")
+        assert job.task_results[0].error_code == 410
+        text = job.task_results[0].error_description or ""
+        assert "the register's answer was lost" in text
+        assert "no longer waits" in text
+        assert "may have been applied" in text
+        assert "getMarkingCodeValidationStatus" in text
+        assert [c.code for c in code_table(box)] == [raw]
+        assert box.emulator.state.marking.pending is None
+        # Nothing waits, so a cancel has nothing to do and succeeds.
+        await box.submit("cancel", {"type": "cancelMarkingCodeValidation"})
+        await done(box, "cancel")
+        await box.submit("decline", {"type": "declineMarkingCode"})
+        assert (await failed(box, "decline")).task_results[0].error_code == 410
+        # The status of the check is still there to read, and the next check goes ahead.
+        await box.submit("status", {"type": "getMarkingCodeValidationStatus"})
+        await done(box, "status")
+        await box.submit("next", begin(code("Lost0002")))
+        await done(box, "next")
+
+
+async def test_a_cancel_after_a_lost_decline_answer_succeeds(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("b", begin(code("Lost0003")))
+        await done(box, "b")
+        lose_decision_answer(box, 0)
+        await box.submit("decline", {"type": "declineMarkingCode"})
+        job = await failed(box, "decline")
+        assert "no longer waits" in (job.task_results[0].error_description or "")
+        await box.submit("cancel", {"type": "cancelMarkingCodeValidation"})
+        await done(box, "cancel")
+        assert code_table(box) == ()
+
+
+async def test_a_recovered_marked_receipt_reads_its_marks_back(tmp_path: Path) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("warm", receipt("sell", marked("Первый", code("Warm0003"))))
+        await done(box, "warm")
+        await set_ism(box, "timeout")
+        await box.emulator.apply_fault("ism_timeout", 0.0)
+        await set_ism(box, "positive", code("Coat0002"))
+        plain = {
+            "type": "position",
+            "name": "Пакет",
+            "price": 5.0,
+            "quantity": 1,
+            "amount": 5.0,
+            "tax": {"type": "vat20"},
+            "measurementUnit": "piece",
+        }
+        a, b = code("Coat0002"), code("Hat00002")
+        await box.emulator.apply_fault("answer_dropped", True)
+        await box.submit("r1", receipt("sell", marked("Пальто", a), plain, marked("Шарф", b)))
+        job = await done(box, "r1")
+        result = job.task_results[0].result
+        assert result is not None
+        assert result["warnings"] == {"recovered": True}
+        first, second = result["marks"]
+        assert (first["item"], base64.b64decode(first["imc"])) == (0, a)
+        assert first["tag2106"] == marking.FULLY_POSITIVE
+        assert first["offline"] is False
+        assert first["itemInfoCheckResult"]["imcStatusInfo"] is True
+        assert (second["item"], base64.b64decode(second["imc"])) == (2, b)
+        assert second["offline"] is True  # sold without the ОИСМ's answer
+        assert second["itemInfoCheckResult"]["imcStatusInfo"] is False
+        assert box.printed("Пальто") == 1
+
+
+async def test_a_recovered_marked_receipt_warns_when_marks_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_box(tmp_path) as box:
+        await box.submit("warm", receipt("sell", marked("Первый", code("Warm0004"))))
+        await done(box, "warm")
+
+        async def refused(number: int) -> list[tuple[int, bytes]]:
+            raise RegisterRefused(Refusal.NOT_SUPPORTED, f"FF3Ah refused for {number}")
+
+        monkeypatch.setattr(box.register, "document_tags", refused)
+        await box.emulator.apply_fault("answer_dropped", True)
+        await box.submit("r1", receipt("sell", marked("Платье", code("Dress002"))))
+        job = await done(box, "r1")
+        result = job.task_results[0].result
+        assert result is not None
+        assert "marks" not in result
+        assert result["warnings"]["recovered"] is True
+        assert "could not be read back (FF3Ah refused" in result["warnings"]["marks"]
+        assert box.printed("Платье") == 1
 
 
 # --- registers without marking ------------------------------------------------------------

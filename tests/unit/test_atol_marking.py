@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gateway.atol import marking_results
 from gateway.atol.decimal_json import dumps
 from gateway.atol.names import NameMapping, PermitDefaults
 from gateway.atol.parser import parse_request, parse_task, parse_tasks_json
@@ -19,9 +20,15 @@ from gateway.domain.errors import ValidationError
 from gateway.domain.marking import (
     AUTONOMOUS,
     FULLY_POSITIVE,
+    CodeCheck,
     CodeType,
     IndustryAttribute,
+    IsmExchange,
+    MarkingCode,
     MarkingPolicy,
+    MarkingState,
+    MarkResult,
+    NotCheckedReason,
     PlannedStatus,
 )
 from gateway.registers.shtrih import tags
@@ -720,3 +727,82 @@ def test_a_part_of_a_pack_only_on_a_piece_line() -> None:
     field, reason = refused(receipt(item))
     assert field == f"{P}.itemFractionalAmount"
     assert reason.startswith("a part of a pack goes only on a piece line")
+
+
+# --- results of the marking tasks (marking_results) ------------------------------------------
+
+
+def _checked(**fields: Any) -> CodeCheck:
+    base: dict[str, Any] = {
+        "local": 0,
+        "reason": NotCheckedReason.TYPE_NOT_CHECKABLE,
+        "code_type": CodeType.VERIFY4,
+        "answered": False,
+        "result": None,
+    }
+    return CodeCheck(**{**base, **fields})
+
+
+def test_accept_without_a_2106_leaves_item_info_check_result_out() -> None:
+    silent = _checked(result=None)
+    assert marking_results.accept_result(silent, None) == {}
+    assert marking_results.accept_result(silent, 0x10) == {
+        "itemInfoCheckResult": {
+            "imcCheckFlag": False,
+            "imcCheckResult": False,
+            "imcStatusInfo": False,
+            "imcEstimatedStatusCorrect": False,
+            "ecrStandAloneFlag": True,
+        }
+    }
+    code = MarkingCode(b"0104600653105990215\x1d93Gk30", PlannedStatus.PIECE_SOLD)
+    accepted = marking_results.validate_item(silent, code, stored=None, refusal=None)
+    assert "itemInfoCheckResult" not in accepted
+    assert "itemInfoCheckResult" not in accepted.get("onlineValidation", {})
+
+
+def test_an_answer_the_fn_refused_is_named_apart() -> None:
+    refused = _checked(server_code=0x20, answer_refusal=1)
+    assert refused.answer_refused
+    assert refused.answer_refused_text == (
+        "the ФН refused the marking system's answer (bad fiscal sign of the answer)"
+    )
+    error = marking_results.driver_error(refused)
+    assert error["error"] == "ismAnswerRefused"
+    assert "bad fiscal sign" in error["description"]
+    assert marking_results.sent_request(refused)
+    # A plain timeout keeps its own words.
+    assert marking_results.driver_error(_checked(server_code=0xFF))["error"] == "responseTimeout"
+    # Sold under OFFLINE_OK: the receipt's result says why it is offline.
+    mark = MarkResult(index=0, code=b"abc", check=refused, result=None)
+    shown = marking_results.mark_result(mark)
+    assert shown["offline"] is True
+    assert shown["ismAnswerRefused"].startswith("the ФН refused the marking system's answer")
+    plain = marking_results.mark_result(
+        MarkResult(index=0, code=b"abc", check=_checked(server_code=0xFF), result=None)
+    )
+    assert "ismAnswerRefused" not in plain
+
+
+def test_exchange_status_of_an_autonomous_fn() -> None:
+    state = MarkingState(
+        check_state=1,
+        notification_state=0,
+        flags=0,
+        saved_results=0,
+        codes_in_notification=0,
+        area_fill=0,
+        unsent=3,
+    )
+    shown = marking_results.exchange_status(state, IsmExchange.autonomous_mode())
+    assert shown["status"]["autonomous"] is True
+    assert shown["status"]["notSentCount"] == 3
+    assert shown["status"]["notSentFirstNoticeDateTime"] is None
+    assert "upload them by hand" in shown["status"]["description"]
+    online = IsmExchange(
+        state=0, unsent=1, current_number=7, first_unsent_at="2026-03-02T10:00", fill_percent=1
+    )
+    shown = marking_results.exchange_status(state, online)
+    assert shown["status"]["autonomous"] is False
+    assert shown["status"]["notSentCount"] == 1
+    assert shown["status"]["notSentFirstNoticeNumber"] == 7

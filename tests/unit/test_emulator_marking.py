@@ -355,10 +355,8 @@ async def test_classic_order_binds_to_the_last_line(emulator: Emulator) -> None:
     await ok(emulator, operation())
     await ok(emulator, item_tags(UNIT))
     answer = await ok(emulator, bind(GS1_44))
-    # 44 4D DataMatrix, kind 3 (КМ44), then the FF61h block.
-    assert answer[:3] == bytes((0x44, 0x4D, 3))
-    assert answer[3:7] == bytes((3, 0, 4, 20))
-    assert answer[7:9] == bytes((0, 0x0F))
+    # 44 4D DataMatrix, kind 3 (КМ44); FF61h checked the code, so no check block follows.
+    assert answer == bytes((0x44, 0x4D, 3))
     # A code goes to one line once.
     assert await error(emulator, bind(GS1_44)) == 0xA1
     data = await ok(emulator, close(10000))
@@ -632,3 +630,50 @@ def test_options_of_an_existing_register(tmp_path: Path, clock: Clock) -> None:
         assert emu.state.identity.marking is True
     finally:
         emu.close()
+
+
+# --- FF67h re-check, a register that does not clear, autonomous FF68h ----------------------
+
+
+async def test_bind_recheck_answers_with_the_check_block(emulator: Emulator) -> None:
+    await ok(emulator, OPEN_SHIFT)
+    await accept(emulator, GS1_44)
+    await emulator.apply_fault("ism_bind_recheck", "sold")
+    await ok(emulator, operation())
+    await ok(emulator, item_tags(UNIT))
+    answer = await ok(emulator, bind(GS1_44))
+    # Kind, then the block of the new check: 2004 = 3, reason 0, 2100 = 4, n, fnCode 0,
+    # 2106 = 07h (the code is right, the item is sold already), the ОИСМ's tags.
+    assert answer[:3] == bytes((0x44, 0x4D, 3))
+    assert answer[3:6] == bytes((3, 0, 4))
+    assert answer[6] == len(answer) - 7
+    assert answer[7:9] == bytes((0, 0x07))
+    # The document records the re-checked 2106.
+    await ok(emulator, close(10000))
+    [item] = read_tape(tape_path(emulator.state_path))[-1].items
+    assert item.tags["2106"] == 0x07
+    with pytest.raises(FaultError):
+        await emulator.apply_fault("ism_bind_recheck", "maybe")
+    await emulator.apply_fault("ism_bind_recheck", None)
+    assert emulator.state.ism.bind_recheck is None
+
+
+async def test_clear_refused_like_nano_f(emulator: Emulator) -> None:
+    await accept(emulator, GS1_44)
+    await emulator.apply_fault("marking_clear_refused", True)
+    assert await error(emulator, decide(2)) == 0xA1
+    assert len(fn_m(emulator).table) == 1  # the table stays
+    # Reject and accept still work.
+    await ok(emulator, check_request(GS1_44_B))
+    await ok(emulator, decide(0))
+    await emulator.apply_fault("marking_clear_refused", False)
+    await ok(emulator, decide(2))
+    assert fn_m(emulator).table == ()
+
+
+async def test_autonomous_fn_has_no_ism_exchange(emulator: Emulator) -> None:
+    await emulator.apply_fault("ism_answer", "autonomous")
+    assert await error(emulator, ff(0x68)) == 0x02
+    await ok(emulator, ff(0x70))  # the marking state still answers
+    await emulator.apply_fault("ism_answer", "positive")
+    assert len(await ok(emulator, ff(0x68))) == 13

@@ -137,6 +137,37 @@ def test_check_answer_ism_reply_refused_by_the_fn() -> None:
     assert answer.refusal_reason == 5
     check = answer.check()
     assert (check.answered, check.result, check.server_code) == (False, None, 0x20)
+    assert check.answer_refused
+    assert check.answer_refusal == 5
+    assert check.answer_refused_text == "the ФН refused the marking system's answer (bad CRC)"
+
+
+def test_an_answer_the_fn_refused_sells_offline_ok_and_is_refused_strict() -> None:
+    # fnCode 20h, reason 1 (bad fiscal sign): not a "no" about the goods, not an absence.
+    check = c.decode_answer(bytes.fromhex("ff61 00 00 01 05 02 20 01"), c.MarkingCheck).check()
+    assert not check.ism_negative
+    assert check.refusal(marking.MarkingPolicy.OFFLINE_OK) is None
+    assert check.refusal(marking.MarkingPolicy.ANY) is None
+    strict = check.refusal(marking.MarkingPolicy.STRICT)
+    assert strict is not None
+    assert strict.startswith(
+        "the ФН refused the marking system's answer (bad fiscal sign of the answer)"
+    )
+    # The item-level rule gives the same answers.
+    for policy, sells in (
+        (marking.MarkingPolicy.OFFLINE_OK, True),
+        (marking.MarkingPolicy.STRICT, False),
+    ):
+        code = marking.MarkingCode(DAIRY, marking.PlannedStatus.PIECE_SOLD, policy=policy)
+        assert (marking.refusal(code, check) is None) is sells
+    # A timeout is not named so.
+    timeout = c.decode_answer(bytes.fromhex("ff61 00 00 01 05 01 ff"), c.MarkingCheck).check()
+    assert not timeout.answer_refused
+    assert timeout.answer_refused_text is None
+    unknown = marking.CodeCheck(0, 1, 5, False, None, server_code=0x20, answer_refusal=9)
+    assert unknown.answer_refused_text == (
+        "the ФН refused the marking system's answer (reason code 9)"
+    )
 
 
 def test_check_answer_with_only_the_fn_code() -> None:
@@ -336,11 +367,32 @@ def test_check_tags_only_for_measured_or_fractional_codes() -> None:
         tags.check_tags(piece, 1_000_000, 0)
     half = marking.MarkingCode(DAIRY, marking.PlannedStatus.PIECE_SOLD, fraction=(1, 2))
     # 2108 = 0; 1023 = 0.5; 1291 {1293 = 1, 1294 = 2}
-    assert tags.check_tags(half, None, 0) == (
+    assert tags.check_tags(half, None, None) == (
         bytes.fromhex("3c08 0100 00")
         + bytes.fromhex("ff03 0200 01 05")
         + bytes.fromhex("0b05 0a00 0d05 0100 01 0e05 0100 02")
     )
+
+
+def test_check_tags_one_rule_per_kind_of_code() -> None:
+    # A part of a piece: the fraction decides; a quantity or unit from the caller is refused.
+    two_thirds = marking.MarkingCode(DAIRY, marking.PlannedStatus.PIECE_SOLD, fraction=(2, 3))
+    for quantity, unit in ((666_667, None), (None, 0), (666_667, 0)):
+        with pytest.raises(ValueError, match="fraction"):
+            tags.check_tags(two_thirds, quantity, unit)
+    # 2/3 = 0.6666666…: half-up gives 0.666667 (floored it would be 0.666666).
+    assert tags.fraction_quantity(2, 3) == 666_667
+    assert tags.fraction_quantity(1, 3) == 333_333
+    assert tags.fraction_quantity(1, 2) == 500_000
+    assert tags.check_tags(two_thirds, None, None) == (
+        tags.byte(2108, 0) + tags.fvln(1023, 666_667) + tags.fraction(2, 3)
+    )
+    # A measured code needs both its quantity and its unit, and sends nothing else.
+    cheese = marking.MarkingCode(DAIRY, marking.PlannedStatus.MEASURED_SOLD)
+    for quantity, unit in ((None, 11), (357_000, None), (None, None)):
+        with pytest.raises(ValueError, match="quantity and unit"):
+            tags.check_tags(cheese, quantity, unit)
+    assert tags.check_tags(cheese, 357_000, 11) == tags.byte(2108, 11) + tags.fvln(1023, 357_000)
 
 
 def _permit() -> marking.IndustryAttribute:

@@ -24,12 +24,14 @@ are one-shot counters held in memory (`WireFaults`).
 | ofd_interval            | float seconds    | RTC seconds per acknowledged document (0: at once) |
 | ofd_backlog             | int N            | the last N documents wait for the OFD again |
 | ofd_ack                 | int N            | the OFD acknowledges the N oldest waiting documents now |
-| ism_answer              | str              | the fake ОИСМ's answer to every FF61h check: positive, negative, sold, timeout, autonomous (see `marking`) |
+| ism_answer              | str              | the fake ОИСМ's answer to every FF61h check: positive, negative, sold, timeout, autonomous, refused (see `marking`) |
 | ism_code_answer         | {"code", "answer"} / null | one code answered its own way (`answer` null: the default again); null forgets every such code. The code is text with `<GS>` (or the GS character) between AIs, or `hex:` and its bytes |
 | ism_timeout             | float seconds    | how long FF61h waits when the ОИСМ is silent (answer `timeout`) |
 | ism_uploads             | bool             | the ОИСМ acknowledges notifications uploaded with FF71h–FF73h (false: FF73h gets no ticket) |
 | firmware                | "classic" / "core" | the firmware family: order of FF46h, FF4Dh and FF67h; «кассовое ядро» reports model 45 in FCh |
 | fn_marking              | bool             | the ФН-М is registered with the marking flag (false: FF61h… answer A0h, FF68h 32h) |
+| ism_bind_recheck        | str / null       | FF67h checks each code again, as for a code not in its table, and the fake ОИСМ gives this answer (positive, negative, sold, timeout, autonomous); the FF67h answer then carries the check block. null: no re-check |
+| marking_clear_refused   | bool             | FF69h(2) (clear the table of checked codes) is refused with ФН A1h, as on Штрих-Нано-Ф |
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class FaultName(enum.StrEnum):
     ISM_UPLOADS = "ism_uploads"
     FIRMWARE = "firmware"
     FN_MARKING = "fn_marking"
+    ISM_BIND_RECHECK = "ism_bind_recheck"
+    MARKING_CLEAR_REFUSED = "marking_clear_refused"
 
 
 class FaultError(GatewayError, ValueError):

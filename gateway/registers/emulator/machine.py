@@ -1291,6 +1291,8 @@ def _fn_decide_mark(state: EmulatorState, req: protocol.MarkDecision, ctx: _Ctx)
     A1h; another action: 33h."""
     state_marking = _require_marking(state)
     if req.action == DECIDE_CLEAR:
+        if state_marking.clear_refused:
+            raise Refused(Fn.MARKING_SEQUENCE)
         return Outcome(replace(state, marking=replace(state_marking, pending=None, table=())), b"")
     if req.action not in (DECIDE_REJECT, DECIDE_ACCEPT):
         raise Refused(Kkt.BAD_PARAMETERS)
@@ -1305,8 +1307,9 @@ def _fn_decide_mark(state: EmulatorState, req: protocol.MarkDecision, ctx: _Ctx)
 
 
 def _fn_bind_mark(state: EmulatorState, req: protocol.MarkBind, ctx: _Ctx) -> Outcome:
-    """FF67h: bind an accepted code to an item; the answer is the code type(2), the DataMatrix
-    kind(1) and the block FF61h answered ([JPOS] FSBindMC). Classic firmware binds it to the
+    """FF67h: bind an accepted code to an item; the answer is the code type(2) and the DataMatrix
+    kind(1), plus a check block when the fault `ism_bind_recheck` makes it check the code again
+    ([JPOS] FSBindMC, `marking.bind`). Classic firmware binds it to the
     last line (none: ФН 02h; one bound already: A1h). «кассовое ядро» keeps it for the next
     FF46h: only in приход / возврат прихода (5Eh, extended 5E0013h), only after FF4Dh gave the
     line's 2108 (33h, extended 330054h), one per line (A1h). A code not accepted in the table:
@@ -1332,7 +1335,7 @@ def _fn_bind_mark(state: EmulatorState, req: protocol.MarkBind, ctx: _Ctx) -> Ou
     entry = state_marking.accepted(req.code)
     if entry is None:
         raise Refused(Fn.MARK_NOT_CHECKED)
-    bound = replace(entry, bound=True)
+    bound = marking.bind(entry, state.ism, ctx.rtc)
     position = state_marking.table.index(entry)
     table = (*state_marking.table[:position], bound, *state_marking.table[position + 1 :])
     if core:
@@ -1341,7 +1344,7 @@ def _fn_bind_mark(state: EmulatorState, req: protocol.MarkBind, ctx: _Ctx) -> Ou
         last = replace(receipt.lines[-1], mark=bound)
         receipt = replace(receipt, lines=(*receipt.lines[:-1], last))
     new = replace(state, receipt=receipt, marking=replace(state_marking, table=table))
-    return Outcome(new, entry.bind_answer())
+    return Outcome(new, bound.bind_answer())
 
 
 # FF68h exchange states ([JPOS] commands.xml): 0 idle, 1 a notification is being read,
@@ -1356,6 +1359,9 @@ def _fn_ism_status(state: EmulatorState, req: protocol.Request, ctx: _Ctx) -> Ou
     oldest one's date-time(5), notification area fill %(1). 32h without marking."""
     if not state.identity.marking:
         raise Refused(Kkt.NO_MARKING)
+    if state.ism.answer == IsmAnswer.AUTONOMOUS:
+        # A ФН in autonomous mode has no exchange with the ОИСМ: ФН 02h ([OPOS]).
+        raise Refused(Fn.WRONG_STATE)
     notifications = state.marking.notifications
     reading = state.marking.reading
     exchange = ISM_IDLE

@@ -25,7 +25,10 @@ right, 4 autonomous):
   the [NG] #145 answer); sold 0x07 (the code is right, the item is sold already);
 - timeout: no answer in time, fnCode FFh, no ОИСМ tags; 2106 carries only what the ФН
   checked itself (bits 0–1 from 2004);
-- autonomous: n = 0, nothing from the ОИСМ; 2106 = bits 0–1 from 2004 plus bit 4.
+- autonomous: n = 0, nothing from the ОИСМ; 2106 = bits 0–1 from 2004 plus bit 4;
+- refused: the ОИСМ answered but the ФН refused its answer: fnCode 20h and the reason byte 1
+  (bad fiscal sign of the answer) instead of 2106, no tags; the sale owes a notification and
+  records 2106 = bits 0–1 from 2004.
 
 A negative answer for a code the ФН checks itself also fails that check (2004 = 1): a false
 code's check code does not verify either. The ОИСМ answer's tags are 2114 (the request time,
@@ -39,7 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.registers.emulator import tlv
 from gateway.registers.emulator.tlv import Tlv
@@ -78,6 +81,9 @@ PROCESSING_MODE = 0
 # FF61h fnCode ([JPOS], [OPOS]): 0 the ОИСМ answered, FFh no answer within the timeout.
 SERVER_ANSWERED = 0x00
 SERVER_TIMEOUT = 0xFF
+# fnCode 20h: the ФН refused the ОИСМ's answer; the next byte says why (1 bad fiscal sign).
+SERVER_ANSWER_REFUSED = 0x20
+REFUSED_BAD_SIGN = 1
 
 # Tags of the ОИСМ answer ([NG] #145 trace; the name of 2114 is UNSURE).
 TAG_REQUEST_TIME = 2114
@@ -118,6 +124,7 @@ class IsmAnswer(enum.StrEnum):
     SOLD = "sold"
     TIMEOUT = "timeout"
     AUTONOMOUS = "autonomous"
+    REFUSED = "refused"  # answered, but the ФН refused the answer (fnCode 20h)
 
 
 class Firmware(enum.StrEnum):
@@ -157,6 +164,9 @@ class IsmConfig:
     overrides: tuple[IsmOverride, ...] = ()
     timeout_s: float = DEFAULT_TIMEOUT_S  # how long a check waits when the ОИСМ is silent
     uploads_ok: bool = True  # FF73h: the ОИСМ acknowledges an uploaded notification
+    # An IsmAnswer value: FF67h checks every code again, as a register does with a code that
+    # is not in its table, and this is the ОИСМ's answer to that check (None: no re-check).
+    bind_recheck: str | None = None
 
     def answer_for(self, code: bytes) -> IsmAnswer:
         """The answer the ОИСМ gives `code`."""
@@ -170,7 +180,7 @@ class IsmConfig:
         kept = tuple(o for o in self.overrides if o.code != code)
         if answer is not None:
             kept += (IsmOverride(code, answer.value),)
-        return IsmConfig(self.answer, kept, self.timeout_s, self.uploads_ok)
+        return replace(self, overrides=kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +199,7 @@ class CheckedCode:
     ism_tags: bytes  # the ОИСМ answer's TLV
     answer: str  # the IsmAnswer the fake ОИСМ gave
     bound: bool = False  # FF67h bound it to a line of the open receipt
+    rechecked: bool = False  # FF67h checked it again (not FF61h): its answer has the block
 
     @property
     def without_ism(self) -> bool:
@@ -200,16 +211,21 @@ class CheckedCode:
         head = bytes((self.local, self.reason, self.code_type))
         if self.server is None:
             return head + b"\0"
+        if self.server == SERVER_ANSWER_REFUSED:
+            # After 20h the byte is why the ФН refused the answer, not 2106.
+            return head + bytes((2, SERVER_ANSWER_REFUSED, REFUSED_BAD_SIGN))
         tail = bytes((self.server, self.result)) + self.ism_tags
         return head + bytes((len(tail),)) + tail
 
     def bind_answer(self) -> bytes:
-        """The FF67h answer after ERR: code type(2), DataMatrix kind(1), then the check's block
-        ([JPOS] FSBindMC: "the same block as FF61")."""
+        """The FF67h answer after ERR: code type(2), DataMatrix kind(1), and the check's block
+        (the same block as FF61h's, [JPOS] FSBindMC) only when FF67h checked the code itself:
+        "if the code was not checked by FF61h first, the register checks it and appends the
+        result" ([OPOS] FSBindItemCode, [JPOS] commands.xml). A code FF61h checked and FF69h
+        accepted gets the three bytes alone."""
         kind = _DM_KIND.get(self.code_type)
-        if kind is None:
-            return CODE_TYPE_UNKNOWN + b"\0" + self.check_block()
-        return CODE_TYPE_DATAMATRIX + bytes((kind,)) + self.check_block()
+        head = CODE_TYPE_UNKNOWN + b"\0" if kind is None else CODE_TYPE_DATAMATRIX + bytes((kind,))
+        return head + self.check_block() if self.rechecked else head
 
     def item_tags(self) -> tuple[Tlv, ...]:
         """What the item carries in the ФН archive: 2000 the code, 2102 the mode, 2106 the
@@ -259,6 +275,8 @@ class FnMarking:
     # The extended code of the last 33h/5Eh marking refusal of «кассовое ядро» ([NG] #249,
     # examples #42): the error answer carries no data, so it is kept here and logged.
     extended_error: int = 0
+    # FF69h(2) is refused with ФН A1h, as Штрих-Нано-Ф does ([NG] javapos #156).
+    clear_refused: bool = False
 
     def accepted(self, code: bytes) -> CheckedCode | None:
         """The accepted, not yet bound entry for `code`."""
@@ -311,6 +329,8 @@ def check(
     server: int | None
     if answer is IsmAnswer.TIMEOUT:
         server, result, tags = SERVER_TIMEOUT, local_bits, b""
+    elif answer is IsmAnswer.REFUSED:
+        server, result, tags = SERVER_ANSWER_REFUSED, local_bits, b""
     elif answer is IsmAnswer.AUTONOMOUS:
         server, result, tags = None, local_bits | AUTONOMOUS, b""
     else:
@@ -335,6 +355,22 @@ def check(
         ism_tags=tags,
         answer=answer.value,
     )
+
+
+def bind(entry: CheckedCode, ism: IsmConfig, when: dt.datetime) -> CheckedCode:
+    """The entry FF67h binds: as FF61h checked it, or checked again with the answer
+    `ism.bind_recheck` (the re-checked 2106 is what the document then records)."""
+    if ism.bind_recheck is None:
+        return replace(entry, bound=True)
+    again = check(
+        entry.code,
+        entry.planned_status,
+        entry.mode,
+        entry.check_tlv,
+        replace(ism, answer=ism.bind_recheck, overrides=()),
+        when,
+    )
+    return replace(again, bound=True, rechecked=True)
 
 
 def notification(

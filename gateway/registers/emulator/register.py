@@ -290,6 +290,12 @@ class Emulator:
             return replace(state, identity=replace(state.identity, firmware=family))
         if fault is FaultName.FN_MARKING:
             return replace(state, identity=replace(state.identity, marking=as_bool(fault, value)))
+        if fault is FaultName.ISM_BIND_RECHECK:
+            again = None if value is None else as_choice(fault, value, marking.IsmAnswer)
+            return replace(state, ism=replace(state.ism, bind_recheck=again))
+        if fault is FaultName.MARKING_CLEAR_REFUSED:
+            refused = as_bool(fault, value)
+            return replace(state, marking=replace(state.marking, clear_refused=refused))
         if fault is FaultName.OFD_ACK:
             first = min(last + 1, ofd.first_unacked + as_count(fault, value))
             return replace(

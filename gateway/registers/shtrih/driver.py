@@ -144,6 +144,9 @@ class ShtrihRegister:
             raise ValueError(f"marking_order must be one of {', '.join(MARKING_ORDERS)}")
         self._marking_order = str(marking_order)
         self._core: bool | None = None  # "auto": decided on the first receipt
+        # False once the register refused FF69h(2) on this connection (Штрих-Нано-Ф): it is
+        # not sent again until the next connect.
+        self._clears_table = True
         self._port = port
         self._baudrate = baudrate
         self._password = password
@@ -175,6 +178,7 @@ class ShtrihRegister:
         if self.connected:
             return
         self._core = None  # another register may answer on the port now
+        self._clears_table = True
         spec = serial_port.parse_port(self._port)
         _transport, link = await serial_port.open_connection(
             self._port,
@@ -416,16 +420,13 @@ class ShtrihRegister:
                 )
             for index, item, lines in plan:
                 for line in lines:
+                    if not core:
+                        await self._operation(receipt, line)
+                    await self._item_tags(item)
+                    if item.marking is not None:
+                        marks[index] = await self._bind(index, item, marks[index])
                     if core:
-                        await self._item_tags(item)
-                        if item.marking is not None:
-                            marks[index] = await self._bind(index, item, marks[index])
                         await self._operation(receipt, line)
-                    else:
-                        await self._operation(receipt, line)
-                        await self._item_tags(item)
-                        if item.marking is not None:
-                            marks[index] = await self._bind(index, item, marks[index])
             for tlv in tags.receipt_tags(receipt):
                 await self._send_tlv(tlv)
             if receipt.electronically:
@@ -527,9 +528,13 @@ class ShtrihRegister:
     async def _check_marked(self, receipt: fiscal.Receipt) -> dict[int, marking.MarkResult]:
         """Check and accept every marked item's code before the receipt is opened.
 
-        A code left waiting for a decision is rejected and the table cleared first, so only
-        this receipt's codes are in it. A code the item's policy refuses is rejected, the
-        table cleared, and the receipt refused with `Refusal.MARKING` naming the item.
+        A code left waiting for a decision (FF70h) is rejected with FF69h(0); then the table
+        is cleared with FF69h(2) where the register allows it — Штрих-Нано-Ф refuses that
+        (`clear_codes`), and codes accepted earlier then stay in its table. The receipt does
+        not depend on the clear: every code is decided (FF69h 1 or 0) right after its own
+        FF61h, so at most one code ever waits, and FF67h names the code it binds. A code the
+        item's policy refuses is rejected (FF69h 0), the table cleared where allowed, and the
+        receipt refused with `Refusal.MARKING` naming the item.
         """
         state = await self.marking_state()
         if state.waiting_decision:
@@ -541,7 +546,9 @@ class ShtrihRegister:
             code = item.marking
             if code is None:
                 continue
-            measured = code.planned_status.measured or code.fraction is not None
+            # As a task's check: a measured code with the line's quantity and unit; a part of
+            # a piece takes its quantity from the fraction (`tags.check_tags`).
+            measured = code.planned_status.measured
             stored: int | None = None
             try:
                 check = await self.check_code(
@@ -549,18 +556,18 @@ class ShtrihRegister:
                     quantity=item.quantity if measured else None,
                     unit=item.measurement_unit if measured else None,
                 )
-                why = _refusal(code, check)
+                why = marking.refusal(code, check)
                 if why is None:
                     stored = await self.accept_code(True)
             except RegisterRefused as err:
                 await self._reject_quietly()
-                raise RegisterRefused(
-                    err.reason,
-                    f"{_item_label(index, item)}: {err.message}",
-                    detail=err.detail,
-                    hint=err.hint,
-                    transient=err.transient,
-                ) from err
+                raise _about_item(err, index, item) from err
+            if why is None and check.answer_refused:
+                _LOGGER.warning(
+                    "%s sold without a confirmed code: %s",
+                    _item_label(index, item),
+                    check.answer_refused_text,
+                )
             if why is not None:
                 _LOGGER.warning("%s refused: %s (%s)", _item_label(index, item), why, check)
                 await self._reject_quietly()
@@ -588,27 +595,49 @@ class ShtrihRegister:
     async def _bind(
         self, index: int, item: fiscal.Item, mark: marking.MarkResult
     ) -> marking.MarkResult:
-        """FF67h: bind the item's code to its line; the register's own check, when it made one
-        (the code was not in its table), gives the 2106 it recorded."""
-        assert item.marking is not None
+        """FF67h: bind the item's code to its line.
+
+        When the register re-checked the code itself (it was not in its table), the answer
+        carries that check's block ([OPOS] FSBindItemCode): the item's policy decides it as
+        it decided the FF61h check, and it replaces that check and its 2106 in the result.
+        A refused re-check raises `Refusal.MARKING`; the caller cancels the receipt, which
+        clears the table.
+        """
+        code = item.marking
+        assert code is not None
         try:
             bound = await self._call(
-                codec.MarkingBindRequest(password=self._password, code=item.marking.code),
+                codec.MarkingBindRequest(password=self._password, code=code.code),
                 codec.MarkingBind,
                 MARKING_TIMEOUT_S,
             )
         except ShtrihError as err:
+            what = "the register did not bind the code to the line"
+            raise _about_item(err, index, item, what) from err
+        try:
+            check = bound.check()
+        except ProtocolError as err:
+            _LOGGER.warning("%s: unreadable ОИСМ tags in FF67h (%s)", _item_label(index, item), err)
+            check = dataclasses.replace(bound, server=bound.server[:2]).check()
+        if check is None:
+            return mark
+        why = marking.refusal(code, check)
+        _LOGGER.info(
+            "%s: the register re-checked the code when binding it: %s",
+            _item_label(index, item),
+            _describe(check),
+        )
+        if why is not None:
+            _LOGGER.warning("%s refused on binding: %s (%s)", _item_label(index, item), why, check)
             raise RegisterRefused(
-                err.reason,
-                f"{_item_label(index, item)}: the register did not bind the code to the line "
-                f"({err.message})",
-                detail=err.detail,
-                hint=err.hint,
-                transient=err.transient,
-            ) from err
-        if bound.result is not None:
-            return dataclasses.replace(mark, result=bound.result)
-        return mark
+                Refusal.MARKING,
+                f"{_item_label(index, item)}: {why} (the register checked the code again "
+                "when binding it to the line)",
+                hint=_refusal_hint(check),
+            )
+        return dataclasses.replace(
+            mark, check=check, result=check.result if check.result is not None else mark.result
+        )
 
     async def check_code(
         self, code: marking.MarkingCode, *, quantity: int | None = None, unit: int | None = None
@@ -647,15 +676,7 @@ class ShtrihRegister:
             # The ОИСМ's tags are for the record only; the 2106 byte decides.
             _LOGGER.warning("Marking code %s: unreadable ОИСМ tags (%s)", label, err)
             check = dataclasses.replace(answer, server=answer.server[:2]).check()
-        _LOGGER.info(
-            "Marking code %s: ФН check %#04x (reason %s), type %d, ОИСМ %s, 2106 %s",
-            label,
-            check.local,
-            int(check.reason),
-            check.code_type,
-            "answered" if check.answered else f"no answer (code {check.server_code})",
-            "-" if check.result is None else f"{check.result:#04x}",
-        )
+        _LOGGER.info("Marking code %s: %s", label, _describe(check))
         return check
 
     async def accept_code(self, accept: bool) -> int | None:
@@ -671,14 +692,32 @@ class ShtrihRegister:
 
     async def clear_codes(self) -> None:
         """FF69h 2: empty the table of checked codes. Some registers refuse it (Штрих-Нано-Ф:
-        ФН A1h, [NG] javapos #156) or lack the command: that is left alone."""
+        ФН A1h, [NG] javapos #156) or lack the command: that is left alone, logged as a
+        warning once, and FF69h(2) is not sent again on this connection. Nothing depends on
+        the clear (see `_check_marked`). A transient error (no paper…) is only logged."""
+        if not self._clears_table:
+            _LOGGER.debug("FF69h(2) skipped: this register does not clear its table of codes")
+            return
         try:
             await self._call(
                 codec.MarkingAcceptRequest(password=self._password, action=codec_marking.CLEAR),
                 codec.MarkingAcceptAnswer,
             )
         except ShtrihError as err:
-            _LOGGER.debug("The register did not clear its table of checked codes: %s", err)
+            if err.transient:
+                _LOGGER.debug("The register did not clear its table of checked codes: %s", err)
+                return
+            self._clears_table = False
+            if err.error_code in _MARKING_OFF:
+                # No marking at all on this ФН: there is no table to clear.
+                _LOGGER.debug("The register has no table of checked codes: %s", err)
+                return
+            _LOGGER.warning(
+                "The register refuses to clear its table of checked marking codes (FF69h 2: "
+                "%s); not asked again until it reconnects. Codes are still decided one by one, "
+                "so sales are not affected",
+                err,
+            )
 
     async def marking_state(self) -> marking.MarkingState:
         """FF70h; NOT_SUPPORTED when the ФН is not registered for marked goods."""
@@ -693,8 +732,9 @@ class ShtrihRegister:
         return status.state()
 
     async def ism_exchange(self) -> marking.IsmExchange:
-        """FF68h; NOT_SUPPORTED when the ФН is not registered for marked goods (32h) or works
-        autonomously (ФН 02h), so has no exchange with the ОИСМ."""
+        """FF68h; NOT_SUPPORTED when the ФН is not registered for marked goods (32h). A ФН in
+        autonomous mode answers ФН 02h: it has no exchange with the ОИСМ, yet it does
+        marking, so that is `IsmExchange.autonomous_mode()`, not a refusal."""
         try:
             status = await self._call(
                 codec.IsmExchangeStatusRequest(password=self._password), codec.IsmExchangeStatus
@@ -703,13 +743,8 @@ class ShtrihRegister:
             if err.error_code in _MARKING_OFF:
                 raise _marking_off(err) from err
             if err.error_code == ERR_FN_WRONG_STATE:
-                raise RegisterRefused(
-                    Refusal.NOT_SUPPORTED,
-                    "the ФН has no exchange with the marking system: it works in autonomous "
-                    f"mode ({err.message})",
-                    detail=err.detail,
-                    hint="an autonomous register's notifications are uploaded by hand",
-                ) from err
+                _LOGGER.debug("FF68h: the ФН works in autonomous mode (%s)", err)
+                return marking.IsmExchange.autonomous_mode()
             raise
         return status.exchange()
 
@@ -906,6 +941,18 @@ class ShtrihRegister:
             )
         return codec.decode_tlvs(bytes(data))
 
+    async def recorded_marks(self, number: int) -> list[tuple[bytes | None, int]]:
+        """(2000, 2106) of each item (1059) of document `number` that carries a 2106 ([FFD])."""
+        out: list[tuple[bytes | None, int]] = []
+        for tag, value in await self.document_tags(number):
+            if tag != tags.TAG_ITEM:
+                continue
+            fields = dict(codec.decode_tlvs(value))
+            if tags.TAG_CHECK_RESULT in fields:
+                code = fields.get(tags.TAG_MARKING_CODE)
+                out.append((code, int.from_bytes(fields[tags.TAG_CHECK_RESULT], "little")))
+        return out
+
 
 def _shift_state(mode: int) -> fiscal.ShiftState:
     if mode == MODE_SHIFT_EXPIRED:
@@ -989,38 +1036,36 @@ def _item_label(index: int, item: fiscal.Item) -> str:
     return f"request item {index + 1} {item.name!r}{code}"
 
 
-def _type_family(code_type: int) -> int:
-    """A 44-character check code is type 3 or 4 (tag 2100) as the ФН has its key or not."""
-    if code_type == marking.CodeType.VERIFY44_UNCHECKED:
-        return int(marking.CodeType.VERIFY44)
-    return code_type
+def _about_item(
+    err: RegisterRefused, index: int, item: fiscal.Item, what: str | None = None
+) -> RegisterRefused:
+    """`err` again with the item's label (and what failed) in front of its message."""
+    text = f"{what} ({err.message})" if what else err.message
+    return RegisterRefused(
+        err.reason,
+        f"{_item_label(index, item)}: {text}",
+        detail=err.detail,
+        hint=err.hint,
+        transient=err.transient,
+    )
 
 
-def _refusal(code: marking.MarkingCode, check: marking.CodeCheck) -> str | None:
-    """Why the item's policy refuses the check, in words for a cashier; None to sell it.
-
-    Beyond `CodeCheck.refusal`: the code type the client expects (imcType) must be the one the
-    ФН recognised, and the 2106 bits the client claims from an earlier check must not be
-    missing from the register's answer. `MarkingPolicy.ANY` refuses nothing.
-    """
-    why = check.refusal(code.policy)
-    if why is not None or code.policy is marking.MarkingPolicy.ANY:
-        return why
-    expected = code.expected_type
-    if expected is not None and _type_family(check.code_type) != _type_family(expected):
-        return (
-            f"the register recognised a code of type {check.code_type} (tag 2100), the "
-            f"request says {expected.name.lower()} ({int(expected)})"
-        )
-    claimed = code.claimed_result
-    if claimed is not None and check.answered and check.result is not None:
-        missing = claimed & marking.FULLY_POSITIVE & ~check.result
-        if missing:
-            return (
-                f"the register's check (2106 = {check.result:#04x}) does not confirm the "
-                f"check result the request claims ({claimed:#04x})"
-            )
-    return None
+def _describe(check: marking.CodeCheck) -> str:
+    """A check in one line for the log."""
+    refused = check.answer_refused_text
+    if check.answered:
+        ism = "answered"
+    elif refused is not None:
+        ism = refused
+    elif check.server_code is None:
+        ism = "no answer (autonomous or not sent)"
+    else:
+        ism = f"no answer (code {check.server_code:#04x})"
+    result = "-" if check.result is None else f"{check.result:#04x}"
+    return (
+        f"ФН check {check.local:#04x} (reason {int(check.reason)}), type {check.code_type}, "
+        f"ОИСМ {ism}, 2106 {result}"
+    )
 
 
 def _refusal_hint(check: marking.CodeCheck) -> str:

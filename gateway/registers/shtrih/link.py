@@ -80,6 +80,7 @@ class LinkStats:
     stray_events: int = 0  # frames or control bytes that came when none was expected
     dropped_frames: int = 0  # partial frames dropped after the byte timeout
     timeouts: int = 0  # NoAnswer raised
+    answers: int = 0  # whole answer frames (good LRC) received: the register is alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,12 @@ class ShtrihLink(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------------------
 
     @property
+    def answers(self) -> int:
+        """Whole answer frames received so far: the watchdog counts them as progress, as one
+        command may keep the worker on one step for long (FF61h waits for the ОИСМ)."""
+        return self.stats.answers
+
+    @property
     def connected(self) -> bool:
         """True between connection_made and connection_lost, until close() starts."""
         return self._transport is not None and self._lost is None and not self._closing
@@ -147,6 +154,8 @@ class ShtrihLink(asyncio.Protocol):
                 self.stats.garbage_bytes += len(event.data)
                 _LOGGER.debug("Line noise ignored: %s", event.data.hex())
             else:
+                if isinstance(event, Frame):
+                    self.stats.answers += 1
                 self._events.put_nowait(event)
         self._cancel_byte_timer()
         if self._decoder.in_frame:

@@ -29,7 +29,11 @@ TAG_COUNTRY = 1230
 TAG_CUSTOMS_DECLARATION = 1231
 TAG_BUYER = 1256  # STLV: 1227 name, 1228 ИНН
 TAG_UNIT = 2108
+TAG_ITEM = 1059  # STLV: one receipt item, as the ФН archive keeps it
+TAG_MARKING_CODE = 2000
+TAG_CHECK_RESULT = 2106
 TAG_QUANTITY = 1023  # FVLN
+UNIT_PIECE = 0  # 2108 "шт." ([FFD])
 TAG_ITEM_INDUSTRY = 1260  # STLV: 1262 ФОИВ, 1263 document date, 1264 its number, 1265 value
 TAG_RECEIPT_INDUSTRY = 1261  # the same for the whole receipt
 TAG_INDUSTRY_FOIV = 1262
@@ -92,24 +96,40 @@ def fraction(numerator: int, denominator: int) -> bytes:
     return stlv(TAG_FRACTION, vln(TAG_NUMERATOR, numerator), vln(TAG_DENOMINATOR, denominator))
 
 
+def fraction_quantity(numerator: int, denominator: int) -> int:
+    """n/d of a piece as a quantity ×10⁶, rounded half-up: within the 10⁻⁶ the task parser
+    allows between an item's quantity and its fraction (floor or ceiling both pass there)."""
+    return (2 * numerator * fiscal.QTY_SCALE + denominator) // (2 * denominator)
+
+
 def check_tags(code: marking.MarkingCode, quantity: int | None, unit: int | None) -> bytes:
-    """The FF61h TLV of a code: 2108, 1023 and 1291 for a measured or fractional item, else
-    nothing ([JPOS] FSCheckMC: "если планируется частичное выбытие")."""
-    if not (code.planned_status.measured or code.fraction is not None):
-        if quantity is not None or unit is not None:
-            raise ValueError("quantity and unit go only with a measured or fractional code")
+    """The FF61h TLV of a code; one rule for a receipt's check and a task's check.
+
+    - a measured code (2003 = 2 or 4): 2108 = `unit`, 1023 = `quantity` (×10⁶), both
+      required;
+    - a fractional piece code: 2108 = 0 (piece), 1023 = n/d × 10⁶ rounded half-up
+      (`fraction_quantity`), 1291 {1293 n, 1294 d}; `quantity` and `unit` are not taken, the
+      fraction decides. [JPOS] FSCheckMC asks for 2108 and 1023 with any partial sale
+      ("частичное выбытие"), so 2108 goes with the fraction too; 1291 per [JPOS] commands.xml;
+    - a plain piece code: nothing, and no `quantity` or `unit` either.
+    """
+    if code.planned_status.measured:
+        if quantity is None or unit is None:
+            raise ValueError("a measured marking code is checked with its quantity and unit")
+        return byte(TAG_UNIT, unit) + fvln(TAG_QUANTITY, quantity)
+    if quantity is not None or unit is not None:
+        raise ValueError(
+            "quantity and unit go only with a measured code; a part of a piece takes its "
+            "quantity from the fraction"
+        )
+    if code.fraction is None:
         return b""
-    if quantity is None and code.fraction is not None:
-        num, den = code.fraction
-        quantity = num * fiscal.QTY_SCALE // den
-    out = b""
-    if unit is not None:
-        out += byte(TAG_UNIT, unit)
-    if quantity is not None:
-        out += fvln(TAG_QUANTITY, quantity)
-    if code.fraction is not None:
-        out += fraction(*code.fraction)
-    return out
+    num, den = code.fraction
+    return (
+        byte(TAG_UNIT, UNIT_PIECE)
+        + fvln(TAG_QUANTITY, fraction_quantity(num, den))
+        + fraction(num, den)
+    )
 
 
 def operator_tags(operator: fiscal.Operator | None) -> list[bytes]:

@@ -52,7 +52,7 @@ CLEAR = 2
 
 # fnCode of the check block.
 SERVER_OK = 0x00
-SERVER_BAD_ANSWER = 0x20
+SERVER_BAD_ANSWER = marking.SERVER_ANSWER_REFUSED
 SERVER_TIMEOUT = 0xFF
 
 # FF67h `Тип Data Matrix` (meaningful only for a GS1 DataMatrix code).
@@ -136,6 +136,7 @@ def _code_check(local: int, reason: int, code_type: int, server: bytes) -> marki
         result=_server_result(server),
         server_code=code,
         server_tags=_server_tags(server),
+        answer_refusal=server[1] if code == SERVER_BAD_ANSWER and len(server) >= 2 else None,
     )
 
 
