@@ -238,7 +238,10 @@ def watchdog_sample(worker: Worker, link: LinkState, register: fiscal.Register) 
         or worker.paused_reason is not None
         or link is not LinkState.CONNECTED
     )
-    return Progress(worker.progress + _register_answers(register), waiting=waiting)
+    # Answers count only while the worker holds the register for a job: otherwise they are
+    # the heartbeat's or a monitor's reads, and the worker may be stuck elsewhere.
+    answers = _register_answers(register) if worker.on_register else 0
+    return Progress(worker.progress + answers, waiting=waiting)
 
 
 def _register_answers(register: fiscal.Register) -> int:

@@ -560,8 +560,9 @@ class MarkingRegister(Register, Protocol):
         """Accept (keep for the receipt) or reject the code just checked; the 2106 the
         register stored, None when the register does not say."""
 
-    async def clear_codes(self) -> None:
-        """Empty the table of checked codes; a register without this command is left alone."""
+    async def clear_codes(self) -> bool:
+        """Empty the table of checked codes; False when the register would not (a register
+        without this command is left alone)."""
 
     async def marking_state(self) -> MarkingState:
         """The marking check and notification state."""

@@ -164,6 +164,9 @@ class Worker:
         # A task's result the journal failed to commit: committed on the retry, never redone.
         self._unsaved: tuple[str, int, dict[str, Any]] | None = None
         self.current_job: str | None = None
+        # True only while a job holds the register: then the register's answers are the
+        # worker's own progress (the watchdog counts them), not a monitor's reads.
+        self.on_register = False
         # The last marking-code check, kept in memory only: a box restart forgets it, and the
         # next check declines a code the register still holds (see `_orphan_declined`).
         self.kept_check: KeptCheck | None = None
@@ -231,7 +234,11 @@ class Worker:
             return
         try:
             async with self._register_lock:
-                await self._run_job(job)
+                self.on_register = True
+                try:
+                    await self._run_job(job)
+                finally:
+                    self.on_register = False
             self._after_job_due = True
         except Paused as err:
             await self._pause(str(err))
@@ -500,10 +507,18 @@ class Worker:
                 await self._orphan_declined(reg)
             return {}
         if action is MarkingAction.CLEAR:
-            await reg.clear_codes()
+            cleared = await reg.clear_codes()
             if kept is not None:
                 self.kept_check = dataclasses.replace(kept, waiting=False)
             self._marking_unsure = False
+            if not cleared:
+                raise _atol_refusal(
+                    marking_results.ATOL_WRONG_STATE,
+                    "clearMarkingCodeValidationResult: the register did not empty its table of "
+                    "checked codes (its answer is in the box's log)",
+                    "some registers (Штрих-Нано-Ф) never clear it: the codes accepted earlier "
+                    "stay there, and a sale still checks and binds its own codes",
+                )
             return {}
         if action is MarkingAction.VALIDATE:
             await self._refuse_while_waiting(reg, action)
@@ -575,8 +590,15 @@ class Worker:
         refused = [n for n, (_out, accepted) in enumerate(outcomes, 1) if not accepted]
         if not refused:
             return [out for out, _accepted in outcomes]
-        await reg.clear_codes()
         which = ", ".join(str(n) for n in refused)
+        if not await reg.clear_codes():
+            # Штрих-Нано-Ф keeps its table: the codes that passed stay accepted, as reported.
+            _LOGGER.warning(
+                "validateMarks: code(s) %s refused; the register did not empty its table, so "
+                "the codes that passed stay accepted",
+                which,
+            )
+            return [out for out, _ok in outcomes]
         _LOGGER.info("validateMarks: code(s) %s refused; the table of checked codes emptied", which)
         return [marking_results.not_kept(out, which) if ok else out for out, ok in outcomes]
 

@@ -529,40 +529,47 @@ async def test_a_register_that_refuses_to_clear_warns_once(
     for name in ("Молоко", "Кефир"):
         await shift.print_receipt(receipt(marked(name, 8990, code(MILK))))
     assert len(sells(tmp_path)) == 2
-    assert sent.count(clear) == 1  # refused once, then not asked again on this connection
+    # A1h is also an ordinary "wrong state" answer: the clear is tried each time, the warning
+    # given once per connection.
+    assert sent.count(clear) == 2
     warnings = [
         r for r in caplog.records if r.levelno == logging.WARNING and "FF69h 2" in r.message
     ]
     assert len(warnings) == 1
-    assert any("FF69h(2) skipped" in r.message for r in caplog.records)
+    assert await shift.clear_codes() is False
     # A refused code is still rejected (FF69h 0), so nothing of it stays waiting.
     await ism(emulator, "sold")
     with pytest.raises(RegisterRefused):
         await shift.print_receipt(receipt(marked("Молоко", 8990, code(MILK))))
     assert not (await shift.marking_state()).waiting_decision
-    assert sent.count(clear) == 1
-    # A new connection asks again.
+    # A new connection warns again; a register that clears says so.
     await shift.close()
     await shift.connect()
-    sent = spy_commands(shift, monkeypatch)
-    await shift.clear_codes()
-    assert sent == [clear]
+    caplog.clear()
+    assert await shift.clear_codes() is False
+    assert any(r.levelno == logging.WARNING and "FF69h 2" in r.message for r in caplog.records)
+    await emulator.apply_fault("marking_clear_refused", False)
+    assert await shift.clear_codes() is True
 
 
-async def test_a_fractional_code_sends_the_same_ff61h_in_a_sale_and_in_a_task(
+async def test_a_fractional_code_sends_its_quantity_in_a_sale_and_in_a_task(
     shift: ShtrihRegister, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     third = code(MILK, fraction=(2, 3))
     sent = spy_commands(shift, monkeypatch)
-    # The sale: the line's quantity is the fraction floored (the parser allows floor or ceiling).
+    # The sale: 1023 is the line's own quantity, here the fraction floored (the parser allows
+    # floor or ceiling), so the check and the line agree.
     await shift.print_receipt(receipt(marked("Сыр, 2/3 головки", 60000, third, quantity=666_666)))
-    # The task (beginMarkingCodeValidation): no quantity, no unit, as the worker passes them.
+    # The task (beginMarkingCodeValidation) has no line: n/d rounded half-up stands in.
     await shift.check_code(third, quantity=None, unit=None)
     await shift.accept_code(False)
-    sale, task = [body for body in sent if body[:2] == b"\xff\x61"]
-    assert sale == task
-    expected = tags.byte(2108, 0) + tags.fvln(1023, 666_667) + tags.fraction(2, 3)
-    assert sale.endswith(MILK + expected)
+    # The same sale with the line's quantity rounded half-up: the same bytes as the task.
+    await shift.print_receipt(receipt(marked("Сыр, 2/3 головки", 60000, third, quantity=666_667)))
+    sale, task, sale_up = [body for body in sent if body[:2] == b"\xff\x61"]
+    fraction = tags.fraction(2, 3)
+    assert sale.endswith(MILK + tags.byte(2108, 0) + tags.fvln(1023, 666_666) + fraction)
+    assert task.endswith(MILK + tags.byte(2108, 0) + tags.fvln(1023, 666_667) + fraction)
+    assert sale_up == task
 
 
 async def test_an_autonomous_fn_has_no_exchange_but_is_not_refused(

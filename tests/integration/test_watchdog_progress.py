@@ -107,6 +107,7 @@ async def test_a_hung_register_counts_as_no_progress(tmp_path: Path) -> None:
         start_worker=False,
     ) as box:
         box.worker.current_job = "stuck"  # as if a job were on the register
+        box.worker.on_register = True
         before = watchdog_sample(box.worker, LinkState.CONNECTED, box.register)
         await box.register.fn_status()  # the register answers: that moves the counter
         alive = watchdog_sample(box.worker, LinkState.CONNECTED, box.register)
@@ -119,6 +120,29 @@ async def test_a_hung_register_counts_as_no_progress(tmp_path: Path) -> None:
         gate = ProgressGate(300.0, now=0.0)
         assert gate.check(alive, 0.0).ping
         assert not gate.check(hung, 301.0).ping
+
+
+async def test_answers_to_others_do_not_count_while_the_worker_is_off_the_register(
+    tmp_path: Path,
+) -> None:
+    """The worker stuck elsewhere (e.g. the journal) while a monitor or the heartbeat reads
+    the register: those answers are not the worker's progress."""
+    async with support_box.running_box(
+        tmp_path,
+        box_type=ShtrihBox,
+        policy=ShiftPolicy(),
+        supervisor_journal=False,
+        start_worker=False,
+    ) as box:
+        box.worker.current_job = "previous"  # not cleared until the worker goes idle
+        assert not box.worker.on_register
+        before = watchdog_sample(box.worker, LinkState.CONNECTED, box.register)
+        await box.register.fn_status()  # a monitor's read
+        after = watchdog_sample(box.worker, LinkState.CONNECTED, box.register)
+        assert after == before
+        gate = ProgressGate(300.0, now=0.0)
+        gate.check(before, 0.0)
+        assert not gate.check(after, 301.0).ping
 
 
 class _CloudRegister:

@@ -363,6 +363,32 @@ async def test_validate_marks_with_a_refused_code_keeps_none(tmp_path: Path) -> 
         assert code_table(box) == ()
 
 
+async def test_on_a_register_that_never_clears_validate_marks_says_the_codes_stay(
+    tmp_path: Path,
+) -> None:
+    """Штрих-Нано-Ф refuses FF69h(2): the codes that passed stay accepted, and are reported as
+    such; the clear task says the table was not emptied instead of answering success."""
+    async with running_box(tmp_path) as box:
+        await box.emulator.apply_fault("marking_clear_refused", True)
+        good, sold = code("Nano0001"), code("Nano0002")
+        await set_ism(box, "sold", sold)
+        await box.submit("v", validate(good, sold))
+        job = await done(box, "v")
+        result = job.task_results[0].result
+        assert result is not None
+        first, second = result["validateMarks"]
+        assert first["itemInfoCheckResult"]["imcCheckResult"] is True
+        assert "kept" not in first
+        assert first["driverError"]["code"] == 0
+        assert second["driverError"]["code"] == 404
+        assert len(code_table(box)) == 1  # the first code, accepted
+        await box.submit("clear", {"type": "clearMarkingCodeValidationResult"})
+        cleared = await failed(box, "clear")
+        text = cleared.error_text or ""
+        assert "did not empty its table of checked codes" in text, text
+        assert len(code_table(box)) == 1
+
+
 async def test_ism_exchange_status(tmp_path: Path) -> None:
     async with running_box(tmp_path) as box:
         await set_ism(box, "autonomous")

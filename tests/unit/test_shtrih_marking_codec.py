@@ -363,7 +363,7 @@ def test_fvln_drops_trailing_zero_decimals() -> None:
 def test_check_tags_only_for_measured_or_fractional_codes() -> None:
     piece = marking.MarkingCode(DAIRY, marking.PlannedStatus.PIECE_SOLD)
     assert tags.check_tags(piece, None, None) == b""
-    with pytest.raises(ValueError, match="measured"):
+    with pytest.raises(ValueError, match="measured or fractional"):
         tags.check_tags(piece, 1_000_000, 0)
     half = marking.MarkingCode(DAIRY, marking.PlannedStatus.PIECE_SOLD, fraction=(1, 2))
     # 2108 = 0; 1023 = 0.5; 1291 {1293 = 1, 1294 = 2}
@@ -375,11 +375,13 @@ def test_check_tags_only_for_measured_or_fractional_codes() -> None:
 
 
 def test_check_tags_one_rule_per_kind_of_code() -> None:
-    # A part of a piece: the fraction decides; a quantity or unit from the caller is refused.
+    # A part of a piece: counted in pieces; a sale's line gives its own quantity.
     two_thirds = marking.MarkingCode(DAIRY, marking.PlannedStatus.PIECE_SOLD, fraction=(2, 3))
-    for quantity, unit in ((666_667, None), (None, 0), (666_667, 0)):
-        with pytest.raises(ValueError, match="fraction"):
-            tags.check_tags(two_thirds, quantity, unit)
+    with pytest.raises(ValueError, match="pieces"):
+        tags.check_tags(two_thirds, 666_667, 11)
+    assert tags.check_tags(two_thirds, 666_666, 0) == (
+        tags.byte(2108, 0) + tags.fvln(1023, 666_666) + tags.fraction(2, 3)
+    )
     # 2/3 = 0.6666666…: half-up gives 0.666667 (floored it would be 0.666666).
     assert tags.fraction_quantity(2, 3) == 666_667
     assert tags.fraction_quantity(1, 3) == 333_333

@@ -144,9 +144,8 @@ class ShtrihRegister:
             raise ValueError(f"marking_order must be one of {', '.join(MARKING_ORDERS)}")
         self._marking_order = str(marking_order)
         self._core: bool | None = None  # "auto": decided on the first receipt
-        # False once the register refused FF69h(2) on this connection (Штрих-Нано-Ф): it is
-        # not sent again until the next connect.
-        self._clears_table = True
+        # True once a refused FF69h(2) was logged as a warning on this connection.
+        self._clear_warned = False
         self._port = port
         self._baudrate = baudrate
         self._password = password
@@ -178,7 +177,7 @@ class ShtrihRegister:
         if self.connected:
             return
         self._core = None  # another register may answer on the port now
-        self._clears_table = True
+        self._clear_warned = False
         spec = serial_port.parse_port(self._port)
         _transport, link = await serial_port.open_connection(
             self._port,
@@ -546,14 +545,14 @@ class ShtrihRegister:
             code = item.marking
             if code is None:
                 continue
-            # As a task's check: a measured code with the line's quantity and unit; a part of
-            # a piece takes its quantity from the fraction (`tags.check_tags`).
+            # A measured code with the line's quantity and unit; a part of a piece with the
+            # line's quantity, the 1023 the line carries (`tags.check_tags`).
             measured = code.planned_status.measured
             stored: int | None = None
             try:
                 check = await self.check_code(
                     code,
-                    quantity=item.quantity if measured else None,
+                    quantity=item.quantity if measured or code.fraction is not None else None,
                     unit=item.measurement_unit if measured else None,
                 )
                 why = marking.refusal(code, check)
@@ -635,9 +634,8 @@ class ShtrihRegister:
                 "when binding it to the line)",
                 hint=_refusal_hint(check),
             )
-        return dataclasses.replace(
-            mark, check=check, result=check.result if check.result is not None else mark.result
-        )
+        # The document records the re-check's 2106, none when it had none (no answer).
+        return dataclasses.replace(mark, check=check, result=check.result)
 
     async def check_code(
         self, code: marking.MarkingCode, *, quantity: int | None = None, unit: int | None = None
@@ -690,34 +688,30 @@ class ShtrihRegister:
         )
         return answer.result
 
-    async def clear_codes(self) -> None:
-        """FF69h 2: empty the table of checked codes. Some registers refuse it (Штрих-Нано-Ф:
-        ФН A1h, [NG] javapos #156) or lack the command: that is left alone, logged as a
-        warning once, and FF69h(2) is not sent again on this connection. Nothing depends on
-        the clear (see `_check_marked`). A transient error (no paper…) is only logged."""
-        if not self._clears_table:
-            _LOGGER.debug("FF69h(2) skipped: this register does not clear its table of codes")
-            return
+    async def clear_codes(self) -> bool:
+        """FF69h 2: empty the table of checked codes; True when the register did. Some
+        registers refuse it (Штрих-Нано-Ф: ФН A1h, [NG] javapos #156) or lack the command:
+        that is left alone and logged as a warning once per connection; A1h is also an
+        ordinary "wrong state" answer, so the clear is still tried every time. Receipts do not
+        depend on it (see `_check_marked`). A transient error (no paper…) is only logged."""
         try:
             await self._call(
                 codec.MarkingAcceptRequest(password=self._password, action=codec_marking.CLEAR),
                 codec.MarkingAcceptAnswer,
             )
         except ShtrihError as err:
-            if err.transient:
-                _LOGGER.debug("The register did not clear its table of checked codes: %s", err)
-                return
-            self._clears_table = False
-            if err.error_code in _MARKING_OFF:
+            if err.transient or err.error_code in _MARKING_OFF or self._clear_warned:
                 # No marking at all on this ФН: there is no table to clear.
-                _LOGGER.debug("The register has no table of checked codes: %s", err)
-                return
+                _LOGGER.debug("The register did not clear its table of checked codes: %s", err)
+                return False
+            self._clear_warned = True
             _LOGGER.warning(
                 "The register refuses to clear its table of checked marking codes (FF69h 2: "
-                "%s); not asked again until it reconnects. Codes are still decided one by one, "
-                "so sales are not affected",
+                "%s). Codes are still decided one by one, so sales are not affected",
                 err,
             )
+            return False
+        return True
 
     async def marking_state(self) -> marking.MarkingState:
         """FF70h; NOT_SUPPORTED when the ФН is not registered for marked goods."""

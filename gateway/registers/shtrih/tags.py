@@ -107,29 +107,27 @@ def check_tags(code: marking.MarkingCode, quantity: int | None, unit: int | None
 
     - a measured code (2003 = 2 or 4): 2108 = `unit`, 1023 = `quantity` (×10⁶), both
       required;
-    - a fractional piece code: 2108 = 0 (piece), 1023 = n/d × 10⁶ rounded half-up
-      (`fraction_quantity`), 1291 {1293 n, 1294 d}; `quantity` and `unit` are not taken, the
-      fraction decides. [JPOS] FSCheckMC asks for 2108 and 1023 with any partial sale
-      ("частичное выбытие"), so 2108 goes with the fraction too; 1291 per [JPOS] commands.xml;
+    - a fractional piece code: 2108 = 0 (piece), 1023 = `quantity`, 1291 {1293 n, 1294 d}.
+      A sale gives its line's quantity (the same 1023 the line carries); a task has no line,
+      so n/d × 10⁶ rounded half-up (`fraction_quantity`) stands in. [JPOS] FSCheckMC asks for
+      2108 and 1023 with any partial sale ("частичное выбытие"), so 2108 goes with the
+      fraction too; 1291 per [JPOS] commands.xml;
     - a plain piece code: nothing, and no `quantity` or `unit` either.
     """
     if code.planned_status.measured:
         if quantity is None or unit is None:
             raise ValueError("a measured marking code is checked with its quantity and unit")
         return byte(TAG_UNIT, unit) + fvln(TAG_QUANTITY, quantity)
-    if quantity is not None or unit is not None:
-        raise ValueError(
-            "quantity and unit go only with a measured code; a part of a piece takes its "
-            "quantity from the fraction"
-        )
     if code.fraction is None:
+        if quantity is not None or unit is not None:
+            raise ValueError("quantity and unit go only with a measured or fractional code")
         return b""
+    if unit not in (None, UNIT_PIECE):
+        raise ValueError("a part of a piece is counted in pieces")
     num, den = code.fraction
-    return (
-        byte(TAG_UNIT, UNIT_PIECE)
-        + fvln(TAG_QUANTITY, fraction_quantity(num, den))
-        + fraction(num, den)
-    )
+    if quantity is None:
+        quantity = fraction_quantity(num, den)
+    return byte(TAG_UNIT, UNIT_PIECE) + fvln(TAG_QUANTITY, quantity) + fraction(num, den)
 
 
 def operator_tags(operator: fiscal.Operator | None) -> list[bytes]:
