@@ -100,7 +100,9 @@ _OPEN_TYPE = {
 ERR_MARKING_NOT_REGISTERED = 0x32
 ERR_FN_MARKING_FORBIDDEN = 0xA0
 ERR_NOT_SUPPORTED = 0x37
-# ФН 02h to FF68h: the ФН works autonomously, with no exchange with the ОИСМ ([OPOS]).
+# ФН 02h to FF68h: the ФН works autonomously, with no exchange with the ОИСМ ([OPOS]). It
+# also answers 02h while a notification upload (FF71h) is being read; the box never starts
+# one, so here it means autonomous mode.
 ERR_FN_WRONG_STATE = 0x02
 _MARKING_OFF = frozenset({ERR_MARKING_NOT_REGISTERED, ERR_FN_MARKING_FORBIDDEN, ERR_NOT_SUPPORTED})
 _RESCAN = "scan the code again from the pack's DataMatrix"
