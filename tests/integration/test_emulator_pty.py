@@ -329,6 +329,7 @@ def test_cli_marking_switches_over_a_real_line(tmp_path: Path) -> None:
         "autonomous",
         "--ism-code",
         f"{tobacco.decode()}=negative",
+        "--marking-clear-refused",
     )
     try:
         host = Host(_ready(proc))
@@ -343,6 +344,8 @@ def test_cli_marking_switches_over_a_real_line(tmp_path: Path) -> None:
             host.ack()
             sysadmin = bytes((30, 0, 0, 0))
             assert host.command(b"\xff\x69" + sysadmin + b"\x00") == b"\xff\x69\x00\x10"
+            # Штрих-Нано-Ф's answer to a clear: ФН A1h.
+            assert host.command(b"\xff\x69" + sysadmin + b"\x02") == b"\xff\x69\xa1"
             check = b"\xff\x61" + sysadmin + bytes((1, 0, len(tobacco), 0)) + tobacco
             answer = host.command(check)
             assert answer[3:9] == bytes((0, 1, 1, 20, 0, 0x05))  # negative, 2106 = 05h

@@ -609,6 +609,9 @@ def test_command_line_options() -> None:
             "--no-ism-uploads",
             "--ism-code",
             "0104601234567893215Abc<GS>93Gk30=sold",
+            "--ism-bind-recheck",
+            "negative",
+            "--marking-clear-refused",
         ]
     )
     assert args.firmware == "core"
@@ -617,6 +620,9 @@ def test_command_line_options() -> None:
     assert args.ism_timeout == 2.5
     assert args.no_ism_uploads is False
     assert args.ism_code == [{"code": "0104601234567893215Abc<GS>93Gk30", "answer": "sold"}]
+    assert args.ism_bind_recheck == "negative"
+    assert args.marking_clear_refused is True
+    assert parser.parse_args(["--pty"]).marking_clear_refused is None  # not applied
     with pytest.raises(SystemExit):
         parser.parse_args(["--pty", "--ism-code", "abc=maybe"])
 

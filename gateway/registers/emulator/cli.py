@@ -126,6 +126,23 @@ _FAULT_FLAGS: tuple[tuple[str, FaultName, dict[str, object]], ...] = (
             "help": "the ОИСМ acknowledges no uploaded notification (FF73h)",
         },
     ),
+    (
+        "--ism-bind-recheck",
+        FaultName.ISM_BIND_RECHECK,
+        {
+            "choices": [a.value for a in IsmAnswer],
+            "help": "FF67h checks each code again and the fake ОИСМ gives this answer",
+        },
+    ),
+    (
+        "--marking-clear-refused",
+        FaultName.MARKING_CLEAR_REFUSED,
+        {
+            "action": "store_true",
+            "default": None,
+            "help": "FF69h(2) is refused with ФН A1h, as Штрих-Нано-Ф does",
+        },
+    ),
 )
 
 
