@@ -43,10 +43,12 @@ def task_rules(
 ) -> NameMapping:
     """The config's name mapping with what the register can take: a Shtrih register prints
     cp1251 and carries every field; a cloud РРО takes any text and declares what it carries.
-    An `industryInfo` entry without its own document cites `permits` (`marking:`)."""
+    An `industryInfo` entry without its own document cites `permits` (`marking:`), and
+    `marking.strict` makes every marked sale ask for the marking system's confirmation."""
     mapping = dataclasses.replace(
         mapping,
         permit=PermitDefaults(permits.permit_fois, permits.permit_date, permits.permit_number),
+        marking_strict=permits.strict,
     )
     carries: frozenset[str] | None = getattr(register, "CARRIES", None)
     if carries is None:

@@ -56,6 +56,7 @@ class NameMapping:
     carries: frozenset[str] | None = field(default=None, metadata=NOT_CONFIGURED)
     # Set by the box from its `marking:` config section, not from `mapping:`.
     permit: PermitDefaults = field(default_factory=PermitDefaults, metadata=NOT_CONFIGURED)
+    marking_strict: bool = field(default=False, metadata=NOT_CONFIGURED)
 
 
 # Optional receipt data a register driver may or may not carry (ATOL field paths). A driver

@@ -108,8 +108,9 @@ def receipt_task(
         task.get("industryInfo"), v.key(path, "industryInfo"), mapping, carried_as="industryInfo"
     )
     # [ATOLJS]: with validateMarkingCodes the sale needs the ОИСМ's confirmation of every code;
-    # without it a code the ОИСМ could not be asked about is sold and reported later.
-    strict = v.flag(task, "validateMarkingCodes", path)
+    # without it a code the ОИСМ could not be asked about is sold and reported later. The
+    # box's `marking.strict` asks it of every receipt.
+    strict = v.flag(task, "validateMarkingCodes", path) or mapping.marking_strict
     items = parse_items(
         task.get("items"), v.key(path, "items"), mapping, receipt_type=kind, strict_marking=strict
     )

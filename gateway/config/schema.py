@@ -142,7 +142,8 @@ class RegisterConfig:
 @dataclass(frozen=True, slots=True)
 class MarkingConfig:
     """Marked goods: the permissive-mode document an `industryInfo` entry cites when it
-    leaves out its own (ФФД tags 1262, 1263, 1264 of STLV 1260/1261).
+    leaves out its own (ФФД tags 1262, 1263, 1264 of STLV 1260/1261), and whether every
+    marked item needs the marking system's confirmation (`strict`).
 
     The default is Government decree 21.11.2023 № 1944; which document is current is not
     settled (some integrations cite 26.03.2022 № 477), so each value can be changed here.
@@ -151,6 +152,9 @@ class MarkingConfig:
     permit_fois: str = field(default="030", metadata=rule(check=check_fois))
     permit_date: str = field(default="21.11.2023", metadata=rule(check=check_permit_date))
     permit_number: str = field(default="1944", metadata=rule(check=check_permit_number))
+    # Every marked item needs the marking system's confirmation, as `validateMarkingCodes:
+    # true` asks (a pharmacy's or a cautious shop's choice), whatever the client sends.
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,28 @@ def test_validate_marking_codes_makes_every_marked_item_strict() -> None:
     assert [i.marking.policy for i in items if i.marking] == [MarkingPolicy.OFFLINE_OK] * 2
 
 
+def test_a_strict_box_makes_every_marked_sale_strict_and_keeps_it_with_the_job() -> None:
+    """`marking.strict: true` in the box config: as if every receipt said
+    validateMarkingCodes; the stored job says so, so a later config change cannot undo it."""
+    strict_box = dataclasses.replace(MAPPING, marking_strict=True)
+    task = receipt(marked(), marked(imc(TOBACCO)))
+    items = parsed(task, strict_box).items
+    assert [i.marking.policy for i in items if i.marking] == [MarkingPolicy.STRICT] * 2
+    # KKMServer's AcceptOnBad is the client's explicit choice: it still sells.
+    (item,) = parsed(receipt(marked(imc(acceptOnBad=True))), strict_box).items
+    assert item.marking is not None
+    assert item.marking.policy is MarkingPolicy.ANY
+    request = parse_request(dumps({"uuid": "s-1", "request": [task]}), strict_box)
+    assert '"validateMarkingCodes":true' in request.tasks_json
+    (again,) = parse_tasks_json(request.tasks_json, MAPPING, job_id="s-1")
+    assert again == request.tasks[0]
+    # A receipt without marked items is stored as it came.
+    plain = {**marked(), "paymentObject": "commodity"}
+    del plain["imcParams"]
+    request = parse_request(dumps({"uuid": "s-2", "request": [receipt(plain)]}), strict_box)
+    assert "validateMarkingCodes" not in request.tasks_json
+
+
 def test_validate_marking_codes_without_marked_items_changes_nothing() -> None:
     plain = {**marked(), "paymentObject": "commodity"}
     del plain["imcParams"]

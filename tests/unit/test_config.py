@@ -638,6 +638,21 @@ def test_mapping_targets_are_the_task_parsers_own_names() -> None:
         parse_config("mapping:\n  vat:\n    НДС 20%: '20'\n")
 
 
+def test_marking_settings_reach_the_task_rules() -> None:
+    from gateway.app.parts import task_rules
+    from gateway.atol.names import NameMapping, PermitDefaults
+    from gateway.domain import fiscal
+
+    section = parse_config("marking:\n  permit_number: '477'\n  strict: true\n").marking
+    rules = task_rules(NameMapping(), typing.cast(fiscal.Register, object()), section)
+    assert rules.marking_strict is True
+    assert rules.permit == PermitDefaults("030", "21.11.2023", "477")
+    default = task_rules(
+        NameMapping(), typing.cast(fiscal.Register, object()), default_config().marking
+    )
+    assert default.marking_strict is False
+
+
 def test_marking_settings() -> None:
     cfg = default_config()
     assert cfg.register.marking_order == "auto"
@@ -646,11 +661,13 @@ def test_marking_settings() -> None:
         "21.11.2023",
         "1944",
     )
+    assert cfg.marking.strict is False
     cfg = parse_config(
         "register:\n  marking_order: classic\n"
-        "marking:\n  permit_date: '26.03.2022'\n  permit_number: '477'\n"
+        "marking:\n  permit_date: '26.03.2022'\n  permit_number: '477'\n  strict: true\n"
     )
     assert cfg.register.marking_order == "classic"
+    assert cfg.marking.strict is True
     assert (cfg.marking.permit_fois, cfg.marking.permit_date, cfg.marking.permit_number) == (
         "030",
         "26.03.2022",
