@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, cast
 
@@ -98,14 +99,19 @@ async def test_a_long_marked_receipt_counts_as_progress_while_the_register_answe
         assert longest_s < STALL_S
 
 
-async def test_a_hung_register_counts_as_no_progress(tmp_path: Path) -> None:
-    async with support_box.running_box(
+def _idle_box(tmp_path: Path) -> AbstractAsyncContextManager[ShtrihBox]:
+    """A box on the emulator whose worker does not run: the test plays its part."""
+    return support_box.running_box(
         tmp_path,
         box_type=ShtrihBox,
         policy=ShiftPolicy(),
         supervisor_journal=False,
         start_worker=False,
-    ) as box:
+    )
+
+
+async def test_a_hung_register_counts_as_no_progress(tmp_path: Path) -> None:
+    async with _idle_box(tmp_path) as box:
         box.worker.current_job = "stuck"  # as if a job were on the register
         box.worker.on_register = True
         before = watchdog_sample(box.worker, LinkState.CONNECTED, box.register)
@@ -127,13 +133,7 @@ async def test_answers_to_others_do_not_count_while_the_worker_is_off_the_regist
 ) -> None:
     """The worker stuck elsewhere (e.g. the journal) while a monitor or the heartbeat reads
     the register: those answers are not the worker's progress."""
-    async with support_box.running_box(
-        tmp_path,
-        box_type=ShtrihBox,
-        policy=ShiftPolicy(),
-        supervisor_journal=False,
-        start_worker=False,
-    ) as box:
+    async with _idle_box(tmp_path) as box:
         box.worker.current_job = "previous"  # not cleared until the worker goes idle
         assert not box.worker.on_register
         before = watchdog_sample(box.worker, LinkState.CONNECTED, box.register)
@@ -150,13 +150,7 @@ class _CloudRegister:
 
 
 async def test_a_register_without_a_link_adds_nothing(tmp_path: Path) -> None:
-    async with support_box.running_box(
-        tmp_path,
-        box_type=ShtrihBox,
-        policy=ShiftPolicy(),
-        supervisor_journal=False,
-        start_worker=False,
-    ) as box:
+    async with _idle_box(tmp_path) as box:
         box.worker.current_job = "job"
         register = cast(fiscal.Register, _CloudRegister())
         assert watchdog_sample(box.worker, LinkState.CONNECTED, register) == Progress(
