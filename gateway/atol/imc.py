@@ -110,9 +110,6 @@ _MARKING_TASKS: Final = {action.value: action for action in MarkingAction}
 MARKING_TASK_TYPES: Final = frozenset(_MARKING_TASKS)
 
 
-# [FFD] tag 2108 units a measured (weighed, poured, cut) item may be sold in: mass 10–12,
-# length 20–22, area 30–32, volume 40–42. Pairs, packs and "other" (255) are not measures.
-MEASURED_UNITS: Final = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
 # Product barcodes that carry no serial number (EAN-8, EAN-13, ITF-14): never a marking code.
 _BARCODE_LENGTHS: Final = frozenset({8, 13, 14})
 
@@ -304,7 +301,7 @@ def _check_quantity(
                 f"{names.ESTIMATED_STATUS_NAMES[status]} is a measured item: give its "
                 "measurementUnit (kilogram, liter, …), not piece",
             )
-        if item.measurement_unit not in MEASURED_UNITS:
+        if item.measurement_unit not in marking.MEASURED_UNITS:
             raise ValidationError(
                 unit_path,
                 f"{names.ESTIMATED_STATUS_NAMES[status]} needs a unit of mass, length, area or "
@@ -563,7 +560,7 @@ def _check_params(
             unit = v.lookup(raw_unit, where, names.UNITS, mapping.units, "measurement unit")
         else:
             unit = v.code(raw_unit, where, names.UNIT_CODES)
-        if unit not in MEASURED_UNITS:
+        if unit not in marking.MEASURED_UNITS:
             raise ValidationError(
                 where, "a measured item's unit is one of mass, length, area or volume"
             )

@@ -207,7 +207,7 @@ def _canonical(raw: object, task: FiscalTask, mapping: NameMapping) -> object:
                 entry["industryInfo"] = canonical_industry(item.industry)
         items.append(entry)
     out["items"] = items
-    if mapping.marking_strict and any(item.marking is not None for item in task.receipt.items):
+    if mapping.marking_strict and task.receipt.marked:
         # Kept with the job: a later change of `marking.strict` does not change it.
         out["validateMarkingCodes"] = True
     if task.receipt.industry:

@@ -201,6 +201,11 @@ class Receipt:
         return sum(p.sum for p in self.payments)
 
     @property
+    def marked(self) -> bool:
+        """Some item carries a marking code."""
+        return any(item.marking is not None for item in self.items)
+
+    @property
     def change(self) -> int:
         """Change given back in cash."""
         return max(0, self.paid - self.total)

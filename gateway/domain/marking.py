@@ -74,6 +74,10 @@ ANSWER_REFUSAL_REASONS = {
     7: "bad length",
 }
 
+# [FFD] tag 2108 units a measured (weighed, poured, cut) item may be sold in: mass 10–12,
+# length 20–22, area 30–32, volume 40–42. Pairs, packs and "other" (255) are not measures.
+MEASURED_UNITS = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
+
 # Tag 2004 bits: the ФН's own check of the code.
 LOCAL_CHECKED = 0x01
 LOCAL_POSITIVE = 0x02

@@ -573,8 +573,7 @@ class Worker:
         is deciding on: decline it (FF69h(0)), as no sale can use it unconfirmed."""
         if not self._marking_unsure:
             return
-        state = await reg.marking_state()
-        if state.waiting_decision:
+        if await self._code_waits(reg):
             _LOGGER.warning("Declining a checked marking code no task is waiting for")
             await reg.accept_code(False)
         self._marking_unsure = False
@@ -810,7 +809,7 @@ class Worker:
         _LOGGER.info("Job %s task %d: %s, N0=%d", job.uuid, index, step, n0)
         try:
             if isinstance(task, ReceiptTask):
-                if _marked(task.receipt):
+                if task.receipt.marked:
                     # The driver rejects a waiting code and empties the table before it checks
                     # the receipt's own codes: an earlier begin/accept is spent, whatever the
                     # outcome, and STATUS must not show that check any more.
@@ -919,7 +918,7 @@ class Worker:
             )
         shift = await self._register.shift_info()
         out = results.recovered_result(doc, fn, shift, self._tz)
-        if isinstance(task, ReceiptTask) and _marked(task.receipt):
+        if isinstance(task, ReceiptTask) and task.receipt.marked:
             await self._recovered_marks(out, doc.number, task.receipt)
         return out
 
@@ -1155,10 +1154,6 @@ def _atol_refusal(number: int, message: str, hint: str) -> RegisterRefused:
         detail=VendorDetail(results.ATOL_SOURCE, str(number), message, number=number),
         hint=hint,
     )
-
-
-def _marked(receipt: fiscal.Receipt) -> bool:
-    return any(item.marking is not None for item in receipt.items)
 
 
 def request_id(job_uuid: str, index: int) -> str:

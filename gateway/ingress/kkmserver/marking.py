@@ -90,8 +90,6 @@ _STATUSES: Final[Mapping[tuple[bool, bool], str]] = {
     (True, True): "itemDryReturn",
 }
 VALIDATE_TASK: Final = "validateMarks"
-# [FFD] 2108 units a marked line may be measured in: mass, length, area, volume.
-MEASURED_UNITS: Final = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
 _UNIT_REFUSED = (
     "{unit} is neither a piece (0) nor a weight, length, area or volume, so a marked line "
     "cannot be sold in it: set the goods' unit to «штука» (0) for marked goods"
@@ -102,7 +100,7 @@ def measured(unit: object, where: str) -> bool:
     """Whether a marked line's unit is measured; a unit neither piece nor measured is refused."""
     if unit in (None, "", 0) and not isinstance(unit, bool):
         return False
-    if not isinstance(unit, bool) and unit in MEASURED_UNITS:
+    if not isinstance(unit, bool) and unit in marking.MEASURED_UNITS:
         return True
     raise ValidationError(where, _UNIT_REFUSED.format(unit=unit))
 

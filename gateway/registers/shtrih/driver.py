@@ -409,7 +409,7 @@ class ShtrihRegister:
         # «кассовое ядро» takes every line's tags before the line, so every receipt opens
         # with 8Dh there, marked or not ([JPOS] getCapOperationTagsFirst).
         core = await self._core_order()
-        if any(item.marking is not None for item in receipt.items):
+        if receipt.marked:
             marks = await self._check_marked(receipt)
         try:
             if core:
@@ -615,11 +615,7 @@ class ShtrihRegister:
         except ShtrihError as err:
             what = "the register did not bind the code to the line"
             raise _about_item(err, index, item, what) from err
-        try:
-            check = bound.check()
-        except ProtocolError as err:
-            _LOGGER.warning("%s: unreadable ОИСМ tags in FF67h (%s)", _item_label(index, item), err)
-            check = dataclasses.replace(bound, server=bound.server[:2]).check()
+        check = _readable_check(bound, _item_label(index, item))
         if check is None:
             return mark
         why = marking.refusal(code, check)
@@ -670,12 +666,8 @@ class ShtrihRegister:
             codec.MarkingCheck,
             MARKING_TIMEOUT_S,
         )
-        try:
-            check = answer.check()
-        except ProtocolError as err:
-            # The ОИСМ's tags are for the record only; the 2106 byte decides.
-            _LOGGER.warning("Marking code %s: unreadable ОИСМ tags (%s)", label, err)
-            check = dataclasses.replace(answer, server=answer.server[:2]).check()
+        check = _readable_check(answer, f"Marking code {label}")
+        assert check is not None  # FF61h always carries the check
         _LOGGER.info("Marking code %s: %s", label, _describe(check))
         return check
 
@@ -702,8 +694,8 @@ class ShtrihRegister:
                 codec.MarkingAcceptAnswer,
             )
         except ShtrihError as err:
+            # Transient, no marking at all on this ФН (no table to clear), or warned already.
             if err.transient or err.error_code in _MARKING_OFF or self._clear_warned:
-                # No marking at all on this ФН: there is no table to clear.
                 _LOGGER.debug("The register did not clear its table of checked codes: %s", err)
                 return False
             self._clear_warned = True
@@ -1030,6 +1022,18 @@ def _item_label(index: int, item: fiscal.Item) -> str:
     """ "request item N 'name' (code)" for errors: N counts from 1, as a cashier does."""
     code = f" ({escape_controls(item.marking.printable())})" if item.marking is not None else ""
     return f"request item {index + 1} {item.name!r}{code}"
+
+
+def _readable_check(
+    answer: codec.MarkingCheck | codec.MarkingBind, label: str
+) -> marking.CodeCheck | None:
+    """The check an FF61h/FF67h answer carries. The ОИСМ's tags are for the record only (the
+    2106 byte decides), so unreadable tags are dropped with a warning."""
+    try:
+        return answer.check()
+    except ProtocolError as err:
+        _LOGGER.warning("%s: unreadable ОИСМ tags (%s)", label, err)
+        return dataclasses.replace(answer, server=answer.server[:2]).check()
 
 
 def _about_item(

@@ -22,6 +22,7 @@ import datetime as dt
 import re
 from typing import Any, Final, NotRequired, TypedDict
 
+from gateway.domain import marking
 from gateway.hub.connectors.atol_online.errors import AtolCode, AtolError
 from gateway.hub.connectors.marks import repeated_code
 
@@ -70,8 +71,6 @@ _SECTORAL: Final = {
     "number": "number",
     "value": "industryAttribute",
 }
-# [FFD] 2108 units a marked item may be measured in (mass, length, area, volume); 0 is pieces.
-_MEASURED: Final = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
 _TIMESTAMP = re.compile(r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}")
 _EXTERNAL_ID = re.compile(r"[\x21-\x7e]{1,128}")
 MAX_URL_CHARS = 2048
@@ -343,7 +342,7 @@ def _imc(obj: dict[str, Any], path: str, returned: bool) -> dict[str, Any]:
     if mode not in ("0", 0):
         raise _bad(f"{path}.mark_processing_mode", 'must be "0" ([FFD] tag 2102 is always 0)')
     unit = obj.get("measure", 0)
-    measured = unit in _MEASURED and not isinstance(unit, bool)
+    measured = unit in marking.MEASURED_UNITS and not isinstance(unit, bool)
     if not measured and (unit not in (0, None) or isinstance(unit, bool)):
         raise _bad(
             f"{path}.measure",

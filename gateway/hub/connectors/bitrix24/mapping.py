@@ -28,6 +28,7 @@ from typing import Any, Final
 from gateway.atol import decimal_json
 from gateway.atol.names import NameMapping
 from gateway.atol.parser import parse_request
+from gateway.domain import marking
 from gateway.domain.errors import ValidationError
 from gateway.hub.connectors.bitrix24.errors import CheckRefused
 from gateway.hub.connectors.bitrix24.wire import CHECK_TYPES, INCOME_TYPES
@@ -115,9 +116,8 @@ MEASURES: Final[Mapping[int, int]] = {
     2556: 83,
 }
 OTHER_UNIT: Final = 255
-# [FFD] 2108 units a marked line may be measured in: mass, length, area, volume. A marked line
-# in any other unit (пара, упаковка, комплект...) has no planned status: it is refused.
-MEASURED_UNITS: Final = frozenset({10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42})
+# A marked line in a unit neither piece nor measured (`marking.MEASURED_UNITS`: пара,
+# упаковка, комплект...) has no planned status: it is refused.
 # The CONFIG the hub registers for each cashbox [B24]: section -> item -> the task member.
 CONFIG_SECTION: Final = "FISCAL"
 TAXATION: Final[Mapping[str, str]] = {
@@ -395,7 +395,7 @@ def _imc(item: dict[str, Any], path: str, out: dict[str, Any], income: bool) -> 
             "code as is (Latin letters, digits, punctuation and GS between the parts)",
         )
     unit = out.get("measurementUnit", _PIECE)
-    measured = unit in MEASURED_UNITS
+    measured = unit in marking.MEASURED_UNITS
     if not measured and unit != _PIECE:
         raise CheckRefused(
             f"{path}[measure_code]",

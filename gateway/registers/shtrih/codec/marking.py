@@ -115,6 +115,11 @@ def _server_result(server: bytes) -> int | None:
     return server[1]
 
 
+def _answer_refusal(server: bytes) -> int | None:
+    """Why the ФН refused the ОИСМ's answer: the byte after fnCode 20h."""
+    return server[1] if len(server) >= 2 and server[0] == SERVER_BAD_ANSWER else None
+
+
 def _server_tags(server: bytes) -> tuple[tuple[int, bytes], ...]:
     """The ОИСМ answer's TLVs (2105, 2109, 2005…), only after fnCode 00h."""
     if len(server) <= 2 or server[0] != SERVER_OK:
@@ -136,7 +141,7 @@ def _code_check(local: int, reason: int, code_type: int, server: bytes) -> marki
         result=_server_result(server),
         server_code=code,
         server_tags=_server_tags(server),
-        answer_refusal=server[1] if code == SERVER_BAD_ANSWER and len(server) >= 2 else None,
+        answer_refusal=_answer_refusal(server),
     )
 
 
@@ -219,9 +224,7 @@ class MarkingCheck(Answer):
     @property
     def refusal_reason(self) -> int | None:
         """Why the ФН refused the ОИСМ's answer (after fnCode 20h)."""
-        if len(self.server) >= 2 and self.server[0] == SERVER_BAD_ANSWER:
-            return self.server[1]
-        return None
+        return _answer_refusal(self.server)
 
     def check(self) -> marking.CodeCheck:
         """The domain view; ProtocolError when the ОИСМ tags are malformed."""
