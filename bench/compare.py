@@ -10,7 +10,8 @@ previous commit in a `git worktree` and the working tree) it measures, with this
 Times are the best of several runs: on a shared machine the other runs measure the neighbours.
 - idle RSS: VmRSS of the daemon process alone `--settle-s` after READY, with the register
   emulator in a process of its own (as the USB cable's register would be) and idle CPU over
-  `--idle-s`; with the status page on (the defaults) and off.
+  `--idle-s`; with the status page on (the defaults) and off. The page's code loads on its
+  first visit, so "page on" is also measured again `--settle-s` after one visit.
 
 The anchor is the ThingsBoard IoT Gateway's idle RSS: measured side by side when
 `--tb-venv` names a venv with `thingsboard-gateway` installed (no connectors, its broker a
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ class Figures:
     import_ms: float
     ready_ms: float
     rss_page_mb: float
+    rss_visited_mb: float
     rss_nopage_mb: float
     cpu_page_pct: float
     cpu_nopage_pct: float
@@ -136,14 +139,16 @@ def notify_socket() -> Iterator[tuple[str, socket.socket]]:
 @contextlib.contextmanager
 def daemon(
     tree: Path, work: Path, link: Path, *, page: bool
-) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
-    """The daemon on `link`; yields the process and seconds from spawn to READY=1."""
+) -> Iterator[tuple[subprocess.Popen[bytes], float, int]]:
+    """The daemon on `link`; yields the process, seconds from spawn to READY=1 and the
+    status page's port."""
     state = work / f"state-{secrets.token_hex(3)}"
     cfg = work / "gw.yaml"
+    web_port = _free_port()
     cfg.write_text(
         f"state_dir: {state}\nregister:\n  port: {link}\n"
         f"http:\n  listen: 127.0.0.1:{_free_port()}\n"
-        f"web:\n  enabled: {str(page).lower()}\n  listen: 127.0.0.1:{_free_port()}\n",
+        f"web:\n  enabled: {str(page).lower()}\n  listen: 127.0.0.1:{web_port}\n",
         encoding="utf-8",
     )
     with notify_socket() as (address, sock):
@@ -159,7 +164,7 @@ def daemon(
             sock.settimeout(READY_TIMEOUT_S)
             while "READY=1" not in sock.recv(4096).decode().split("\n"):
                 pass
-            yield proc, time.monotonic() - started
+            yield proc, time.monotonic() - started, web_port
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -186,13 +191,17 @@ def measure(tree: Path, args: argparse.Namespace) -> Figures:
         with emulator(tree, work) as link:
             readies = []
             for _ in range(args.repeat):
-                with daemon(tree, work, link, page=True) as (_proc, ready_s):
+                with daemon(tree, work, link, page=True) as (_proc, ready_s, _port):
                     readies.append(ready_s * 1000)
-            with daemon(tree, work, link, page=True) as (proc, _):
+            with daemon(tree, work, link, page=True) as (proc, _, web_port):
                 rss_page, cpu_page = idle(proc.pid, args.settle_s, args.idle_s)
-            with daemon(tree, work, link, page=False) as (proc, _):
+                with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=30):
+                    pass
+                time.sleep(args.settle_s)
+                rss_visited = _rss_mb(proc.pid)
+            with daemon(tree, work, link, page=False) as (proc, _, _port):
                 rss_nopage, cpu_nopage = idle(proc.pid, args.settle_s, args.idle_s)
-    return Figures(imports, min(readies), rss_page, rss_nopage, cpu_page, cpu_nopage)
+    return Figures(imports, min(readies), rss_page, rss_visited, rss_nopage, cpu_page, cpu_nopage)
 
 
 def thingsboard_rss(venv: Path, settle_s: float) -> float:
@@ -257,6 +266,7 @@ def main() -> int:
         (f"import gateway.app.gateway, ms (best of {args.repeat})", "import_ms", "{:.0f}"),
         (f"spawn -> READY=1, ms (best of {args.repeat})", "ready_ms", "{:.0f}"),
         ("idle RSS, status page on, MB", "rss_page_mb", "{:.1f}"),
+        ("idle RSS, status page on, after one visit, MB", "rss_visited_mb", "{:.1f}"),
         ("idle RSS, status page off, MB", "rss_nopage_mb", "{:.1f}"),
         (f"idle CPU over {args.idle_s:.0f} s, page on, %", "cpu_page_pct", "{:.2f}"),
         (f"idle CPU over {args.idle_s:.0f} s, page off, %", "cpu_nopage_pct", "{:.2f}"),

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from gateway import __version__
 from gateway.app.events import EventQueue
+from gateway.app.journal_upkeep import keep_purging, sample_queue_depth
 from gateway.app.parts import Parts, build_parts, task_rules
 from gateway.app.register import open_register
-from gateway.app.retention import keep_purging
 from gateway.app.startup import check_state_dir
 from gateway.app.update_tasks import installed_as_releases
 from gateway.config import Config
@@ -189,7 +189,8 @@ class Gateway:
                 kkmserver = await _start_kkmserver(cfg, parts)
                 if parts.web is not None:
                     await parts.web.start()
-                    keep.spawn(tg, "queue-depth-samples", parts.web.sample_queue_depth)
+                    keep.spawn(tg, "status-page", parts.web.serve)
+                    keep.spawn(tg, "queue-depth-samples", lambda: sample_queue_depth(parts.journal))
                 if parts.mqtt is not None:
                     keep.spawn(tg, "mqtt", parts.mqtt.run)
                     keep.spawn(tg, "updates", parts.updates.run)

@@ -2,7 +2,8 @@
 
 Each part gets what it needs when it is made, so nothing is filled in later. Optional parts
 import their code only when the config turns them on: the MQTT link (paho, signatures),
-the hotplug monitor (pyudev, Shtrih only) and the status page (aiohttp templates, jinja2).
+the hotplug monitor (pyudev, Shtrih only). The status page (its routes, templates, jinja2)
+is imported and built when its first client connects; its port is held from the start.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from gateway.app.events import EventQueue
@@ -29,6 +31,7 @@ from gateway.journal import Journal
 from gateway.monitors.clock import ClockMonitor
 from gateway.monitors.health import HealthMonitor
 from gateway.monitors.marking import MarkingMonitor
+from gateway.runtime.on_demand import OnDemandServer
 from gateway.runtime.restart import Restarter
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
     from gateway.monitors.hotplug import HotplugMonitor
     from gateway.web.diagnostics import RecentLogs
     from gateway.web.server import StatusPage
+
+PAGE_STOP_TIMEOUT_S = 10.0  # requests in flight on the status page get this long to finish
 
 
 def task_rules(
@@ -62,6 +67,33 @@ def refresh_after_job(health: HealthMonitor) -> None:
     health.poll_now()
 
 
+def _status_page(
+    cfg: Config,
+    journal: Journal,
+    report: StatusReport,
+    supervisor: RegisterSupervisor,
+    clock: ClockMonitor,
+    worker: Worker,
+    logs: RecentLogs,
+    tz: dt.tzinfo | None,
+) -> StatusPage:
+    """The status page, imported and made on its first visit."""
+    from gateway.app.controls import SupervisorControls
+    from gateway.web.diagnostics import masked
+    from gateway.web.server import StatusPage
+
+    return StatusPage(
+        config=cfg.web,
+        journal=journal,
+        status=report.health,
+        controls=SupervisorControls(supervisor, clock),
+        on_submitted=worker.wake,
+        config_dump=masked(cfg),
+        logs=logs,
+        tz=tz,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Parts:
     """Everything the running daemon is made of."""
@@ -80,7 +112,7 @@ class Parts:
     http: HttpApi
     mqtt: BoxMqtt | None
     updates: Updates
-    web: StatusPage | None
+    web: OnDemandServer | None
     logs: RecentLogs | None
 
     @property
@@ -250,23 +282,19 @@ def build_parts(
             clock_trusted=report.clock_trusted,
             on_update=updates.request,
         )
-    web: StatusPage | None = None
+    web: OnDemandServer | None = None
     logs: RecentLogs | None = None
     if cfg.web.enabled:
-        from gateway.app.controls import SupervisorControls
-        from gateway.web.diagnostics import RecentLogs, masked
-        from gateway.web.server import StatusPage
+        from gateway.web.diagnostics import RecentLogs
 
-        logs = RecentLogs()  # the last log lines, for the diagnostics bundle
-        web = StatusPage(
-            config=cfg.web,
-            journal=journal,
-            status=report.health,
-            controls=SupervisorControls(supervisor, clock),
-            on_submitted=worker.wake,
-            config_dump=masked(cfg),
-            logs=logs,
-            tz=tz,
+        logs = RecentLogs()  # the last log lines, for the diagnostics bundle, from the start
+        web = OnDemandServer(
+            partial(_status_page, cfg, journal, report, supervisor, clock, worker, logs, tz),
+            cfg.web.listen,
+            key="web.listen",
+            code="web_listen",
+            what="The status page",
+            stop_timeout_s=PAGE_STOP_TIMEOUT_S,
         )
     return Parts(
         journal=journal,

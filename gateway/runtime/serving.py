@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -19,6 +20,7 @@ from gateway.domain.errors import GatewayError, escape_controls
 _LOGGER = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 15.0
+BACKLOG = 100  # asyncio's own default
 
 
 class _BadMessageFilter(logging.Filter):
@@ -48,6 +50,21 @@ _SERVER_LOGGER = logging.getLogger(__name__ + ".http")
 _SERVER_LOGGER.addFilter(_BadMessageFilter())
 
 
+def runner(app: web.Application, stop_timeout_s: float) -> web.AppRunner:
+    """The box's runner for `app`: no access log, errors through the box's server logger."""
+    return web.AppRunner(
+        app, access_log=None, logger=_SERVER_LOGGER, shutdown_timeout=stop_timeout_s
+    )
+
+
+def _bind_failed(err: OSError, key: str, code: str, address: Listen) -> GatewayError:
+    return GatewayError(
+        f"{key}: cannot listen on {address}: {err.strerror or err}",
+        code=code,
+        hint="another program may hold the port, or the address is not this box's",
+    )
+
+
 async def listen(
     app: web.Application,
     address: Listen,
@@ -60,25 +77,41 @@ async def listen(
     """Serve `app` on `address`; the runner and the bound port (port 0 allowed).
 
     A bind failure raises GatewayError(code) naming `key` (e.g. "http.listen")."""
-    runner = web.AppRunner(
-        app, access_log=None, logger=_SERVER_LOGGER, shutdown_timeout=stop_timeout_s
-    )
+    served = runner(app, stop_timeout_s)
     try:
         async with asyncio.timeout(START_TIMEOUT_S):
-            await runner.setup()
-            site = web.TCPSite(runner, address.host, address.port, ssl_context=ssl_context)
+            await served.setup()
+            site = web.TCPSite(served, address.host, address.port, ssl_context=ssl_context)
             await site.start()
     except BaseException as err:
         async with asyncio.timeout(stop_timeout_s):
-            await runner.cleanup()
+            await served.cleanup()
         if isinstance(err, OSError):
-            raise GatewayError(
-                f"{key}: cannot listen on {address}: {err.strerror or err}",
-                code=code,
-                hint="another program may hold the port, or the address is not this box's",
-            ) from err
+            raise _bind_failed(err, key, code, address) from err
         raise
-    return runner, int(runner.addresses[0][1])
+    return served, int(served.addresses[0][1])
+
+
+async def bind(
+    protocol: Callable[[], asyncio.Protocol], address: Listen, *, key: str, code: str
+) -> asyncio.Server:
+    """Listen on `address` for `protocol` without accepting yet (`start_serving` begins).
+
+    A bind failure raises GatewayError(code) naming `key`, as `listen` does."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            server = await loop.create_server(
+                protocol, address.host, address.port, start_serving=False, backlog=BACKLOG
+            )
+    except OSError as err:
+        raise _bind_failed(err, key, code, address) from err
+    # asyncio would listen only in start_serving; listening now lets the kernel queue the
+    # first clients (their connect succeeds) until the application accepts them.
+    for bound in server.sockets:
+        with bound.dup() as sock:
+            sock.listen(BACKLOG)
+    return server
 
 
 async def stop(runner: web.AppRunner, what: str, stop_timeout_s: float) -> None:

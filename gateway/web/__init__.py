@@ -1,6 +1,6 @@
 """The technician's status page: server-rendered pages, login + CSRF, actions, /metrics.
 
-Modules: `server` (`StatusPage`: listen, stop, the queue-depth sampling loop), `app` (the
+Modules: `server` (`StatusPage`: listen, stop; the box builds it on the first visit), `app` (the
 aiohttp application, middleware, security headers), `page_routes`, `auth_routes` and
 `action_routes` (the handlers), `guards` (session, form and CSRF checks), `render`,
 `client` (address and cookies) and `page_state` (what handlers share); `pages` (what each

@@ -1,9 +1,7 @@
-"""The status page's server: builds the application, listens on `web.listen`, stops; and the
-queue-depth sampling loop the box runs in its task group for the 24 h chart."""
+"""The status page's server: builds the application, listens on `web.listen`, stops."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -25,7 +23,6 @@ from gateway.web.page_state import Clock, OnSubmitted, PageState
 _LOGGER = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S: Final = 10.0
-QUEUE_SAMPLE_INTERVAL_S: Final = 300.0
 
 
 def _utcnow() -> dt.datetime:
@@ -33,8 +30,8 @@ def _utcnow() -> dt.datetime:
 
 
 class StatusPage:
-    """The page's server. `start`/`stop` around the box's life; `sample_queue_depth` is a
-    loop for the box's task group (the page spawns no task of its own)."""
+    """The page's server: `start`/`stop` around its life (the page spawns no task of its own);
+    or `build_app` for a server that runs it (the box builds it on the first visit)."""
 
     def __init__(
         self,
@@ -95,14 +92,3 @@ class StatusPage:
             return
         await serving.stop(runner, "The status page", STOP_TIMEOUT_S)
         self.port = None
-
-    async def sample_queue_depth(self, interval_s: float = QUEUE_SAMPLE_INTERVAL_S) -> None:
-        """Record the queue depth for the 24 h chart every `interval_s`, until cancelled."""
-        journal = self._state.journal
-        while True:
-            try:
-                async with asyncio.timeout(pages.JOURNAL_TIMEOUT_S):
-                    await journal.record_queue_depth(now=self._state.now())
-            except Exception as err:  # a chart sample is not worth stopping the box for
-                _LOGGER.warning("Could not sample the queue depth: %s", err)
-            await asyncio.sleep(interval_s)

@@ -4,8 +4,8 @@ The real daemon (`python -X importtime -m gateway run`) starts on the embedded d
 register connects, and it is stopped; the interpreter's own import log then lists every module
 the daemon process loaded. The built-in emulator runs as a child process, so its code is not
 among them; nor are the cloud drivers, MQTT, signatures, updates or udev, none of which the
-defaults turn on. The status page is on by default, so its modules are the control that the
-listing sees what was imported.
+defaults turn on. The status page is on by default, but its code loads when its first client
+connects: a visit to the page is the control that the listing sees what was imported.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,8 @@ NOT_ON_DEFAULTS = {
     "gateway.office": "the office's commands, never the box",
 }
 PAGE_ONLY = {"gateway.web": "web.enabled", "jinja2": "web.enabled"}
+# What the page's first visit loads; the in-memory log behind its diagnostics runs from the start.
+PAGE_VISIT = {"gateway.web.server": "a visit", "gateway.web.app": "a visit", "jinja2": "a visit"}
 
 
 def _free_port() -> int:
@@ -48,13 +51,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _loaded_by_daemon(tmp_path: Path, *, page: bool = True, extra: str = "") -> set[str]:
-    """Every module the daemon process imported until its register answered."""
+def _loaded_by_daemon(
+    tmp_path: Path, *, page: bool = True, visit: bool = False, extra: str = ""
+) -> set[str]:
+    """Every module the daemon process imported until its register answered (and, with
+    `visit`, until the status page answered its first request)."""
     cfg = tmp_path / "gw.yaml"
+    web_port = _free_port()
     cfg.write_text(
         f"state_dir: {tmp_path / 'state'}\n"
         f"http:\n  listen: 127.0.0.1:{_free_port()}\n"
-        f"web:\n  enabled: {str(page).lower()}\n  listen: 127.0.0.1:{_free_port()}\n{extra}",
+        f"web:\n  enabled: {str(page).lower()}\n  listen: 127.0.0.1:{web_port}\n{extra}",
         encoding="utf-8",
     )
     proc = subprocess.Popen(
@@ -80,6 +87,10 @@ def _loaded_by_daemon(tmp_path: Path, *, page: bool = True, extra: str = "") -> 
     try:
         assert connected.wait(START_TIMEOUT_S), "".join(lines[-30:])
         time.sleep(0.5)  # whatever the first poll of each monitor loads
+        if visit:
+            url = f"http://127.0.0.1:{web_port}/"
+            with urllib.request.urlopen(url, timeout=START_TIMEOUT_S) as answer:
+                assert answer.status == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=START_TIMEOUT_S) == 0, "".join(lines[-30:])
     finally:
@@ -109,7 +120,14 @@ def test_the_defaults_load_no_optional_part(tmp_path: Path) -> None:
     loaded = _loaded_by_daemon(tmp_path)
     assert "gateway.app.gateway" in loaded
     assert "gateway.registers.shtrih.driver" in loaded
-    assert {"gateway.web.server", "jinja2"} <= loaded  # the page is on by default
+    assert "gateway.web.diagnostics" in loaded  # the page is on by default: its log runs
+    assert _hits(loaded, {**NOT_ON_DEFAULTS, **PAGE_VISIT}) == {}
+
+
+@pytest.mark.slow
+def test_the_status_page_loads_on_its_first_visit(tmp_path: Path) -> None:
+    loaded = _loaded_by_daemon(tmp_path, visit=True)
+    assert set(PAGE_VISIT) <= loaded  # the control: the listing sees what the visit loaded
     assert _hits(loaded, NOT_ON_DEFAULTS) == {}
 
 
