@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (label, modules) in the daemon's load order; each row includes every row above it.
 CORE = [
     ("asyncio (with ssl)", ["asyncio"]),
-    ("aiohttp.web (its package imports the client too)", ["aiohttp.web"]),
+    ("the box's HTTP server (h11)", ["gateway.runtime.http_server"]),
     ("config reader (PyYAML, schema)", ["gateway.config"]),
     ("journal (aiosqlite)", ["gateway.journal"]),
     ("ATOL API parser", ["gateway.atol.parser"]),
@@ -35,11 +35,12 @@ CORE = [
 ]
 # Each on top of the whole daemon, only when the config (or a visit) asks for it.
 OPTIONAL = [
-    ("status page, on its first visit (jinja2)", ["gateway.web.server"]),
+    ("status page, on its first visit (aiohttp, jinja2)", ["gateway.web.server"]),
+    ("KKMServer API (aiohttp)", ["gateway.ingress.kkmserver.server"]),
     ("MQTT link (paho)", ["gateway.ingress.box_mqtt"]),
     ("command signatures (cryptography)", ["cryptography.hazmat.primitives.asymmetric.ed25519"]),
     ("USB hotplug (pyudev)", ["gateway.monitors.hotplug"]),
-    ("a cloud register (Checkbox)", ["gateway.registers.checkbox.driver"]),
+    ("a cloud register (Checkbox; aiohttp's client)", ["gateway.registers.checkbox.driver"]),
     ("the register emulator (a child process of its own)", ["gateway.registers.emulator.cli"]),
 ]
 

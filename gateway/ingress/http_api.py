@@ -1,4 +1,5 @@
-"""The ATOL web-server compatible HTTP API [ATOL] on aiohttp (docs/api.md).
+"""The ATOL web-server compatible HTTP API [ATOL] (docs/api.md), on the box's small HTTP
+server (`runtime.http_server`).
 
 A request is answered 201 only after its job row is committed; the same uuid again is 409
 and nothing is queued twice. Every task, queries included, runs later in the worker; GET
@@ -18,10 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.typedefs import Handler
-
 from gateway.atol.names import NameMapping
 from gateway.atol.tasks import describe
 from gateway.config.schema import HttpConfig
@@ -29,7 +26,7 @@ from gateway.domain.errors import GatewayError, InvalidJobState, JobNotFound, Va
 from gateway.ingress.auth import Refusal, TokenCheck
 from gateway.journal import JobRecord, JobState, Journal, intake
 from gateway.journal.intake import DiskFull, Intake, Outcome, answer_for
-from gateway.runtime import serving
+from gateway.runtime.http_server import HttpServer, Request, Response
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +44,7 @@ DUPLICATE_TEXT: Final = "request with this uuid already exists"
 
 Health = Callable[[], Awaitable[Mapping[str, object]]]
 OnSubmitted = Callable[[str], None]
+Route = Callable[["_Api", Request], Awaitable[Response]]
 
 _T = TypeVar("_T")
 # One encoder each: json.dumps with options builds a new encoder on every call.
@@ -56,27 +54,20 @@ _dumps_lenient = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 @dataclass(frozen=True, slots=True)
 class _Api:
-    """What the handlers need, stored on the application."""
+    """What the handlers need."""
 
-    config: HttpConfig
     journal: Journal
-    mapping: NameMapping
     health: Health
     tokens: TokenCheck
     intake: Intake
 
 
-API: Final = web.AppKey("fiscal_gateway_api", _Api)
-
-
 # --- responses ---------------------------------------------------------------------------
 
 
-def _json(
-    body: object, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def _json(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON answer in UTF-8, Cyrillic left as is."""
-    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+    return Response(status, _dumps(body).encode(), headers=headers or {})
 
 
 def _error(
@@ -85,7 +76,7 @@ def _error(
     *,
     field: str | None = None,
     headers: Mapping[str, str] | None = None,
-) -> web.Response:
+) -> Response:
     """The ingress error body: {"error": {"code", "description", "field"?}}."""
     error: dict[str, object] = {"code": status, "description": description}
     if field:
@@ -93,15 +84,15 @@ def _error(
     return _json({"error": error}, status, headers)
 
 
-def _refusal(err: Exception) -> web.Response:
+def _refusal(err: Exception) -> Response:
     """The intake's answer to a failure, as an HTTP error."""
     answer = answer_for(err)
     return _error(answer.status, answer.text, field=answer.field or None)
 
 
-def _too_large(max_bytes: int) -> web.Response:
-    """413 naming the limit."""
-    return _error(413, f"request body is larger than {max_bytes} bytes")
+def _server_refusal(status: int, text: str) -> Response:
+    """The server's own refusals (a malformed message, a body too large or too slow)."""
+    return _error(status, text)
 
 
 def _results(job: JobRecord) -> list[dict[str, Any]]:
@@ -143,110 +134,93 @@ async def _journal(call: Awaitable[_T]) -> _T:
         raise intake.JournalUnavailable(f"{type(err).__name__}: {err}") from err
 
 
-def _peer(request: web.Request) -> str | None:
-    """The transport's peer address (never a forwarding header)."""
-    transport = request.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    if isinstance(peer, tuple | list) and peer:
-        return str(peer[0])
-    return None
+def _media_type(request: Request) -> tuple[str, str | None]:
+    """The Content-Type's media type (lower case; none sent reads as octet-stream) and its
+    charset parameter."""
+    value = request.headers.get("content-type", "")
+    media, *params = value.split(";")
+    charset = None
+    for param in params:
+        name, _, param_value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = param_value.strip().strip('"')
+    return media.strip().lower() or "application/octet-stream", charset
 
 
-def _logged_path(request: web.Request) -> str:
-    """The path as sent, still percent-encoded: a client cannot write line breaks into the log."""
-    return request.rel_url.raw_path
-
-
-def _is_json(content_type: str) -> bool:
+def _is_json(media: str) -> bool:
     """application/json or application/*+json."""
-    ctype = content_type.lower()
-    return ctype == "application/json" or (
-        ctype.startswith("application/") and ctype.endswith("+json")
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
     )
 
 
-# --- middlewares -------------------------------------------------------------------------
+# --- dispatch ----------------------------------------------------------------------------
 
 
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _dispatch(api: _Api, request: Request) -> Response:
     """Every failure becomes a JSON error; a traceback goes to the log, never to the client."""
     try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        if isinstance(exc, web.HTTPRequestEntityTooLarge):
-            return _too_large(request.app[API].config.max_body_bytes)
-        kept = (hdrs.ALLOW, hdrs.WWW_AUTHENTICATE)
-        keep = {str(name): exc.headers[name] for name in kept if name in exc.headers}
-        return _error(exc.status, exc.reason.lower(), headers=keep)
+        return await _route(api, request)
     except (intake.JournalUnavailable, DiskFull) as err:
         _LOGGER.error(
-            "Journal trouble on %s %s: %s", request.method, _logged_path(request), err, exc_info=err
+            "Journal trouble on %s %s: %s", request.method, request.raw_path, err, exc_info=err
         )
         return _refusal(err)
     except Exception:
-        _LOGGER.exception("Unexpected error on %s %s", request.method, _logged_path(request))
+        _LOGGER.exception("Unexpected error on %s %s", request.method, request.raw_path)
         return _error(500, "internal error; see the box log")
 
 
-@web.middleware
-async def _authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer token unless the path is public or a loopback caller is let in without one."""
+async def _route(api: _Api, request: Request) -> Response:
+    """The route's handler, behind the bearer token unless the path is public."""
+    methods = ROUTES.get(request.path)
+    if methods is None and request.path.startswith(ITEM_PREFIX):
+        uuid = request.path[len(ITEM_PREFIX) :]
+        methods = ITEM_ROUTES if uuid and "/" not in uuid else None
+    if methods is None:
+        return _error(404, "not found")
+    handler = methods.get(request.method)
+    if handler is None:
+        allowed = ",".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+        return _error(405, "method not allowed", headers={"Allow": allowed})
     if request.path in PUBLIC_PATHS:
-        return await handler(request)
-    peer = _peer(request)
-    verdict = request.app[API].tokens.check(request.headers.get(hdrs.AUTHORIZATION), peer)
+        return await handler(api, request)
+    verdict = api.tokens.check(request.headers.get("authorization"), request.peer)
     if verdict.allowed:
-        return await handler(request)
+        return await handler(api, request)
     refusal = verdict.refusal or Refusal.MISSING
     _LOGGER.warning(
         "Refused %s %s from %s: %s",
         request.method,
-        _logged_path(request),
-        peer or "?",
+        request.raw_path,
+        request.peer or "?",
         refusal.value,
     )
     challenge = 'Bearer realm="fiscal-gateway"'
     if refusal is Refusal.UNKNOWN:
         challenge += ', error="invalid_token"'
-    return _error(
-        401, "a valid bearer token is required", headers={hdrs.WWW_AUTHENTICATE: challenge}
-    )
+    return _error(401, "a valid bearer token is required", headers={"WWW-Authenticate": challenge})
 
 
 # --- routes ------------------------------------------------------------------------------
 
 
-async def _post_request(request: web.Request) -> web.Response:
-    """POST /api/v2/requests: validate, commit, and only then 201."""
-    api = request.app[API]
-    max_bytes = api.config.max_body_bytes
-    if not _is_json(request.content_type):
-        return _error(415, f"send the body as application/json, not {request.content_type}")
-    if request.charset and request.charset.lower() not in ("utf-8", "utf8"):
-        return _error(415, f"the body must be UTF-8, not {request.charset}")
-    if request.content_length is not None and request.content_length > max_bytes:
-        return _too_large(max_bytes)
+async def _post_request(api: _Api, request: Request) -> Response:
+    """POST /api/v2/requests: validate, commit, and only then 201. The server has read the
+    body within `max_body_bytes` and BODY_TIMEOUT_S."""
+    media, charset = _media_type(request)
+    if not _is_json(media):
+        return _error(415, f"send the body as application/json, not {media}")
+    if charset and charset.lower() not in ("utf-8", "utf8"):
+        return _error(415, f"the body must be UTF-8, not {charset}")
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _too_large(max_bytes)
-    except TimeoutError:
-        return _error(408, f"the request body did not arrive within {BODY_TIMEOUT_S:g} s")
-    except (ConnectionError, HttpProcessingError) as err:
-        _LOGGER.info("Request body from %s cut off: %s", _peer(request) or "?", err)
-        return _error(400, "the request body was cut off or malformed")
-    try:
-        parsed = api.intake.parse(body)
+        parsed = api.intake.parse(request.body)
         blocked = await _journal(api.journal.is_blocked())
         submitted = await api.intake.submit(parsed, source="http")
     except ValidationError as err:
         return _refusal(err)
     except (DiskFull, intake.JournalUnavailable) as err:
-        _LOGGER.error("Request from %s not queued: %s", _peer(request) or "?", err)
+        _LOGGER.error("Request from %s not queued: %s", request.peer or "?", err)
         return _refusal(err)
     if submitted.outcome is Outcome.DUPLICATE:
         _LOGGER.info("Request %s is known already; nothing queued", parsed.uuid)
@@ -260,7 +234,7 @@ async def _post_request(request: web.Request) -> web.Response:
             "Queued request %s as number %d from %s: %s",
             job.uuid,
             job.seq,
-            _peer(request) or "?",
+            request.peer or "?",
             "; ".join(describe(t) for t in parsed.tasks),
         )
     return _json(
@@ -275,36 +249,37 @@ async def _post_request(request: web.Request) -> web.Response:
     )
 
 
-async def _get_request(request: web.Request) -> web.Response:
+def _uuid(request: Request) -> str:
+    return request.path[len(ITEM_PREFIX) :]
+
+
+async def _get_request(api: _Api, request: Request) -> Response:
     """GET /api/v2/requests/{uuid}: one result per task."""
-    api = request.app[API]
     try:
-        job = await _journal(api.journal.get(request.match_info["uuid"]))
+        job = await _journal(api.journal.get(_uuid(request)))
     except JobNotFound:
         return _error(404, "no request with this uuid")
     return _json({"results": _results(job)})
 
 
-async def _delete_request(request: web.Request) -> web.Response:
+async def _delete_request(api: _Api, request: Request) -> Response:
     """DELETE /api/v2/requests/{uuid}: cancel a request that has not started."""
-    api = request.app[API]
-    uuid = request.match_info["uuid"]
+    uuid = _uuid(request)
     try:
         job = await _journal(api.journal.cancel(uuid))
     except JobNotFound:
         return _error(404, "no request with this uuid")
     except InvalidJobState:
         return _error(409, "the request has started or finished already; it cannot be canceled")
-    _LOGGER.info("Request %s (number %d) canceled from %s", uuid, job.seq, _peer(request) or "?")
+    _LOGGER.info("Request %s (number %d) canceled from %s", uuid, job.seq, request.peer or "?")
     return _json({"uuid": job.uuid, "number": job.seq, "results": _results(job)})
 
 
 SEQ_MAX = 2**63 - 1
 
 
-async def _list_requests(request: web.Request) -> web.Response:
+async def _list_requests(api: _Api, request: Request) -> Response:
     """GET /api/v2/requests?limit=&before=: newest first (for technicians)."""
-    api = request.app[API]
     try:
         limit = int(request.query.get("limit", LIST_LIMIT_DEFAULT))
     except ValueError:
@@ -323,9 +298,8 @@ async def _list_requests(request: web.Request) -> web.Response:
     return _json({"requests": [_summary(j) for j in jobs]})
 
 
-async def _health(request: web.Request) -> web.Response:
+async def _health(api: _Api, _request: Request) -> Response:
     """GET /health: 200 for ok or degraded, 503 for down."""
-    api = request.app[API]
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
             body = dict(await api.health())
@@ -336,7 +310,7 @@ async def _health(request: web.Request) -> web.Response:
         _LOGGER.error("The health check gave no valid status: %r", body.get("status"))
         body["status"] = "down"
     status = 503 if body["status"] == "down" else 200
-    return web.json_response(body, status=status, dumps=_dumps_lenient)
+    return Response(status, _dumps_lenient(body).encode())
 
 
 @functools.cache
@@ -345,38 +319,22 @@ def _spec_bytes() -> bytes:
     return resources.files("gateway.ingress").joinpath("openapi.json").read_bytes()
 
 
-async def _openapi(request: web.Request) -> web.Response:
+async def _openapi(_api: _Api, _request: Request) -> Response:
     """GET /api/openapi.json: the OpenAPI 3 description of this API."""
     async with asyncio.timeout(SPEC_TIMEOUT_S):
         spec = await asyncio.to_thread(_spec_bytes)
-    return web.Response(body=spec, content_type="application/json", charset="utf-8")
+    return Response(200, spec)
 
 
-# --- application and server --------------------------------------------------------------
-
-
-def build_app(
-    *,
-    config: HttpConfig,
-    journal: Journal,
-    mapping: NameMapping,
-    health: Health,
-    on_submitted: OnSubmitted,
-) -> web.Application:
-    """The aiohttp application: routes, auth and error middlewares."""
-    tokens = TokenCheck.from_config(
-        config.tokens, allow_loopback=config.allow_loopback_without_token
-    )
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=(_errors, _authorize))
-    submit = Intake(journal, wake=on_submitted, mapping=mapping, max_bytes=config.max_body_bytes)
-    app[API] = _Api(config, journal, mapping, health, tokens, submit)
-    app.router.add_post("/api/v2/requests", _post_request)
-    app.router.add_get("/api/v2/requests", _list_requests)
-    app.router.add_get("/api/v2/requests/{uuid}", _get_request)
-    app.router.add_delete("/api/v2/requests/{uuid}", _delete_request)
-    app.router.add_get("/health", _health)
-    app.router.add_get("/api/openapi.json", _openapi)
-    return app
+# path -> method -> handler; the OpenAPI description documents exactly these.
+ROUTES: Final[Mapping[str, Mapping[str, Route]]] = {
+    "/api/v2/requests": {"POST": _post_request, "GET": _list_requests},
+    "/health": {"GET": _health},
+    "/api/openapi.json": {"GET": _openapi},
+}
+ITEM_PREFIX: Final = "/api/v2/requests/"
+ITEM_ROUTES: Final[Mapping[str, Route]] = {"GET": _get_request, "DELETE": _delete_request}
+ITEM_PATH: Final = ITEM_PREFIX + "{uuid}"  # as the description names it
 
 
 def _ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -388,7 +346,7 @@ def _ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
 
 
 class HttpApi:
-    """The API server: builds the app, listens (HTTP or HTTPS), stops."""
+    """The API server: listens (HTTP or HTTPS), answers, stops."""
 
     def __init__(
         self,
@@ -400,22 +358,19 @@ class HttpApi:
         on_submitted: OnSubmitted,
     ) -> None:
         self.config = config
-        self._journal = journal
-        self._mapping = mapping
-        self._health = health
-        self._on_submitted = on_submitted
-        self._runner: web.AppRunner | None = None
+        tokens = TokenCheck.from_config(
+            config.tokens, allow_loopback=config.allow_loopback_without_token
+        )
+        submit = Intake(
+            journal, wake=on_submitted, mapping=mapping, max_bytes=config.max_body_bytes
+        )
+        self._api = _Api(journal, health, tokens, submit)
+        self._server: HttpServer | None = None
         self.port: int | None = None  # the bound port once listening (listen port 0 allowed)
 
-    def build_app(self) -> web.Application:
-        """The aiohttp application (tests may serve it themselves)."""
-        return build_app(
-            config=self.config,
-            journal=self._journal,
-            mapping=self._mapping,
-            health=self._health,
-            on_submitted=self._on_submitted,
-        )
+    async def handle(self, request: Request) -> Response:
+        """One request's answer (the server calls this; so may a test)."""
+        return await _dispatch(self._api, request)
 
     @property
     def scheme(self) -> str:
@@ -424,28 +379,29 @@ class HttpApi:
 
     async def start(self) -> None:
         """Listen; returns once the socket is bound."""
-        if self._runner is not None:
+        if self._server is not None:
             raise RuntimeError("the HTTP API is started already")
         ssl_ctx = await self._load_tls()
         listen = self.config.listen
-        runner, port = await serving.listen(
-            self.build_app(),
-            listen,
-            key="http.listen",
-            code="http_listen",
-            stop_timeout_s=STOP_TIMEOUT_S,
-            ssl_context=ssl_ctx,
+        server = HttpServer(
+            self.handle,
+            _server_refusal,
+            max_body_bytes=self.config.max_body_bytes,
+            body_timeout_s=BODY_TIMEOUT_S,
+            name="HTTP API",
         )
-        self._runner = runner
-        self.port = port
+        self.port = await server.start(
+            listen, key="http.listen", code="http_listen", ssl_context=ssl_ctx
+        )
+        self._server = server
         _LOGGER.info("HTTP API listening on %s://%s:%d", self.scheme, listen.host, self.port)
 
     async def stop(self) -> None:
         """Stop listening; requests in flight get STOP_TIMEOUT_S to finish."""
-        runner, self._runner = self._runner, None
-        if runner is None:
+        server, self._server = self._server, None
+        if server is None:
             return
-        await serving.stop(runner, "The HTTP API", STOP_TIMEOUT_S)
+        await server.stop(STOP_TIMEOUT_S)
         self.port = None
         _LOGGER.info("HTTP API stopped")
 

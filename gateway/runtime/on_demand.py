@@ -13,12 +13,13 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import Protocol
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.config.values import Listen
-from gateway.runtime import serving
+from gateway.runtime.sockets import START_TIMEOUT_S, bind
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -62,9 +63,7 @@ class OnDemandServer:
         """Bind the address without accepting yet; the port is known when this returns."""
         if self._server is not None:
             raise RuntimeError(f"{self._what} is started already")
-        self._server = await serving.bind(
-            self._protocol, self._address, key=self._key, code=self._code
-        )
+        self._server = await bind(self._protocol, self._address, key=self._key, code=self._code)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def serve(self) -> None:
@@ -74,8 +73,10 @@ class OnDemandServer:
             raise RuntimeError(f"{self._what} is not started")
         if self._runner is None:
             await _first_connection(server.sockets)
+            from gateway.runtime import serving  # aiohttp: loaded with the application
+
             runner = serving.runner(self._build().build_app(), self._stop_timeout_s)
-            async with asyncio.timeout(serving.START_TIMEOUT_S):
+            async with asyncio.timeout(START_TIMEOUT_S):
                 await runner.setup()
             self._runner = runner
             await server.start_serving()
@@ -89,6 +90,8 @@ class OnDemandServer:
         if server is not None:
             server.close()
         if runner is not None:
+            from gateway.runtime import serving
+
             await serving.stop(runner, self._what, self._stop_timeout_s)
         self.port = None
 

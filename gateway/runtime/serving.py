@@ -9,18 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.config.values import Listen
-from gateway.domain.errors import GatewayError, escape_controls
+from gateway.domain.errors import escape_controls
+from gateway.runtime.sockets import START_TIMEOUT_S, bind_failed
 
 _LOGGER = logging.getLogger(__name__)
-
-START_TIMEOUT_S = 15.0
-BACKLOG = 100  # asyncio's own default
 
 
 class _BadMessageFilter(logging.Filter):
@@ -57,14 +54,6 @@ def runner(app: web.Application, stop_timeout_s: float) -> web.AppRunner:
     )
 
 
-def _bind_failed(err: OSError, key: str, code: str, address: Listen) -> GatewayError:
-    return GatewayError(
-        f"{key}: cannot listen on {address}: {err.strerror or err}",
-        code=code,
-        hint="another program may hold the port, or the address is not this box's",
-    )
-
-
 async def listen(
     app: web.Application,
     address: Listen,
@@ -87,31 +76,9 @@ async def listen(
         async with asyncio.timeout(stop_timeout_s):
             await served.cleanup()
         if isinstance(err, OSError):
-            raise _bind_failed(err, key, code, address) from err
+            raise bind_failed(err, key, code, address) from err
         raise
     return served, int(served.addresses[0][1])
-
-
-async def bind(
-    protocol: Callable[[], asyncio.Protocol], address: Listen, *, key: str, code: str
-) -> asyncio.Server:
-    """Listen on `address` for `protocol` without accepting yet (`start_serving` begins).
-
-    A bind failure raises GatewayError(code) naming `key`, as `listen` does."""
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(START_TIMEOUT_S):
-            server = await loop.create_server(
-                protocol, address.host, address.port, start_serving=False, backlog=BACKLOG
-            )
-    except OSError as err:
-        raise _bind_failed(err, key, code, address) from err
-    # asyncio would listen only in start_serving; listening now lets the kernel queue the
-    # first clients (their connect succeeds) until the application accepts them.
-    for bound in server.sockets:
-        with bound.dup() as sock:
-            sock.listen(BACKLOG)
-    return server
 
 
 async def stop(runner: web.AppRunner, what: str, stop_timeout_s: float) -> None:

@@ -19,8 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,8 +31,9 @@ from gateway.atol.names import NameMapping
 from gateway.config.schema import HttpConfig, TlsFiles, TokenConfig
 from gateway.config.values import Listen, Secret
 from gateway.domain.errors import GatewayError
+from gateway.ingress import http_api
 from gateway.ingress.auth import sha256_hex
-from gateway.ingress.http_api import HttpApi, build_app
+from gateway.ingress.http_api import HttpApi
 from gateway.journal import JobState, Journal
 from tests.integration.test_intake import cap_journal
 
@@ -708,12 +707,8 @@ async def test_openapi_is_served_valid_and_covers_every_route(box: Box) -> None:
     assert status == 200
     assert spec == SPEC
     validate_spec(spec)
-    app = box.api.build_app()
-    routes = {
-        (r.resource.canonical, r.method.lower())
-        for r in app.router.routes()
-        if r.resource is not None and r.method != "HEAD"
-    }
+    routes = {(path, m.lower()) for path, ops in http_api.ROUTES.items() for m in ops}
+    routes |= {(http_api.ITEM_PATH, m.lower()) for m in http_api.ITEM_ROUTES}
     documented = {(p, m) for p, ops in spec["paths"].items() for m in ops if m != "parameters"}
     assert routes == documented
 
@@ -736,31 +731,25 @@ async def test_unknown_path_and_method_answer_json(box: Box) -> None:
 
 
 async def test_unexpected_exception_is_500_json_and_the_server_lives_on(
-    journal: Journal, caplog: pytest.LogCaptureFixture
+    box: Box, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = build_app(
-        config=HttpConfig(listen=Listen("127.0.0.1", 0)),
-        journal=journal,
-        mapping=NameMapping(),
-        health=Health(),
-        on_submitted=lambda _uuid: None,
-    )
-
-    async def broken(request: web.Request) -> web.Response:
+    def broken(_job: object) -> None:
         raise KeyError("secret detail")
 
-    app.router.add_get("/api/v2/broken", broken)
-    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
-        resp = await client.get("/api/v2/broken")
-        assert resp.status == 500
-        text = await resp.text()
-        assert json.loads(text) == {
-            "error": {"code": 500, "description": "internal error; see the box log"}
-        }
-        assert "secret detail" not in text
-        assert "Traceback" not in text
-        resp = await client.post("/api/v2/requests", json=sell("after-500"))
-        assert resp.status == 201
+    status, _ = await box.post(sell("before-500"))
+    assert status == 201
+    with monkeypatch.context() as patch:
+        patch.setattr(http_api, "_summary", broken)
+        async with box.session.get("/api/v2/requests") as resp:
+            assert resp.status == 500
+            text = await resp.text()
+    assert json.loads(text) == {
+        "error": {"code": 500, "description": "internal error; see the box log"}
+    }
+    assert "secret detail" not in text
+    assert "Traceback" not in text
+    status, _ = await box.post(sell("after-500"))
+    assert status == 201
     logged = [r for r in caplog.records if r.levelno == logging.ERROR and r.exc_info]
     assert logged
 

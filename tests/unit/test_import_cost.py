@@ -42,7 +42,12 @@ NOT_ON_DEFAULTS = {
 }
 PAGE_ONLY = {"gateway.web": "web.enabled", "jinja2": "web.enabled"}
 # What the page's first visit loads; the in-memory log behind its diagnostics runs from the start.
-PAGE_VISIT = {"gateway.web.server": "a visit", "gateway.web.app": "a visit", "jinja2": "a visit"}
+PAGE_VISIT = {
+    "gateway.web.server": "a visit",
+    "gateway.web.app": "a visit",
+    "jinja2": "a visit",
+    "aiohttp": "a visit (the page is an aiohttp application; the ATOL API is not)",
+}
 
 
 def _free_port() -> int:
