@@ -173,8 +173,8 @@ class HttpServer:
         """Serve one request; True when the connection may carry another."""
         writer = connection.writer
         try:
-            async with asyncio.timeout(HEAD_TIMEOUT_S):
-                head = await _next_event(conn, reader)
+            deadline = asyncio.get_running_loop().time() + HEAD_TIMEOUT_S
+            head = await _next_event(conn, reader, deadline)
             if not isinstance(head, h11.Request):
                 return False  # closed (an idle keep-alive connection times out above)
             connection.busy = True
@@ -219,14 +219,16 @@ class HttpServer:
         if conn.they_are_waiting_for_100_continue:
             writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         body = bytearray()
+        deadline = asyncio.get_running_loop().time() + self._body_timeout_s
         try:
-            async with asyncio.timeout(self._body_timeout_s):
-                while not isinstance(event := await _next_event(conn, reader), h11.EndOfMessage):
-                    if not isinstance(event, h11.Data):
-                        raise _Refused(400, "the request body was cut off or malformed")
-                    body += event.data
-                    if len(body) > self._max_body:
-                        raise _Refused(413, too_large)
+            while not isinstance(
+                event := await _next_event(conn, reader, deadline), h11.EndOfMessage
+            ):
+                if not isinstance(event, h11.Data):
+                    raise _Refused(400, "the request body was cut off or malformed")
+                body += event.data
+                if len(body) > self._max_body:
+                    raise _Refused(413, too_large)
         except TimeoutError:
             raise _Refused(
                 408, f"the request body did not arrive within {self._body_timeout_s:g} s"
@@ -269,13 +271,18 @@ class HttpServer:
         return False
 
 
-async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
-    """The next h11 event, reading as needed (the caller bounds the time)."""
+async def _next_event(
+    conn: h11.Connection, reader: asyncio.StreamReader, deadline: float
+) -> object:
+    """The next h11 event, reading as needed until the loop's `deadline` (TimeoutError).
+    An event already buffered costs no timer: a request usually arrives in one read."""
     while True:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
             return event
-        conn.receive_data(await reader.read(READ_BYTES))
+        async with asyncio.timeout_at(deadline):
+            data = await reader.read(READ_BYTES)
+        conn.receive_data(data)
 
 
 async def _send(
@@ -299,8 +306,9 @@ async def _send(
         data += conn.send(h11.Data(data=response.body))
     data += conn.send(h11.EndOfMessage())
     writer.write(data)
-    async with asyncio.timeout(WRITE_TIMEOUT_S):
-        await writer.drain()
+    if writer.transport.get_write_buffer_size():  # the socket did not take it all at once
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await writer.drain()
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
