@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # (label, modules) in the daemon's load order; each row includes every row above it.
 CORE = [
     ("asyncio (with ssl)", ["asyncio"]),
-    ("the box's HTTP server (h11)", ["gateway.runtime.http_server"]),
     ("config reader (PyYAML, schema)", ["gateway.config"]),
     ("journal (aiosqlite)", ["gateway.journal"]),
     ("ATOL API parser", ["gateway.atol.parser"]),
     ("worker and supervisor", ["gateway.engine.worker", "gateway.engine.supervisor"]),
     ("Shtrih driver (codec, link, serial)", ["gateway.registers.shtrih.driver"]),
+    ("the box's HTTP server (h11)", ["gateway.runtime.http_server"]),
     ("the rest of the wiring (HTTP API, monitors, status)", ["gateway.app.gateway"]),
 ]
 # Each on top of the whole daemon, only when the config (or a visit) asks for it.

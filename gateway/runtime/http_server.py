@@ -156,6 +156,8 @@ class HttpServer:
                 conn.start_next_cycle()
         except (ConnectionError, TimeoutError, ssl.SSLError):
             pass  # the client went away or stalled: nothing to answer
+        except Exception:  # a bug here must not end the server, only this connection
+            _LOGGER.exception("%s: connection from %s failed", self._name, peer or "?")
         finally:
             del self._connections[task]
             writer.close()
