@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Final
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import h11
 
@@ -235,7 +235,11 @@ class HttpServer:
             raise _Refused(
                 408, f"the request body did not arrive within {self._body_timeout_s:g} s"
             ) from None
-        raw_path, _, query = head.target.decode("latin-1").partition("?")
+        target = head.target.decode("latin-1")
+        if "://" in target.partition("?")[0]:  # absolute-form, which a server must take too
+            parts = urlsplit(target)  # (RFC 9112 3.2.2): its path and query count
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        raw_path, _, query = target.partition("?")
         return Request(
             method="GET" if head.method == b"HEAD" else head.method.decode("ascii"),
             path=unquote(raw_path),

@@ -94,6 +94,21 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection(
     assert [headers["x-seen"] for _, headers, _ in answers] == ["1", "2", "3"]
 
 
+async def test_an_absolute_form_target_counts_by_its_path_and_query(
+    server: tuple[HttpServer, int],
+) -> None:
+    _, port = server
+    raw = await _exchange(
+        port,
+        b"GET http://box:8080/api/v2/requests?limit=5 HTTP/1.1\r\nHost: box\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    [(status, _, body)] = _answers(raw)
+    assert status == 200
+    assert json.loads(body)["path"] == "/api/v2/requests"
+    assert json.loads(body)["query"] == {"limit": "5"}
+
+
 async def test_head_is_answered_as_get_without_the_body(server: tuple[HttpServer, int]) -> None:
     _, port = server
     raw = await _exchange(port, b"HEAD /x HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n")
