@@ -145,6 +145,9 @@ class HttpServer:
     # --- one connection -------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._server is None:  # accepted (or its TLS handshake done) after stop began
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         connection = self._connections[task] = _Connection(writer)
@@ -154,16 +157,20 @@ class HttpServer:
         try:
             while await self._one_request(conn, reader, connection, peer):
                 conn.start_next_cycle()
-        except (ConnectionError, TimeoutError, ssl.SSLError):
-            pass  # the client went away or stalled: nothing to answer
+        except OSError:
+            # The client went away, stalled, or does not read its answer: drop the socket
+            # and whatever waits to be sent to it (a plain close would keep both for good).
+            writer.transport.abort()
         except Exception:  # a bug here must not end the server, only this connection
             _LOGGER.exception("%s: connection from %s failed", self._name, peer or "?")
         finally:
-            del self._connections[task]
             writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(WRITE_TIMEOUT_S):
+            try:
+                async with asyncio.timeout(LINGER_S):
                     await writer.wait_closed()
+            except Exception:  # unsent data the client does not take, or a reset
+                writer.transport.abort()
+            del self._connections[task]
 
     async def _one_request(
         self,
@@ -174,6 +181,7 @@ class HttpServer:
     ) -> bool:
         """Serve one request; True when the connection may carry another."""
         writer = connection.writer
+        head: object = None
         try:
             deadline = asyncio.get_running_loop().time() + HEAD_TIMEOUT_S
             head = await _next_event(conn, reader, deadline)
@@ -184,9 +192,9 @@ class HttpServer:
         except h11.RemoteProtocolError as err:
             refused = _Refused(err.error_status_hint, "bad HTTP message")
             detail = escape_controls(str(err))
-            return await self._refuse(conn, reader, connection, refused, peer, detail)
+            return await self._refuse(conn, reader, connection, refused, peer, detail, head)
         except _Refused as refused:
-            return await self._refuse(conn, reader, connection, refused, peer, refused.text)
+            return await self._refuse(conn, reader, connection, refused, peer, refused.text, head)
         try:
             response = await self._handler(request)
         except Exception:
@@ -194,8 +202,7 @@ class HttpServer:
                 "%s: unexpected error on %s %s", self._name, request.method, request.raw_path
             )
             response = self._refusal(500, "internal error; see the box log")
-        head_only = head.method == b"HEAD"
-        await _send(conn, writer, response, head_only=head_only, close=connection.closing)
+        await _send(conn, writer, response, head_only=_is_head(head), close=connection.closing)
         connection.busy = False
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
@@ -213,13 +220,15 @@ class HttpServer:
             raise _Refused(431, f"the request line and headers are over {MAX_HEAD_BYTES} bytes")
         headers: dict[str, str] = {}
         for name, value in head.headers:
-            headers.setdefault(name.decode("ascii"), value.decode("latin-1"))
+            # as aiohttp did: UTF-8, and bytes that are not kept as surrogates (auth refuses them)
+            headers.setdefault(name.decode("ascii"), value.decode("utf-8", "surrogateescape"))
         too_large = f"request body is larger than {self._max_body} bytes"
         length = headers.get("content-length")
         if length is not None and int(length) > self._max_body:
             raise _Refused(413, too_large)
         if conn.they_are_waiting_for_100_continue:
-            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+            interim = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+            writer.write(conn.send(interim))
         body = bytearray()
         deadline = asyncio.get_running_loop().time() + self._body_timeout_s
         try:
@@ -235,7 +244,7 @@ class HttpServer:
             raise _Refused(
                 408, f"the request body did not arrive within {self._body_timeout_s:g} s"
             ) from None
-        target = head.target.decode("latin-1")
+        target = head.target.decode("latin-1").partition("#")[0]  # a fragment is the client's
         if "://" in target.partition("?")[0]:  # absolute-form, which a server must take too
             parts = urlsplit(target)  # (RFC 9112 3.2.2): its path and query count
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -258,6 +267,7 @@ class HttpServer:
         refused: _Refused,
         peer: str | None,
         detail: str,
+        head: object,
     ) -> bool:
         """One warning line; the refusal's answer when the protocol still allows one; close."""
         _LOGGER.warning(
@@ -270,11 +280,15 @@ class HttpServer:
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             response = self._refusal(refused.status, refused.text)
             with contextlib.suppress(h11.LocalProtocolError):
-                await _send(conn, connection.writer, response, close=True)
+                await _send(conn, connection.writer, response, head_only=_is_head(head), close=True)
         connection.busy = False  # answered: a stopping server need not wait for the rest
         if not connection.closing:
             await _linger(reader, connection.writer)
         return False
+
+
+def _is_head(head: object) -> bool:
+    return isinstance(head, h11.Request) and head.method == b"HEAD"
 
 
 async def _next_event(
@@ -320,10 +334,10 @@ async def _send(
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Half-close, then read what the client still sends for a while: closing with unread
     data would reset the connection, and the client might lose the answer."""
-    if writer.can_write_eof():
-        writer.write_eof()
     left = LINGER_BYTES
-    with contextlib.suppress(TimeoutError, ConnectionError):
+    with contextlib.suppress(OSError):  # the client closed first (ENOTCONN), or a timeout
+        if writer.can_write_eof():
+            writer.write_eof()
         async with asyncio.timeout(LINGER_S):
             while left > 0 and (data := await reader.read(READ_BYTES)):
                 left -= len(data)

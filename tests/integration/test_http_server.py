@@ -5,13 +5,16 @@ rule of the protocol it keeps is seen on the wire (RFC 9112 message framing, RFC
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
 from gateway.config.values import Listen
+from gateway.runtime import http_server
 from gateway.runtime.http_server import HttpServer, Request, Response
 
 MAX_BODY = 1000
@@ -239,3 +242,72 @@ async def test_stop_lets_a_request_in_flight_finish_and_closes_idle_connections(
     idle_writer.close()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_a_client_that_drops_mid_body_costs_one_warning_line(
+    server: tuple[HttpServer, int], echo: Echo, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, port = server
+    caplog.set_level(logging.DEBUG, logger="gateway.runtime.http_server")
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b'POST /x HTTP/1.1\r\nHost: box\r\nContent-Length: 50\r\n\r\n{"uuid":')
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.3)
+    lines = [r for r in caplog.records if r.name == "gateway.runtime.http_server"]
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    assert echo.seen == []
+
+
+async def test_a_client_that_never_reads_its_answer_is_dropped(
+    echo: Echo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_server, "WRITE_TIMEOUT_S", 0.3)
+    big = Response(200, b"x" * (8 << 20))
+
+    async def huge(_request: Request) -> Response:
+        return big
+
+    srv = HttpServer(huge, _refusal, max_body_bytes=MAX_BODY, body_timeout_s=1.0, name="test")
+    port = await srv.start(Listen("127.0.0.1", 0), key="http.listen", code="http_listen")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(b"GET /big HTTP/1.1\r\nHost: box\r\n\r\n")
+    await writer.drain()
+    await asyncio.sleep(3.0)  # the write times out after 0.3 s; the socket is dropped
+    received = 0
+    with contextlib.suppress(ConnectionError):
+        async with asyncio.timeout(10):
+            while data := await reader.read(1 << 16):
+                received += len(data)
+    writer.close()
+    assert received < len(big.body)  # cut off, not delivered late
+    await srv.stop(1.0)
+
+
+async def test_a_refused_head_request_still_gets_its_answer(
+    server: tuple[HttpServer, int],
+) -> None:
+    _, port = server
+    raw = await _exchange(port, b"HEAD /h HTTP/1.1\r\nHost: box\r\nContent-Length: 5000\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 413 ")
+
+
+async def test_header_values_are_utf8_and_a_fragment_is_not_the_query(
+    server: tuple[HttpServer, int], echo: Echo
+) -> None:
+    _, port = server
+    await _exchange(
+        port,
+        b"GET /q?limit=5#top HTTP/1.1\r\nHost: box\r\nAuthorization: Bearer "
+        + "пароль".encode()
+        + b"\r\nX-Raw: \xff\r\nConnection: close\r\n\r\n",
+    )
+    [request] = echo.seen
+    assert request.query == {"limit": "5"}
+    assert request.headers["authorization"] == "Bearer пароль"
+    assert request.headers["x-raw"] == "\udcff"  # not UTF-8: kept apart, as aiohttp did
