@@ -341,15 +341,21 @@ async def test_validate_marks_keeps_every_code_when_all_pass(tmp_path: Path) -> 
         assert [c.code for c in code_table(box)] == [first, second]
 
 
+async def validate_good_and_sold(box: ShtrihBox, prefix: str) -> list[dict[str, Any]]:
+    """validateMarks of a good code and one the ОИСМ says is sold; the two codes' results."""
+    good, sold = code(f"{prefix}0001"), code(f"{prefix}0002")
+    await set_ism(box, "sold", sold)
+    await box.submit("v", validate(good, sold))
+    job = await done(box, "v")
+    result = job.task_results[0].result
+    assert result is not None
+    marks: list[dict[str, Any]] = result["validateMarks"]
+    return marks
+
+
 async def test_validate_marks_with_a_refused_code_keeps_none(tmp_path: Path) -> None:
     async with running_box(tmp_path) as box:
-        good, sold = code("Valid001"), code("Valid002")
-        await set_ism(box, "sold", sold)
-        await box.submit("v", validate(good, sold))
-        job = await done(box, "v")
-        result = job.task_results[0].result
-        assert result is not None
-        first, second = result["validateMarks"]
+        first, second = await validate_good_and_sold(box, "Valid")
         # The first code passed its check, but it is no longer kept, and says so.
         assert first["itemInfoCheckResult"]["imcCheckResult"] is True
         assert first["kept"] is False
@@ -370,13 +376,7 @@ async def test_on_a_register_that_never_clears_validate_marks_says_the_codes_sta
     such; the clear task says the table was not emptied instead of answering success."""
     async with running_box(tmp_path) as box:
         await box.emulator.apply_fault("marking_clear_refused", True)
-        good, sold = code("Nano0001"), code("Nano0002")
-        await set_ism(box, "sold", sold)
-        await box.submit("v", validate(good, sold))
-        job = await done(box, "v")
-        result = job.task_results[0].result
-        assert result is not None
-        first, second = result["validateMarks"]
+        first, second = await validate_good_and_sold(box, "Nano")
         assert first["itemInfoCheckResult"]["imcCheckResult"] is True
         assert "kept" not in first
         assert first["driverError"]["code"] == 0
